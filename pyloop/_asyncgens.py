@@ -1,0 +1,55 @@
+"""Async generator finalization: the hooks the loop installs while running.
+
+Python calls ``firstiter`` when an async generator first runs and
+``finalizer`` when an unfinished one is garbage-collected; the loop then
+schedules its ``aclose()``.  ``shutdown_asyncgens`` closes every generator
+still alive, so their ``finally`` blocks run before the loop closes.
+"""
+
+import warnings
+import weakref
+
+
+class AsyncGenMixin:
+    """The async-generator part of the ``AbstractEventLoop`` API."""
+
+    _asyncgens_shutdown_called = False
+
+    def _asyncgens_set(self):
+        agens = self.__dict__.get('_asyncgens')
+        if agens is None:
+            agens = self.__dict__['_asyncgens'] = weakref.WeakSet()
+        return agens
+
+    def _asyncgen_firstiter_hook(self, agen):
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f'asynchronous generator {agen!r} was scheduled after '
+                f'loop.shutdown_asyncgens() call',
+                ResourceWarning, source=self)
+        self._asyncgens_set().add(agen)
+
+    def _asyncgen_finalizer_hook(self, agen):
+        self._asyncgens_set().discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    async def shutdown_asyncgens(self):
+        """Close every async generator that is still suspended."""
+        self._asyncgens_shutdown_called = True
+        agens = self._asyncgens_set()
+        if not len(agens):
+            return
+        closing = list(agens)
+        agens.clear()
+        import asyncio
+        results = await asyncio.gather(*[ag.aclose() for ag in closing],
+                                       return_exceptions=True)
+        for result, agen in zip(results, closing):
+            if isinstance(result, Exception):
+                self.call_exception_handler({
+                    'message': f'an error occurred during closing of '
+                               f'asynchronous generator {agen!r}',
+                    'exception': result,
+                    'asyncgen': agen,
+                })

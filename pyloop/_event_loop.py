@@ -1,0 +1,43 @@
+"""``pyloop.Loop``: the C core plus the Python-level services, as one class.
+
+The hot paths (scheduling, timers, fd readiness, running callbacks) live in
+the Cython ``BaseLoop``; what runs rarely (error reporting, executors, async
+generator finalization, socket helpers) is plain Python in mixins, one file
+each.  Inheriting ``asyncio.AbstractEventLoop`` last makes ``isinstance``
+checks in asyncio and third-party code succeed.
+"""
+
+import asyncio
+import warnings
+
+from ._loop import BaseLoop
+from ._asyncgens import AsyncGenMixin
+from ._exceptions import ExceptionHandlingMixin
+from ._executor import ExecutorMixin
+from ._sock import SockMixin
+from ._unsupported import UnsupportedMixin
+
+
+class Loop(BaseLoop, ExceptionHandlingMixin, ExecutorMixin, AsyncGenMixin,
+           SockMixin, UnsupportedMixin, asyncio.AbstractEventLoop):
+    """A drop-in asyncio event loop whose core runs in C.
+
+    Create one with ``pyloop.new_event_loop()``; use it like any asyncio loop
+    (``run_until_complete``, ``asyncio.Runner(loop_factory=...)``, ...).
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def _close_services(self):
+        self._close_executor()
+
+    def __repr__(self):
+        return (f'<{type(self).__name__} running={self.is_running()} '
+                f'closed={self.is_closed()} debug={self.get_debug()}>')
+
+    def __del__(self, _warn=warnings.warn):
+        if not self.is_closed():
+            _warn(f'unclosed event loop {self!r}', ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()

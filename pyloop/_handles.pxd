@@ -1,0 +1,36 @@
+# Layouts of the callback handles and of the loop base they report to.
+
+cdef class Handle
+cdef class TimerHandle
+
+
+cdef class LoopCore:
+    """C-level base of the Loop: what handles need from their loop."""
+    cdef bint _debug
+    cdef void _on_timer_cancelled(self, TimerHandle timer) noexcept
+
+
+cdef class Handle:
+    cdef object _callback
+    cdef object _args          # tuple
+    cdef object _context       # contextvars.Context
+    cdef object _loop
+    cdef bint _cancelled
+    cdef object _repr
+    cdef public object _source_traceback
+    cdef object __weakref__
+
+    cdef int run_callback(self) except -1
+    cdef int _cancel(self) except -1
+    cdef void _report_exception(self, object exc)
+
+
+cdef class TimerHandle(Handle):
+    cdef double _when
+    # True while the timer heap holds a reference to this handle.
+    cdef bint _scheduled
+
+
+cdef Handle new_handle(object loop, object callback, object args, object context)
+cdef TimerHandle new_timer_handle(object loop, double when, object callback,
+                                  object args, object context)

@@ -1,0 +1,60 @@
+# Layout of the loop core.
+from libc.stdint cimport int64_t, uint32_t
+from cpython.object cimport PyObject
+
+from .includes.core cimport (pl_reactor_t, pl_event_t, pl_ready_queue_t,
+                             pl_timer_heap_t, pl_wakeup_t)
+from ._handles cimport LoopCore, Handle, TimerHandle
+
+
+cdef struct FdWatch:
+    PyObject *reader     # owned reference to a Handle, or NULL
+    PyObject *writer     # owned reference to a Handle, or NULL
+    uint32_t events      # interest registered with the reactor (PL_EV_*)
+    uint32_t token       # generation of the registration, see _loop.pyx
+    bint internal        # the loop's own wakeup fd
+
+
+cdef class BaseLoop(LoopCore):
+    cdef pl_reactor_t *reactor
+    cdef pl_ready_queue_t ready
+    cdef pl_ready_queue_t graveyard   # handles dropped by the heap, to decref
+    cdef pl_timer_heap_t timers
+    cdef pl_wakeup_t wakeup
+    cdef pl_event_t *events
+    cdef int max_events
+    cdef FdWatch *watches
+    cdef int watches_len
+    cdef uint32_t next_token
+    cdef int64_t last_poll_ns
+    cdef bint resources_ready
+
+    cdef bint _closed
+    cdef bint _stopping
+    cdef object _thread_id
+    cdef object _task_factory
+    cdef int _pid
+    cdef bint _coroutine_origin_tracking_enabled
+    cdef int _coroutine_origin_tracking_saved_depth
+    cdef public double slow_callback_duration
+    cdef public object _current_handle
+
+    cdef int _check_closed(self) except -1
+    cdef int _check_thread(self) except -1
+    cdef int _check_callback(self, object callback, str method) except -1
+    cdef Handle _call_soon(self, object callback, object args, object context)
+    cdef TimerHandle _call_at(self, double when, object callback, object args,
+                              object context)
+    cdef int _push_ready(self, Handle handle) except -1
+    cdef int _run_once(self) except -1
+    cdef int _poll(self, int64_t timeout_ns) except -1
+    cdef int _expire_timers(self) except -1
+    cdef int _run_ready(self) except -1
+    cdef int _run_ready_debug(self) except -1
+    cdef FdWatch *_watch_for(self, int fd) except NULL
+    cdef int _set_interest(self, int fd, FdWatch *w, uint32_t events,
+                           bint strict) except -1
+    cdef _add_watcher(self, object fileobj, object callback, object args,
+                      bint writer, str method)
+    cdef _remove_watcher(self, object fileobj, bint writer)
+    cdef int _release_resources(self) except -1

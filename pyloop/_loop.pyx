@@ -1,0 +1,783 @@
+# cython: language_level=3
+"""The loop core: scheduling, timers and fd readiness, driven by csrc/.
+
+One iteration (``_run_once``) is a list of named steps, as in libuv:
+
+1. compute the poll timeout: 0 if callbacks are ready or ``stop()`` was
+   called, else the time to the nearest live timer, else forever;
+2. ``_poll``: one ``pl_reactor_wait`` (the GIL is released only when the wait
+   can block) and dispatch of every ready fd to its reader/writer handle;
+3. ``_expire_timers``: move timers whose deadline has passed to the ready queue;
+4. ``_run_ready``: run the handles that were ready when this step began --
+   callbacks scheduled while it runs wait for the next iteration, as asyncio
+   guarantees.
+
+Ownership rules (the only tricky part of this file):
+
+* the ready queue (a C ring) owns one reference to each queued Handle;
+* the timer heap owns one reference to each TimerHandle in it; a timer moves
+  from the heap to the ready queue with its reference;
+* each ``FdWatch`` owns its reader and writer Handle.
+
+Dropping a reference can run arbitrary Python code (a ``__del__`` of
+something a handle's context kept alive), and that code may schedule more
+timers.  The timer heap must not be re-entered while it is compacting, so the
+heap's release callback does not decref: it parks the handle in
+``graveyard`` and the loop empties the graveyard once the heap call returned.
+"""
+
+cimport cython
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
+from libc.errno cimport EINTR, ENOENT, EBADF, ENOMEM
+from libc.stdint cimport int64_t, uint32_t, INT64_MAX
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memset, strerror
+from libc.math cimport ceil, isnan
+from posix.unistd cimport getpid
+
+from .includes.core cimport *
+from .includes.python cimport PyContext_CopyCurrent, PyErr_CheckSignals
+from ._handles cimport (LoopCore, Handle, TimerHandle, new_handle,
+                        new_timer_handle)
+
+import os
+import sys
+import threading
+import logging
+from asyncio import events as _aio_events
+from asyncio import coroutines as _aio_coroutines
+from asyncio import futures as _aio_futures
+from asyncio import tasks as _aio_tasks
+from asyncio import constants as _aio_constants
+from asyncio import format_helpers as _format_helpers
+
+cdef object _Future = _aio_futures.Future
+cdef object _Task = _aio_tasks.Task
+cdef object _ensure_future = _aio_tasks.ensure_future
+cdef object _isfuture = _aio_futures.isfuture
+cdef object _get_future_loop = _aio_futures._get_loop
+cdef object _set_running_loop = _aio_events._set_running_loop
+cdef object _get_running_loop = _aio_events._get_running_loop
+cdef object _iscoroutine = _aio_coroutines.iscoroutine
+cdef object _iscoroutinefunction = _aio_coroutines.iscoroutinefunction
+cdef object _extract_stack = _format_helpers.extract_stack
+cdef object _format_handle = None
+cdef object _get_ident = threading.get_ident
+cdef object _monotonic_to_str = None
+
+logger = logging.getLogger('asyncio')
+
+# How many kernel events one wait returns at most.  More ready fds than this
+# are simply reported by the next (zero-timeout) wait: the reactor is
+# level-triggered.
+cdef enum:
+    MAX_EVENTS = 1024
+
+# While callbacks are ready the loop would poll the kernel with a zero
+# timeout on every iteration -- one syscall per iteration, which doubled the
+# cost of a call_soon chain.  Instead a busy loop polls when at least this
+# long has passed since the last poll: I/O latency stays bounded by 50 us plus
+# one callback, and a chain of cheap callbacks pays for ~1 poll per 200
+# iterations.  The first iteration of every run, an iteration after stop(),
+# and any iteration that could block always poll.
+cdef int64_t BUSY_POLL_INTERVAL_NS = 50000
+
+
+cdef inline object _oserror(int err):
+    return OSError(err, strerror(err).decode('utf-8', 'replace'))
+
+
+cdef int _fileobj_to_fd(object fileobj) except -1:
+    """Turn an fd or an object with fileno() into an fd, as selectors does."""
+    cdef long fd
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f'Invalid file object: {fileobj!r}') from None
+    if fd < 0:
+        raise ValueError(f'Invalid file descriptor: {fd}')
+    if fd > 0x7fffffff:
+        raise ValueError(f'Invalid file descriptor: {fd}')
+    return <int>fd
+
+
+cdef inline int64_t _when_to_ns(double when):
+    # Rounded up so that "deadline_ns <= now_ns" implies "when <= loop.time()":
+    # a timer never runs before loop.time() reaches its when().
+    cdef double ns
+    if isnan(when):
+        return INT64_MAX
+    ns = ceil(when * 1e9)
+    if ns >= <double>INT64_MAX:
+        return INT64_MAX
+    if ns <= -<double>INT64_MAX:
+        return -INT64_MAX
+    return <int64_t>ns
+
+
+# ---- timer heap callbacks (run with the GIL held, inside heap calls) ------
+
+cdef int _timer_is_cancelled(void *token, void *ctx) noexcept:
+    return (<Handle>token)._cancelled
+
+
+cdef void _timer_release(void *token, void *ctx) noexcept:
+    cdef BaseLoop loop = <BaseLoop>ctx
+    (<TimerHandle>token)._scheduled = False
+    # Parked, not decref'd: see the module docstring.
+    if pl_ready_queue_push(&loop.graveyard, token) < 0:
+        # Out of memory: leaking one handle beats re-entering the heap.
+        pass
+
+
+cdef void _bury(BaseLoop loop) noexcept:
+    cdef void *p
+    while loop.graveyard.len:
+        p = pl_ready_queue_pop(&loop.graveyard)
+        Py_DECREF(<object>p)
+
+
+def _run_until_complete_cb(fut):
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # run_forever() already finished because the exception escaped
+            # from a callback; stopping now would leak into the next run.
+            return
+    _get_future_loop(fut).stop()
+
+
+cdef class BaseLoop(LoopCore):
+    """The C part of ``pyloop.Loop``; not meant to be used on its own."""
+
+    def __cinit__(self, *args, **kwargs):
+        cdef pl_timer_ops_t ops
+        cdef int rc
+        self.reactor = NULL
+        self.events = NULL
+        self.watches = NULL
+        self.watches_len = 0
+        self.wakeup.read_fd = -1
+        self.wakeup.write_fd = -1
+        self.resources_ready = False
+        self.slow_callback_duration = 0.1
+        self._pid = getpid()
+
+        rc = pl_ready_queue_init(&self.ready, 256)
+        if rc < 0:
+            raise MemoryError()
+        rc = pl_ready_queue_init(&self.graveyard, 16)
+        if rc < 0:
+            pl_ready_queue_destroy(&self.ready)
+            raise MemoryError()
+        ops.is_cancelled = _timer_is_cancelled
+        ops.release = _timer_release
+        ops.ctx = <void *>self
+        rc = pl_timer_heap_init(&self.timers, &ops)
+        if rc < 0:
+            pl_ready_queue_destroy(&self.graveyard)
+            pl_ready_queue_destroy(&self.ready)
+            raise MemoryError()
+        self.resources_ready = True
+
+        self.events = <pl_event_t *>malloc(MAX_EVENTS * sizeof(pl_event_t))
+        if self.events == NULL:
+            self._release_resources()
+            raise MemoryError()
+        self.max_events = MAX_EVENTS
+        rc = pl_reactor_open(&self.reactor)
+        if rc < 0:
+            self._release_resources()
+            raise _oserror(-rc)
+        rc = pl_wakeup_open(&self.wakeup)
+        if rc < 0:
+            self._release_resources()
+            raise _oserror(-rc)
+        w = self._watch_for(self.wakeup.read_fd)
+        w.internal = True
+        self._set_interest(self.wakeup.read_fd, w, PL_EV_READ, True)
+
+    def __init__(self):
+        self._debug = _aio_coroutines._is_debug_mode()
+
+    def __dealloc__(self):
+        self._release_resources()
+
+    cdef int _release_resources(self) except -1:
+        """Drop every handle and free the C state.  Runs no Python code
+        before the structures are consistent again."""
+        cdef void *p
+        cdef int fd
+        cdef PyObject *obj
+        if not self.resources_ready:
+            return 0
+        self.resources_ready = False
+        while self.ready.len:
+            p = pl_ready_queue_pop(&self.ready)
+            Py_DECREF(<object>p)
+        pl_ready_queue_destroy(&self.ready)
+        pl_timer_heap_destroy(&self.timers)
+        _bury(self)
+        pl_ready_queue_destroy(&self.graveyard)
+        if self.watches != NULL:
+            for fd in range(self.watches_len):
+                obj = self.watches[fd].reader
+                self.watches[fd].reader = NULL
+                Py_XDECREF(obj)
+                obj = self.watches[fd].writer
+                self.watches[fd].writer = NULL
+                Py_XDECREF(obj)
+            free(self.watches)
+            self.watches = NULL
+            self.watches_len = 0
+        if self.reactor != NULL:
+            pl_reactor_close(self.reactor)
+            self.reactor = NULL
+        pl_wakeup_close(&self.wakeup)
+        if self.events != NULL:
+            free(self.events)
+            self.events = NULL
+        return 0
+
+    # ---- checks ---------------------------------------------------------
+
+    cdef int _check_closed(self) except -1:
+        if self._closed:
+            raise RuntimeError('Event loop is closed')
+        return 0
+
+    cdef int _check_thread(self) except -1:
+        # Only in debug mode, as asyncio: a cheap guard against the most
+        # common threading mistake.
+        if self._thread_id is None:
+            return 0
+        if _get_ident() != self._thread_id:
+            raise RuntimeError(
+                'Non-thread-safe operation invoked on an event loop other '
+                'than the current one')
+        return 0
+
+    cdef int _check_callback(self, object callback, str method) except -1:
+        # Stricter than asyncio, which checks only in debug mode: a
+        # non-callable can never succeed, so refusing it at once costs
+        # nothing and saves a confusing report later.
+        if callable(callback) and not (self._debug and _iscoroutinefunction(callback)):
+            return 0
+        if _iscoroutine(callback) or _iscoroutinefunction(callback):
+            raise TypeError(f'coroutines cannot be used with {method}()')
+        raise TypeError(
+            f'a callable object was expected by {method}(), got {callback!r}')
+
+    def _check_running(self):
+        if self._thread_id is not None:
+            raise RuntimeError('This event loop is already running')
+        if _get_running_loop() is not None:
+            raise RuntimeError(
+                'Cannot run the event loop while another loop is running')
+
+    # ---- scheduling -----------------------------------------------------
+
+    cdef int _push_ready(self, Handle handle) except -1:
+        Py_INCREF(handle)
+        if pl_ready_queue_push(&self.ready, <void *>handle) < 0:
+            Py_DECREF(handle)
+            raise MemoryError()
+        return 0
+
+    cdef Handle _call_soon(self, object callback, object args, object context):
+        cdef Handle handle
+        if context is None:
+            context = PyContext_CopyCurrent()
+        handle = new_handle(self, callback, args, context)
+        if self._debug:
+            handle._source_traceback = _extract_stack(sys._getframe(0))
+        self._push_ready(handle)
+        return handle
+
+    cdef TimerHandle _call_at(self, double when, object callback, object args,
+                              object context):
+        cdef TimerHandle timer
+        if context is None:
+            context = PyContext_CopyCurrent()
+        timer = new_timer_handle(self, when, callback, args, context)
+        if self._debug:
+            timer._source_traceback = _extract_stack(sys._getframe(0))
+        Py_INCREF(timer)
+        if pl_timer_heap_push(&self.timers, _when_to_ns(when), <void *>timer) < 0:
+            Py_DECREF(timer)
+            raise MemoryError()
+        timer._scheduled = True
+        return timer
+
+    cdef void _on_timer_cancelled(self, TimerHandle timer) noexcept:
+        if timer._scheduled and self.resources_ready:
+            pl_timer_heap_note_cancelled(&self.timers)
+            _bury(self)
+
+    def _timer_handle_cancelled(self, handle):
+        """Hook asyncio's own TimerHandle.cancel() calls; see _handles.pyx."""
+        if isinstance(handle, TimerHandle):
+            self._on_timer_cancelled(<TimerHandle>handle)
+
+    def call_soon(self, callback, *args, context=None):
+        """Arrange for ``callback(*args)`` to be called soon, in FIFO order."""
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+        self._check_callback(callback, 'call_soon')
+        return self._call_soon(callback, args, context)
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        """Like ``call_soon``, but safe to call from any thread: wakes the loop."""
+        self._check_closed()
+        self._check_callback(callback, 'call_soon_threadsafe')
+        handle = self._call_soon(callback, args, context)
+        pl_wakeup_signal(&self.wakeup)
+        return handle
+
+    def call_later(self, delay, callback, *args, context=None):
+        """Arrange for ``callback(*args)`` to be called after ``delay`` seconds."""
+        if delay is None:
+            raise TypeError('delay must not be None')
+        cdef double d = delay
+        cdef double when = pl_clock_now_ns() / 1e9 + d
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+        self._check_callback(callback, 'call_later')
+        return self._call_at(when, callback, args, context)
+
+    def call_at(self, when, callback, *args, context=None):
+        """Arrange for ``callback(*args)`` to be called at loop time ``when``."""
+        if when is None:
+            raise TypeError('when cannot be None')
+        cdef double w = when
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+        self._check_callback(callback, 'call_at')
+        return self._call_at(w, callback, args, context)
+
+    def time(self):
+        """Return the loop's clock: ``time.monotonic()``, in seconds."""
+        return pl_clock_now_ns() / 1e9
+
+    def _write_to_self(self):
+        """Wake the loop from another thread (asyncio-compatible name)."""
+        if self.resources_ready:
+            pl_wakeup_signal(&self.wakeup)
+
+    # ---- futures and tasks ----------------------------------------------
+
+    def create_future(self):
+        """Create an ``asyncio.Future`` attached to this loop."""
+        return _Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None):
+        """Schedule a coroutine as a task; honours ``set_task_factory``."""
+        self._check_closed()
+        if self._task_factory is None:
+            return _Task(coro, loop=self, name=name, context=context)
+        if context is None:
+            task = self._task_factory(self, coro)
+        else:
+            task = self._task_factory(self, coro, context=context)
+        if name is not None:
+            set_name = getattr(task, 'set_name', None)
+            if set_name is not None:
+                set_name(name)
+        return task
+
+    def set_task_factory(self, factory):
+        """Set the factory ``create_task`` uses (``None`` for the default)."""
+        if factory is not None and not callable(factory):
+            raise TypeError('task factory must be a callable or None')
+        self._task_factory = factory
+
+    def get_task_factory(self):
+        """Return the task factory, or ``None`` for the default."""
+        return self._task_factory
+
+    # ---- running --------------------------------------------------------
+
+    def run_forever(self):
+        """Run until ``stop()`` is called."""
+        self._check_closed()
+        self._check_running()
+        if getpid() != self._pid:
+            raise RuntimeError(
+                'this event loop was created in another process (before a '
+                'fork); create a new loop in the child')
+        self._set_coroutine_origin_tracking(self._debug)
+        old_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = _get_ident()
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            _set_running_loop(self)
+            self.last_poll_ns = -BUSY_POLL_INTERVAL_NS   # first iteration polls
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            _set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_hooks)
+
+    def run_until_complete(self, future):
+        """Run until ``future`` (a future, task or coroutine) is done; return
+        its result or raise its exception."""
+        self._check_closed()
+        self._check_running()
+        new_task = not _isfuture(future)
+        future = _ensure_future(future, loop=self)
+        if new_task:
+            # The task is ours; if the loop stops early nobody can await it,
+            # so do not warn that it was destroyed pending.
+            future._log_destroy_pending = False
+        future.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and future.done() and not future.cancelled():
+                # Mark the exception retrieved: it is propagating right now.
+                future.exception()
+            raise
+        finally:
+            future.remove_done_callback(_run_until_complete_cb)
+        if not future.done():
+            raise RuntimeError('Event loop stopped before Future completed.')
+        return future.result()
+
+    def stop(self):
+        """Stop after the current iteration (or after one iteration, if the
+        loop is not running yet)."""
+        self._stopping = True
+
+    def is_running(self):
+        """Return True while ``run_forever`` is on the stack."""
+        return self._thread_id is not None
+
+    def is_closed(self):
+        """Return True once ``close()`` was called."""
+        return self._closed
+
+    def close(self):
+        """Close the loop: drop pending callbacks, release the reactor, shut
+        the default executor down without waiting.  Idempotent."""
+        if self._thread_id is not None:
+            raise RuntimeError('Cannot close a running event loop')
+        if self._closed:
+            return
+        if self._debug:
+            logger.debug('Close %r', self)
+        self._closed = True
+        self._release_resources()
+        self._close_services()
+
+    def _close_services(self):
+        pass
+
+    def get_debug(self):
+        """Return True if debug mode is on."""
+        return self._debug
+
+    def set_debug(self, enabled):
+        """Turn debug mode on or off (slow-callback warnings, source
+        tracebacks, thread checks, coroutine origin tracking)."""
+        self._debug = bool(enabled)
+        if self._thread_id is not None:
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking,
+                                      self._debug)
+
+    def _set_coroutine_origin_tracking(self, enabled):
+        if bool(enabled) == bool(self._coroutine_origin_tracking_enabled):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = (
+                sys.get_coroutine_origin_tracking_depth())
+            sys.set_coroutine_origin_tracking_depth(
+                _aio_constants.DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(
+                self._coroutine_origin_tracking_saved_depth)
+        self._coroutine_origin_tracking_enabled = enabled
+
+    # ---- one iteration --------------------------------------------------
+
+    cdef int _run_once(self) except -1:
+        cdef int64_t timeout = -1
+        cdef int64_t now
+        cdef const pl_timer_t *first
+        if self._stopping:
+            timeout = 0
+        elif self.ready.len:
+            timeout = 0
+            now = pl_clock_now_ns()
+            if now - self.last_poll_ns < BUSY_POLL_INTERVAL_NS:
+                timeout = -2      # skip this poll
+        elif self.timers.len:
+            first = pl_timer_heap_peek(&self.timers)
+            if first != NULL:
+                timeout = first.deadline_ns - pl_clock_now_ns()
+                if timeout < 0:
+                    timeout = 0
+            _bury(self)
+        if timeout != -2:
+            self._poll(timeout)
+            self.last_poll_ns = pl_clock_now_ns()
+        self._expire_timers()
+        if self._debug:
+            self._run_ready_debug()
+        else:
+            self._run_ready()
+        return 0
+
+    cdef int _poll(self, int64_t timeout_ns) except -1:
+        cdef int n, i
+        cdef pl_event_t *ev
+        cdef FdWatch *w
+        cdef uint32_t bits
+        if timeout_ns == 0:
+            n = pl_reactor_wait(self.reactor, self.events, self.max_events, 0)
+        else:
+            with nogil:
+                n = pl_reactor_wait(self.reactor, self.events, self.max_events,
+                                    timeout_ns)
+        if n < 0:
+            if n == -EINTR:
+                # Let Python run its signal handlers now (KeyboardInterrupt
+                # propagates from here, as from asyncio's select()).
+                PyErr_CheckSignals()
+                return 0
+            raise _oserror(-n)
+        for i in range(n):
+            ev = &self.events[i]
+            if ev.fd < 0 or ev.fd >= self.watches_len:
+                continue
+            w = &self.watches[ev.fd]
+            # A different token means the fd was unregistered and registered
+            # again since the kernel queued this event: it is stale.
+            if w.events == 0 or w.token != ev.token:
+                continue
+            if w.internal:
+                pl_wakeup_drain(&self.wakeup)
+                continue
+            bits = ev.events
+            if bits & (PL_EV_ERROR | PL_EV_HUP):
+                # An error or hang-up is news for both directions; callbacks
+                # find out what it is when they read or write.
+                bits |= w.events
+            if bits & PL_EV_READ and w.reader != NULL:
+                if not (<Handle>w.reader)._cancelled:
+                    self._push_ready(<Handle>w.reader)
+            if bits & PL_EV_WRITE and w.writer != NULL:
+                if not (<Handle>w.writer)._cancelled:
+                    self._push_ready(<Handle>w.writer)
+        return 0
+
+    cdef int _expire_timers(self) except -1:
+        cdef const pl_timer_t *first
+        cdef pl_timer_t timer
+        cdef int64_t now
+        if self.timers.len == 0:
+            return 0
+        now = pl_clock_now_ns()
+        try:
+            while True:
+                first = pl_timer_heap_peek(&self.timers)
+                if first == NULL or first.deadline_ns > now:
+                    break
+                pl_timer_heap_pop(&self.timers, &timer)
+                (<TimerHandle>timer.token)._scheduled = False
+                # The heap's reference moves to the ready queue.
+                if pl_ready_queue_push(&self.ready, timer.token) < 0:
+                    Py_DECREF(<object>timer.token)
+                    raise MemoryError()
+        finally:
+            _bury(self)
+        return 0
+
+    cdef int _run_ready(self) except -1:
+        cdef size_t ntodo = self.ready.len
+        cdef void *p
+        cdef Handle handle
+        while ntodo:
+            ntodo -= 1
+            p = pl_ready_queue_pop(&self.ready)
+            if p == NULL:
+                break
+            handle = <Handle>p
+            Py_DECREF(handle)
+            if handle._cancelled:
+                continue
+            handle.run_callback()
+        return 0
+
+    cdef int _run_ready_debug(self) except -1:
+        cdef size_t ntodo = self.ready.len
+        cdef void *p
+        cdef Handle handle
+        cdef int64_t t0, dt
+        while ntodo:
+            ntodo -= 1
+            p = pl_ready_queue_pop(&self.ready)
+            if p == NULL:
+                break
+            handle = <Handle>p
+            Py_DECREF(handle)
+            if handle._cancelled:
+                continue
+            self._current_handle = handle
+            try:
+                t0 = pl_clock_now_ns()
+                handle.run_callback()
+                dt = pl_clock_now_ns() - t0
+                if dt / 1e9 >= self.slow_callback_duration:
+                    logger.warning('Executing %s took %.3f seconds',
+                                   _format_handle_for_log(handle), dt / 1e9)
+            finally:
+                self._current_handle = None
+        return 0
+
+    # ---- file descriptors -----------------------------------------------
+
+    cdef FdWatch *_watch_for(self, int fd) except NULL:
+        cdef int new_len
+        cdef FdWatch *grown
+        if fd >= self.watches_len:
+            new_len = self.watches_len * 2
+            if new_len < 64:
+                new_len = 64
+            if new_len <= fd:
+                new_len = fd + 1
+            grown = <FdWatch *>realloc(self.watches, new_len * sizeof(FdWatch))
+            if grown == NULL:
+                raise MemoryError()
+            memset(&grown[self.watches_len], 0,
+                   (new_len - self.watches_len) * sizeof(FdWatch))
+            self.watches = grown
+            self.watches_len = new_len
+        return &self.watches[fd]
+
+    cdef int _set_interest(self, int fd, FdWatch *w, uint32_t events,
+                           bint strict) except -1:
+        """Tell the reactor what we now want for fd.  With strict false,
+        an fd the kernel no longer knows (closed behind our back) counts as
+        unwatched instead of raising."""
+        cdef int rc
+        if events == w.events:
+            return 0
+        if events == 0:
+            rc = pl_reactor_remove(self.reactor, fd)
+            w.events = 0
+            if rc < 0 and rc != -ENOENT and rc != -EBADF and strict:
+                raise _oserror(-rc)
+            return 0
+        if w.events == 0:
+            self.next_token += 1
+            w.token = self.next_token
+            rc = pl_reactor_add(self.reactor, fd, events, w.token)
+        else:
+            rc = pl_reactor_modify(self.reactor, fd, events, w.token)
+        if rc < 0:
+            if not strict and (rc == -EBADF or rc == -ENOENT):
+                w.events = 0
+                return 0
+            raise _oserror(-rc)
+        w.events = events
+        return 0
+
+    cdef _add_watcher(self, object fileobj, object callback, object args,
+                      bint writer, str method):
+        cdef int fd
+        cdef FdWatch *w
+        cdef Handle handle
+        cdef PyObject *old
+        self._check_closed()
+        fd = _fileobj_to_fd(fileobj)
+        self._check_callback(callback, method)
+        handle = new_handle(self, callback, args, PyContext_CopyCurrent())
+        if self._debug:
+            handle._source_traceback = _extract_stack(sys._getframe(0))
+        w = self._watch_for(fd)
+        if w.internal:
+            raise ValueError(f'file descriptor {fd} is used by the event loop itself')
+        self._set_interest(fd, w, w.events | (PL_EV_WRITE if writer else PL_EV_READ),
+                           True)
+        Py_INCREF(handle)
+        if writer:
+            old = w.writer
+            w.writer = <PyObject *>handle
+        else:
+            old = w.reader
+            w.reader = <PyObject *>handle
+        if old != NULL:
+            (<Handle>old)._cancel()
+            Py_DECREF(<object>old)
+        return None
+
+    cdef _remove_watcher(self, object fileobj, bint writer):
+        cdef int fd
+        cdef FdWatch *w
+        cdef PyObject *old
+        if self._closed:
+            return False
+        fd = _fileobj_to_fd(fileobj)
+        if fd >= self.watches_len:
+            return False
+        w = &self.watches[fd]
+        old = w.writer if writer else w.reader
+        if old == NULL:
+            return False
+        if writer:
+            w.writer = NULL
+        else:
+            w.reader = NULL
+        self._set_interest(fd, w, w.events & ~(PL_EV_WRITE if writer else PL_EV_READ),
+                           False)
+        try:
+            (<Handle>old)._cancel()
+        finally:
+            Py_DECREF(<object>old)
+        return True
+
+    def add_reader(self, fd, callback, *args):
+        """Call ``callback(*args)`` whenever ``fd`` is readable."""
+        return self._add_watcher(fd, callback, args, False, 'add_reader')
+
+    def remove_reader(self, fd):
+        """Stop watching ``fd`` for reading; return True if it was watched."""
+        return self._remove_watcher(fd, False)
+
+    def add_writer(self, fd, callback, *args):
+        """Call ``callback(*args)`` whenever ``fd`` is writable."""
+        return self._add_watcher(fd, callback, args, True, 'add_writer')
+
+    def remove_writer(self, fd):
+        """Stop watching ``fd`` for writing; return True if it was watched."""
+        return self._remove_watcher(fd, True)
+
+    def _fd_watched(self, fd):
+        """(reader handle, writer handle) of fd, for tests and diagnostics."""
+        cdef int f = _fileobj_to_fd(fd)
+        if self._closed or f >= self.watches_len:
+            return (None, None)
+        w = &self.watches[f]
+        return (<object>w.reader if w.reader != NULL else None,
+                <object>w.writer if w.writer != NULL else None)
+
+
+cdef object _format_handle_for_log(Handle handle):
+    # A task's step is best described by the task itself.
+    owner = getattr(handle._callback, '__self__', None)
+    if isinstance(owner, _Task):
+        return repr(owner)
+    return str(handle)

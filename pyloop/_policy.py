@@ -1,0 +1,41 @@
+"""Ways to make asyncio use pyloop: a policy, ``install()`` and ``run()``."""
+
+import asyncio
+
+from ._event_loop import Loop
+
+
+def new_event_loop():
+    """Return a new ``pyloop.Loop``."""
+    return Loop()
+
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """An asyncio event loop policy whose loops are ``pyloop.Loop``.
+
+    ``asyncio.set_event_loop_policy(pyloop.EventLoopPolicy())`` makes
+    ``asyncio.run()`` and ``asyncio.new_event_loop()`` use pyloop.
+    """
+
+    def _loop_factory(self):
+        return Loop()
+
+    def new_event_loop(self):
+        """Return a new ``pyloop.Loop``."""
+        return Loop()
+
+
+def install():
+    """Set ``EventLoopPolicy()`` as asyncio's event loop policy."""
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+def run(main, *, debug=None):
+    """Run the coroutine ``main`` on a new pyloop loop and return its result.
+
+    Like ``asyncio.run``: the loop is closed afterwards, remaining tasks are
+    cancelled, async generators and the default executor are shut down, and
+    Ctrl-C cancels ``main`` cleanly.
+    """
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Developer build: compile the extensions with CMake into build/dev and copy
+# them next to the sources, so `PYTHONPATH=. python ...` uses the working tree.
+# (`pip install -e .` is the packaged alternative; see README.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=${PYTHON:-python3}
+modpath=$("$py" -c 'import cython_cmake, os; print(os.path.join(os.path.dirname(cython_cmake.__file__), "cmake"))')
+gen=()
+command -v ninja >/dev/null && gen=(-G Ninja)
+cmake -S . -B build/dev "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DPython_EXECUTABLE="$(command -v "$py")" -DCMAKE_MODULE_PATH="$modpath" >/dev/null
+cmake --build build/dev
+cp build/dev/_*.so pyloop/
