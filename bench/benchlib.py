@@ -1,0 +1,79 @@
+"""Shared pieces of pyloop's benchmark harness: the loop table and the benchmark registry.
+
+A *benchmark* is a function ``func(loop, n) -> float`` that drives ``loop`` through ``n`` operations and
+returns the cost per operation in ``unit`` (the time is taken inside the benchmark, around the loop's own
+work, so process start-up and imports never count).  A *group* is a module in this directory that exposes a
+list ``BENCHMARKS`` of :class:`Benchmark`; the runner (compare.py) and the worker (_worker.py) load every
+module named in :data:`GROUPS`.  To add a group (an echo server driven by a C load generator, HTTP under
+wrk, ...) write ``bench/<group>.py`` with its own ``BENCHMARKS`` and append its name to :data:`GROUPS`;
+nothing else changes.  A benchmark whose number is a rate rather than a cost sets ``lower_is_better=False``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+from typing import Callable
+
+# Modules (in bench/) that hold benchmarks, in the order the report lists them.
+GROUPS = ["micro"]
+
+# name -> (module to import, attribute that makes a new loop, distribution name for the version).
+# The order is the column order of every table; pyloop last, so the baselines read left to right.
+LOOPS: dict[str, tuple[str, str, str | None]] = {
+    "asyncio": ("asyncio", "new_event_loop", None),
+    "uvloop": ("uvloop", "new_event_loop", "uvloop"),
+    "rloop": ("rloop", "new_event_loop", "rloop"),
+    "pyloop": ("pyloop", "new_event_loop", "pyloop"),
+}
+SUBJECT = "pyloop"  # the loop under test: ratios are taken against it
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    name: str                         # short id used on the command line and in tables
+    func: Callable[..., float]        # func(loop, n) -> cost per operation, in `unit`
+    n: int                            # fixed operation count of one measurement
+    description: str                  # one line for the README/report
+    unit: str = "ns/op"
+    target: float | None = None       # DESIGN.md budget for pyloop, in `unit`
+    target_label: str = ""            # how the budget reads in DESIGN.md ("call_soon <= 300 ns")
+    lower_is_better: bool = True
+    group: str = ""                   # filled in by load_benchmarks()
+
+
+def load_benchmarks(groups: list[str] | None = None) -> dict[str, Benchmark]:
+    """All registered benchmarks, in report order, keyed by name."""
+    out: dict[str, Benchmark] = {}
+    for group in groups or GROUPS:
+        mod = importlib.import_module(group)
+        for b in mod.BENCHMARKS:
+            if b.name in out:
+                raise ValueError(f"benchmark {b.name!r} registered twice")
+            out[b.name] = dataclasses.replace(b, group=group)
+    return out
+
+
+def make_loop(name: str):
+    """A new loop of the named kind; ImportError if that loop is not installed."""
+    modname, factory, _ = LOOPS[name]
+    mod = importlib.import_module(modname)
+    make = getattr(mod, factory, None)
+    if make is None:  # e.g. a source checkout of pyloop whose extension is not built yet
+        raise ImportError(f"{modname} has no {factory}()")
+    return make()
+
+
+def loop_version(name: str) -> str:
+    modname, _, dist = LOOPS[name]
+    if dist is None:  # asyncio ships with the interpreter
+        return "asyncio (Python " + sys.version.split()[0] + ")"
+    mod = sys.modules.get(modname) or importlib.import_module(modname)
+    version = getattr(mod, "__version__", None)
+    if version is None:
+        try:
+            from importlib.metadata import version as dist_version
+            version = dist_version(dist)
+        except Exception:
+            version = "unknown"
+    return f"{name} {version}"
