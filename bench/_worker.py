@@ -1,11 +1,11 @@
 """One measurement in a fresh interpreter; compare.py runs this as a subprocess and reads one JSON line.
 
     python bench/_worker.py probe LOOP                  -> {"ok": true, "version": "..."}
-    python bench/_worker.py run LOOP BENCH N REPEAT     -> {"ok": true, "values": [v1, ...]}
+    python bench/_worker.py run LOOP BENCH N REPEAT [CLOCK]   -> {"ok": true, "values": [v1, ...]}
 
 ``run`` makes one loop, warms it up with a tenth of the operations (so the interpreter's adaptive
 specialisation, the loop's free lists and the allocator have settled), then times REPEAT runs of N operations,
-each after a ``gc.collect()``, and prints every value.  Failures print ``{"ok": false, "error": ...}`` and exit
+each after a ``gc.collect()``, and prints every value.  CLOCK is ``wall`` (default) or ``cpu``.  Failures print ``{"ok": false, "error": ...}`` and exit
 non-zero; they never raise past here, so the runner can report them in the table.
 """
 from __future__ import annotations
@@ -40,8 +40,9 @@ def probe(loop_name: str) -> None:
     _emit({"ok": True, "version": version})
 
 
-def run(loop_name: str, bench_name: str, n: int, repeat: int) -> None:
+def run(loop_name: str, bench_name: str, n: int, repeat: int, clock: str = "wall") -> None:
     try:
+        benchlib.use_clock(clock)
         bench = benchlib.load_benchmarks()[bench_name]
         loop = benchlib.make_loop(loop_name)
         loop.set_debug(False)
@@ -62,8 +63,8 @@ def run(loop_name: str, bench_name: str, n: int, repeat: int) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) == 2 and argv[0] == "probe":
         probe(argv[1])
-    elif len(argv) == 5 and argv[0] == "run":
-        run(argv[1], argv[2], int(argv[3]), int(argv[4]))
+    elif len(argv) in (5, 6) and argv[0] == "run":
+        run(argv[1], argv[2], int(argv[3]), int(argv[4]), *argv[5:])
     sys.exit(__doc__)
 
 

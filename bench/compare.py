@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None, benches: dict[str, benchlib.Benchmark]) -
     p.add_argument("--repeat", type=int, help="timed runs per process, best kept (default 3; --quick 1)")
     p.add_argument("--scale", type=float,
                    help="multiply every operation count (default 1; --quick 0.1)")
+    p.add_argument("--clock", choices=list(benchlib.CLOCKS), default="wall",
+                   help="wall: elapsed time (default); cpu: process CPU time, steadier on a busy machine")
     p.add_argument("--timeout", type=float, default=300.0,
                    help="seconds before one measurement is abandoned (default: %(default)s)")
     p.add_argument("--out", default=os.path.join(HERE, "results"),
@@ -113,10 +115,8 @@ def probe_loops(names: list[str], timeout: float) -> tuple[dict[str, str], dict[
     return versions, missing, broken
 
 
-def load_note() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    busy = load > 0.5 * (os.cpu_count() or 1)
-    return f"{load:.2f}" + (" (busy machine: expect noisy numbers)" if busy else "")
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def run_rounds(loops: list[str], benches: list[benchlib.Benchmark], args) -> report.Results:
@@ -132,7 +132,8 @@ def run_rounds(loops: list[str], benches: list[benchlib.Benchmark], args) -> rep
                 cell = results[bench.name][name]
                 if cell.error:  # failed once: report it, don't spend more rounds on it
                     continue
-                answer = call_worker(["run", name, bench.name, str(n), str(args.repeat)], args.timeout)
+                answer = call_worker(["run", name, bench.name, str(n), str(args.repeat), args.clock],
+                                     args.timeout)
                 if answer.get("ok"):
                     cell.values.append(min(answer["values"]))
                     shown.append(f"{name} {report.fmt(cell.values[-1], bench.unit)}")
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, all_benches)
     benches = [all_benches[name] for name in args.bench]
 
-    load_before = load_note()
+    load_before = load_average()
     versions, missing, broken = probe_loops(args.loops, min(args.timeout, 60.0))
     for name, why in missing.items():
         print(f"{name}: {why}; skipped", file=sys.stderr)
@@ -159,15 +160,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("measuring " + ", ".join(versions[n] for n in loops) +
           f": {len(benches)} benchmarks x {args.rounds} rounds x {args.repeat} runs, "
-          f"scale {args.scale:g}", file=sys.stderr)
+          f"scale {args.scale:g}, {args.clock} clock", file=sys.stderr)
 
     results = run_rounds(loops, benches, args)
     rows = [report.summarize(b, results[b.name], loops) for b in benches]
     info = report.system_info()
-    info["load"] = f"1-min load average {load_before} before, {load_note()} after"
+    settings = (f"{args.rounds} rounds x {args.repeat} runs per process, operation counts x{args.scale:g}"
+                f"{' (--quick)' if args.quick else ''}, {args.clock} clock")
+    load_after = load_average()
+    info["load"] = f"1-min load average {load_before:.2f} before, {load_after:.2f} after"
+    if max(load_before, load_after) > 0.5 * (os.cpu_count() or 1):
+        info["load"] += " (busy machine: expect noisy numbers; --clock cpu is steadier)"
 
     print()
-    print(f"{info['python']} on {info['cpu']}, {info['date']}")
+    print(f"{info['python']} on {info['cpu']}, {info['date']}; {settings}")
     print(report.console_table(rows, loops, results))
     print(report.ratio_note(loops))
     print(f"Load: {info['load']}")
@@ -177,8 +183,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"ERROR {b} on {name}: {cell.error}")
 
     os.makedirs(args.out, exist_ok=True)
-    settings = (f"{args.rounds} rounds x {args.repeat} runs per process, operation counts x{args.scale:g}"
-                f"{' (--quick)' if args.quick else ''}")
     md_path = os.path.join(args.out, "micro.md")
     with open(md_path, "w") as f:
         f.write(report.markdown(rows, loops, results, info, versions, missing, settings))
@@ -186,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_plot:
         png_path = os.path.join(args.out, "micro.png")
         skipped = report.plot(rows, loops, results, png_path,
-                              f"Event loop micro-benchmarks ({info['python']}, {info['date']})")
+                              f"Event loop micro-benchmarks ({info['python']}, {info['date']}, "
+                              f"{args.clock} clock)")
         print(f"skipped the plot: {skipped}" if skipped else f"wrote {png_path}")
     failed = broken or any(cell.error for per in results.values() for cell in per.values())
     return 1 if failed else 0

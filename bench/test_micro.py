@@ -54,7 +54,7 @@ def test_micro(benchmark, loop, bench):
 
     benchmark.group = bench.name
     benchmark.pedantic(one_round, rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    measured = per_op[1:]  # the first value is the warm-up round
+    measured = per_op[1:] or per_op  # the first is the warm-up round (none with --benchmark-disable)
     benchmark.extra_info.update(operations=n, unit=bench.unit,
                                 per_op_median=statistics.median(measured), per_op_min=min(measured))
     assert all(v > 0 for v in measured)
