@@ -11,7 +11,7 @@
  * interrupted does not see it change.
  *
  * PL_WAKEUP_FORCE_PIPE selects the pipe on Linux too, so the tests can cover
- * the path the BSDs and macOS take. */
+ * the path the BSDs and macOS take (PL_WAKEUP_NO_PIPE2: macOS's exactly). */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE     /* pipe2 */
 #endif
@@ -68,12 +68,13 @@ int pl_wakeup_drain(pl_wakeup_t *w)
     ssize_t n;
 
     assert(w != NULL);
-    /* One read resets the counter; loop anyway so a signal racing with the
-     * read is consumed now rather than causing one more empty iteration. */
+    /* One read returns and resets the whole counter, so one successful read
+     * is a full drain.  A signal racing with it makes the fd readable again,
+     * which costs one more (correct) wakeup, not a lost one. */
     for (;;) {
         n = read(w->read_fd, &count, sizeof(count));
         if (n >= 0)
-            continue;
+            return 0;
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -84,8 +85,11 @@ int pl_wakeup_drain(pl_wakeup_t *w)
 
 #else /* a self-pipe */
 
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
-    defined(__OpenBSD__) || defined(__DragonFly__)
+/* PL_WAKEUP_NO_PIPE2 takes the macOS path (pipe + fcntl) anywhere, for
+ * the tests. */
+#if !defined(PL_WAKEUP_NO_PIPE2) &&                                       \
+    (defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) ||  \
+     defined(__OpenBSD__) || defined(__DragonFly__))
 #define PL__HAVE_PIPE2 1
 #endif
 
@@ -106,6 +110,9 @@ static int set_cloexec_nonblock(int fd)
 int pl_wakeup_open(pl_wakeup_t *w)
 {
     int fds[2];
+#ifndef PL__HAVE_PIPE2
+    int rc;
+#endif
 
     assert(w != NULL);
     w->read_fd = w->write_fd = -1;
@@ -116,8 +123,6 @@ int pl_wakeup_open(pl_wakeup_t *w)
         return -errno;
 #else
     /* macOS has no pipe2; the window above is the price. */
-    int rc;
-
     if (pipe(fds) < 0)
         return -errno;
     if ((rc = set_cloexec_nonblock(fds[0])) < 0 ||
@@ -152,16 +157,18 @@ int pl_wakeup_signal(pl_wakeup_t *w)
 
 int pl_wakeup_drain(pl_wakeup_t *w)
 {
-    char buf[256];
+    /* Signals are one byte each; 1 KiB empties a typical backlog in a call
+     * or two without a big stack frame. */
+    char buf[1024];
     ssize_t n;
 
     assert(w != NULL);
     for (;;) {
         n = read(w->read_fd, buf, sizeof(buf));
-        if (n > 0)
+        if (n == (ssize_t)sizeof(buf))
             continue;
-        if (n == 0)
-            return 0;   /* write end closed: nothing more can arrive */
+        if (n >= 0)
+            return 0;   /* a short read (or EOF) emptied the pipe */
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)

@@ -12,7 +12,8 @@ Variants on Linux:
                        before 5.11 get) and the self-pipe wakeup the BSDs use
 * ``kqueue_emul``      reactor_kqueue.c against tests/core/kqueue_emul, a
                        small kqueue-over-epoll stand-in (Debian ships no
-                       libkqueue any more), self-pipe wakeup
+                       libkqueue any more), self-pipe wakeup made as on
+                       macOS (pipe + fcntl, no pipe2)
 * ``kqueue_emul_noreceipt``  the same without EV_RECEIPT
 
 On macOS and the BSDs the only variant is ``kqueue``, the real thing.
@@ -78,7 +79,13 @@ def _variants():
     if IS_LINUX:
         kq = {
             "backend": [CSRC / "reactor_kqueue.c", EMUL / "kqueue_emul.c"],
-            "flags": ["-D_GNU_SOURCE", f"-I{EMUL}", "-DPL_WAKEUP_FORCE_PIPE"],
+            # Like macOS: kqueue, and a pipe made without pipe2().
+            "flags": [
+                "-D_GNU_SOURCE",
+                f"-I{EMUL}",
+                "-DPL_WAKEUP_FORCE_PIPE",
+                "-DPL_WAKEUP_NO_PIPE2",
+            ],
         }
         return {
             "epoll": {
