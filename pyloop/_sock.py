@@ -86,12 +86,15 @@ class SockMixin:
             else:
                 self.remove_reader(fd)
 
-    def _retry(self, fut, op, args, after):
-        """A watcher callback: retry op(*args) and settle fut with it."""
+    def _retry(self, fut, sock, method, args, after):
+        """A watcher callback: retry sock.<method>(*args), settle fut with it.
+
+        The method is looked up on every try, as asyncio does: tests and
+        wrappers swap a socket's methods while an operation waits."""
         if fut.done():
             return
         try:
-            result = op(*args)
+            result = getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -101,15 +104,16 @@ class SockMixin:
         else:
             fut.set_result(after(result) if after is not None else result)
 
-    async def _sock_io(self, sock, writer, op, *args, after=None):
+    async def _sock_io(self, sock, writer, method, *args, after=None):
         try:
-            result = op(*args)
+            result = getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             pass
         else:
             return after(result) if after is not None else result
         fut = self.create_future()
-        self._wait_fd(sock.fileno(), writer, self._retry, fut, op, args, after)
+        self._wait_fd(sock.fileno(), writer, self._retry, fut, sock, method, args,
+                      after)
         return await fut
 
     # ---- receiving ------------------------------------------------------
@@ -117,29 +121,29 @@ class SockMixin:
     async def sock_recv(self, sock, n):
         """Receive up to ``n`` bytes from ``sock``."""
         self._check_sock(sock)
-        return await self._sock_io(sock, False, sock.recv, n)
+        return await self._sock_io(sock, False, 'recv', n)
 
     async def sock_recv_into(self, sock, buf):
         """Receive into ``buf``; return the number of bytes received."""
         self._check_sock(sock)
-        return await self._sock_io(sock, False, sock.recv_into, buf)
+        return await self._sock_io(sock, False, 'recv_into', buf)
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to ``bufsize`` bytes: ``(data, address)``."""
         self._check_sock(sock)
-        return await self._sock_io(sock, False, sock.recvfrom, bufsize)
+        return await self._sock_io(sock, False, 'recvfrom', bufsize)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into ``buf``: ``(nbytes, address)``."""
         self._check_sock(sock)
         if not nbytes:
             nbytes = len(buf)
-        return await self._sock_io(sock, False, sock.recvfrom_into, buf, nbytes)
+        return await self._sock_io(sock, False, 'recvfrom_into', buf, nbytes)
 
     async def sock_accept(self, sock):
         """Accept a connection: ``(conn, address)``, ``conn`` non-blocking."""
         self._check_sock(sock)
-        return await self._sock_io(sock, False, sock.accept,
+        return await self._sock_io(sock, False, 'accept',
                                    after=_make_nonblocking)
 
     # ---- sending --------------------------------------------------------
@@ -181,7 +185,7 @@ class SockMixin:
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to ``address``; return the number of bytes sent."""
         self._check_sock(sock)
-        return await self._sock_io(sock, True, sock.sendto, data, address)
+        return await self._sock_io(sock, True, 'sendto', data, address)
 
     # ---- connecting -----------------------------------------------------
 
