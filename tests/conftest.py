@@ -168,16 +168,6 @@ def loop(loop_factory):
     _close_loop(lp)
 
 
-@pytest.fixture(autouse=True)
-def _no_running_loop_leaks():
-    """A test must never leave a loop marked as running in the main thread."""
-    yield
-    running = asyncio.events._get_running_loop()
-    if running is not None:
-        asyncio.events._set_running_loop(None)
-        pytest.fail(f"test left {running!r} registered as the running loop")
-
-
 def pytest_report_header(config):
     return f"event loops under test: {', '.join(_selected_loops())} (PYLOOP_TEST_LOOPS)"
 

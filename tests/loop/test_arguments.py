@@ -121,3 +121,35 @@ def test_loop_usable_after_rejected_arguments(loop):
         with pytest.raises(TypeError):
             loop.call_later(bad, print)
     assert run(loop, asyncio.sleep(0, "ok")) == "ok"
+
+
+# --------------------------------------------------------------------------- pyloop is stricter
+#
+# Deliberate difference (pyloop/_loop.pyx, Loop._check_callback): pyloop rejects a
+# non-callable callback with TypeError in every mode, not only in debug mode,
+# since such a callback can never succeed.  Coroutine *functions* are still
+# accepted outside debug mode, as in asyncio (they are callable).
+
+STRICTER = pytest.mark.skip_loops(
+    "asyncio", "uvloop", reason="asyncio and uvloop only validate callbacks in debug mode"
+)
+
+
+@STRICTER
+def test_pyloop_rejects_non_callables_without_debug(loop, schedule, non_callable):
+    loop.set_debug(False)
+    with pytest.raises(TypeError):
+        schedule(loop, non_callable)
+
+
+@STRICTER
+def test_pyloop_run_in_executor_rejects_non_callables(loop):
+    with pytest.raises(TypeError):
+        loop.run_in_executor(None, 42)
+
+
+@pytest.mark.skip_loops("asyncio", "uvloop", reason="asyncio's call_at does not validate `when`")
+@pytest.mark.parametrize("bad", ["1", b"1", [1], object()])
+def test_pyloop_call_at_non_numbers(loop, bad):
+    with pytest.raises(TypeError):
+        loop.call_at(bad, print)

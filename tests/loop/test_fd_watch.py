@@ -481,8 +481,8 @@ def test_stale_registration_removed_then_number_reused(loop):
 @pytest.mark.skip_loops(
     "asyncio",
     reason="asyncio's selector keeps the stale registration of a closed fd, so a new "
-    "reader on the reused number is never called (a CPython limitation); pyloop "
-    "re-registers the fd with the kernel",
+    "reader on the reused number is never called (a CPython limitation); pyloop, "
+    "like uvloop, must re-register the fd with the kernel",
 )
 def test_closed_fd_number_reused_and_watched_without_removal(loop):
     a, b = socketpair_nb()
@@ -550,3 +550,24 @@ def test_udp_socket_reader(loop):
     finally:
         rx.close()
         tx.close()
+
+
+def test_watching_a_closed_fd_raises_oserror(loop):
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.close(fd)
+    with pytest.raises(OSError):
+        loop.add_reader(fd, print)
+    with pytest.raises(OSError):
+        loop.add_writer(fd, print)
+    # Nothing half-registered remains.
+    assert not loop.remove_reader(fd)
+    assert not loop.remove_writer(fd)
+
+
+def test_watching_a_regular_file_raises_oserror(loop):
+    import tempfile
+
+    with tempfile.TemporaryFile() as f:
+        with pytest.raises(OSError):
+            loop.add_reader(f.fileno(), print)
+        assert not loop.remove_reader(f.fileno())

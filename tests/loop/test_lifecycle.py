@@ -209,6 +209,21 @@ def test_event_loop_stopped_before_future_completed(loop):
     assert run(loop, fut) == 1
 
 
+def test_abandoned_run_until_complete_future_does_not_stop_a_later_run(loop):
+    # After "stopped before Future completed", that future finishing later must
+    # not stop an unrelated run_forever().
+    fut = loop.create_future()
+    loop.call_soon(loop.stop)
+    with pytest.raises(RuntimeError):
+        loop.run_until_complete(fut)
+    out = []
+    loop.call_soon(fut.set_result, "late")
+    loop.call_later(0.01, out.append, "still-running")
+    loop.call_later(0.02, loop.stop)
+    run_forever(loop)
+    assert out == ["still-running"]
+
+
 # --------------------------------------------------------------------------- re-entrancy
 
 

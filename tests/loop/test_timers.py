@@ -280,3 +280,92 @@ def test_loop_time_is_monotonic(loop):
         now = loop.time()
         assert now >= prev
         prev = now
+
+
+@pytest.mark.parametrize("delay", [1e6, 1e10, 1e15, float("inf")])
+def test_far_future_timers_do_not_fire_or_disturb_others(loop, delay):
+    out = []
+    far = loop.call_later(delay, out.append, "far")
+    loop.call_later(0.002, out.append, "near")
+    loop.call_later(0.001, out.append, "nearer")
+    loop.call_later(0.01, loop.stop)
+    run_forever(loop)
+    assert out == ["nearer", "near"]
+    assert far.when() > loop.time() + min(delay, 1e6) - 1
+    far.cancel()
+
+
+def test_cancelling_stale_handles_does_not_affect_new_callbacks(loop):
+    # Handles that already ran may be kept by the user and cancelled late; that
+    # must never cancel an unrelated, newer callback (e.g. a recycled handle).
+    out = []
+    old = [loop.call_soon(out.append, ("soon", i)) for i in range(100)]
+    old += [loop.call_later(0, out.append, ("later", i)) for i in range(100)]
+    loop.call_later(0.005, loop.stop)
+    run_forever(loop)
+    assert len(out) == 200
+    out.clear()
+    new = [loop.call_soon(out.append, ("new-soon", i)) for i in range(100)]
+    new += [loop.call_later(0.001, out.append, ("new-later", i)) for i in range(100)]
+    for h in old:
+        h.cancel()
+    loop.call_later(0.01, loop.stop)
+    run_forever(loop)
+    assert len(out) == 200
+    assert not any(h.cancelled() for h in new)
+
+
+def test_cancelling_a_timer_repeatedly_counts_once(loop):
+    out = []
+    base = loop.time()
+    victims = [loop.call_at(base + 0.001, out.append, -1) for _ in range(10)]
+    keep = [loop.call_at(base + 0.001 + i * 1e-4, out.append, i) for i in range(50)]
+    for v in victims:
+        for _ in range(100):
+            v.cancel()
+    loop.call_at(base + 0.02, loop.stop)
+    run_forever(loop)
+    assert sorted(out) == list(range(50))
+    assert len(keep) == 50
+
+
+def test_randomized_timers_against_a_model(loop):
+    # Seeded mix of scheduling, cancelling ahead of time and cancelling from
+    # inside callbacks; the fired sequence must match a straightforward model.
+    rnd = random.Random(20261122)
+    base = loop.time() + 0.005
+    fired = []
+    handles = {}
+    plan = {}  # id -> (when, ids to cancel when it fires)
+    n = 3000
+    for i in range(n):
+        when = base + rnd.randrange(0, 40) * 0.0005 + i * 1e-9  # distinct deadlines
+        plan[i] = (when, [])
+    ids = list(range(n))
+    for i in ids:
+        if rnd.random() < 0.1:
+            plan[i][1].extend(rnd.sample(ids, 3))
+
+    def cb(i):
+        fired.append(i)
+        for j in plan[i][1]:
+            handles[j].cancel()
+
+    for i in ids:
+        handles[i] = loop.call_at(plan[i][0], cb, i)
+    cancelled_upfront = set(rnd.sample(ids, n // 2))
+    for i in cancelled_upfront:
+        handles[i].cancel()
+    last = max(w for w, _ in plan.values())
+    loop.call_at(last + 0.01, loop.stop)
+    run_forever(loop)
+
+    # Model: run in deadline order, skipping anything cancelled before it ran.
+    cancelled = set(cancelled_upfront)
+    expected = []
+    for i in sorted(ids, key=lambda k: plan[k][0]):
+        if i in cancelled:
+            continue
+        expected.append(i)
+        cancelled.update(plan[i][1])
+    assert fired == expected
