@@ -1,0 +1,427 @@
+"""Pipe transports: ``loop.connect_read_pipe`` and ``loop.connect_write_pipe``.
+
+A "pipe" here is any fd the reactor can poll: a pipe or FIFO, a socket, a
+character device such as a pty.  Regular files are refused with ValueError --
+they are always "ready", so polling them means nothing (and epoll refuses
+them).  The transport switches the fd to non-blocking mode and owns the pipe
+object from then on: it closes it right after ``connection_lost``.
+
+Reading: each readiness event reads up to ``max_size`` bytes and hands them to
+``data_received``.  End of file schedules ``eof_received`` and then
+``connection_lost(None)``.  A pty master reports EIO once its slave side is
+closed -- the pty's way of saying EOF -- so EIO ends the transport quietly
+(``connection_lost`` gets the error) instead of being logged.
+
+Writing: ``write`` calls ``os.write`` at once when nothing is queued and queues
+only what the pipe did not take; the queue drains on writability, with write
+flow control on the protocol.  ``close``/``write_eof`` flush the queue before
+the pipe is closed; ``abort`` drops it.  A pipe's write end is never readable,
+so for pipes, FIFOs and sockets the transport also watches it for reading: the
+event that arrives means the reader went away, and the transport closes --
+with ``BrokenPipeError`` when data was still queued, as asyncio does.  (A pty
+gives no such event; a write to a pty whose master is gone fails with EIO.)
+"""
+
+import errno
+import logging
+import os
+import stat
+import warnings
+
+from asyncio import transports as _aio_transports
+
+from ._fdtransport import (WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl,
+                           fd_ops, register_transport, wake_waiter)
+
+logger = logging.getLogger('asyncio')
+
+
+def _as_bytes_view(data):
+    """``data`` as something os.write takes whose len() counts bytes."""
+    if type(data) is bytes:
+        return data
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f'data argument must be a bytes-like object, '
+                        f'not {type(data).__name__!r}')
+    view = memoryview(data)
+    if not view.c_contiguous:
+        return view.tobytes()
+    if view.format != 'B' or view.ndim != 1:
+        view = view.cast('B')
+    return view
+
+
+class _PipeTransportBase:
+    """State and helpers common to both directions."""
+
+    # Read by __del__ and __repr__, which may run on a half-built instance
+    # (the constructor refuses regular files before taking the pipe).
+    _pipe = None
+    _loop = None
+    _fileno = None
+    _closing = False
+    _conn_lost = False       # connection_lost() is scheduled or has run
+
+    def _take_pipe(self, loop, pipe, protocol, allowed):
+        fileno = pipe.fileno()
+        mode = os.fstat(fileno).st_mode
+        if not allowed(mode):
+            return None
+        self._extra['pipe'] = pipe
+        self._loop = loop
+        self._protocol = protocol
+        self._fileno = fileno
+        (self._add_reader, self._remove_reader,
+         self._add_writer, self._remove_writer) = fd_ops(loop)
+        os.set_blocking(fileno, False)
+        self._pipe = pipe
+        register_transport(loop, fileno, self)
+        return mode
+
+    def _describe(self, watching, details=()):
+        parts = [type(self).__name__]
+        if self._pipe is None:
+            parts.append('closed')
+        elif self._closing:
+            parts.append('closing')
+        parts.append(f'fd={self._fileno}')
+        if self._pipe is not None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                parts.append('polling' if watching else 'idle')
+                parts.extend(details)
+            else:
+                parts.append('open')
+        return parts
+
+    def get_protocol(self):
+        return self._protocol
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+
+    def is_closing(self):
+        return self._closing
+
+    def _call_connection_lost(self, exc):
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._pipe.close()
+            self._pipe = None
+            self._protocol = None
+            self._loop = None
+            self._add_reader = self._remove_reader = None
+            self._add_writer = self._remove_writer = None
+
+    def __del__(self, _warn=warnings.warn):
+        pipe = self._pipe
+        if pipe is not None:
+            _warn(f'unclosed transport {self!r}', ResourceWarning, source=self)
+            pipe.close()
+
+
+def _is_readable_pipe(mode):
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+class ReadPipeTransport(_PipeTransportBase, _aio_transports.ReadTransport):
+    """The read end of a pipe (or a socket, FIFO, pty, character device)."""
+
+    max_size = 256 * 1024    # most bytes read per readiness event
+
+    def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
+        super().__init__(extra)
+        if self._take_pipe(loop, pipe, protocol, _is_readable_pipe) is None:
+            raise ValueError('Pipe transport is for pipes/sockets only.')
+        self._paused = False
+        self._reader_on = False
+        loop.call_soon(protocol.connection_made, self)
+        # Reading starts once connection_made() has run; the creator is told
+        # after that.
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(wake_waiter, waiter)
+
+    def __repr__(self):
+        return '<{}>'.format(' '.join(self._describe(self._reader_on)))
+
+    def is_reading(self):
+        return not self._paused and not self._closing
+
+    def pause_reading(self):
+        """Stop calling ``data_received`` until ``resume_reading``."""
+        if not self.is_reading():
+            return
+        self._paused = True
+        self._stop_reading()
+        if self._loop.get_debug():
+            logger.debug('%r pauses reading', self)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop.get_debug():
+            logger.debug('%r resumes reading', self)
+
+    def _start_reading(self):
+        if self.is_reading():
+            self._add_reader(self._fileno, self._read_ready)
+            self._reader_on = True
+
+    def _stop_reading(self):
+        if self._reader_on:
+            self._reader_on = False
+            self._remove_reader(self._fileno)
+
+    def _read_ready(self):
+        if self._closing:
+            return
+        try:
+            data = os.read(self._fileno, self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc, 'Fatal read error on pipe transport')
+            return
+        if data:
+            self._protocol.data_received(data)
+            return
+        if self._loop.get_debug():
+            logger.info('%r was closed by peer', self)
+        self._closing = True
+        self._conn_lost = True
+        self._stop_reading()
+        self._loop.call_soon(self._protocol.eof_received)
+        self._loop.call_soon(self._call_connection_lost, None)
+
+    def close(self):
+        """Stop reading and close the pipe (``connection_lost(None)`` soon)."""
+        if not self._closing:
+            self._close(None)
+
+    def _fatal_error(self, exc, message='Fatal error on pipe transport'):
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:
+            # A pty whose other side is gone: an ending, not a failure.
+            if self._loop.get_debug():
+                logger.debug('%r: %s', self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        self._close(exc)
+
+    def _close(self, exc):
+        self._closing = True
+        if self._conn_lost:
+            return
+        self._conn_lost = True
+        self._stop_reading()
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+
+def _is_writable_pipe(mode):
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
+                         _aio_transports.WriteTransport):
+    """The write end of a pipe (or a socket, FIFO, pty, character device)."""
+
+    def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
+        super().__init__(extra)
+        mode = self._take_pipe(loop, pipe, protocol, _is_writable_pipe)
+        if mode is None:
+            raise ValueError('Pipe transport is only for '
+                             'pipes, sockets and character devices')
+        self._buffer = bytearray()
+        self._writer_on = False
+        self._reader_on = False
+        self._writes_after_loss = 0
+        loop.call_soon(protocol.connection_made, self)
+        # The far end closing shows up as a read event on our end for pipes,
+        # FIFOs and sockets; watch for it once connection_made() has run.
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            loop.call_soon(self._watch_far_end)
+        if waiter is not None:
+            loop.call_soon(wake_waiter, waiter)
+
+    def __repr__(self):
+        parts = self._describe(self._writer_on,
+                               (f'bufsize={len(self._buffer)}',))
+        return '<{}>'.format(' '.join(parts))
+
+    def get_write_buffer_size(self):
+        """Bytes queued but not yet written to the pipe."""
+        return len(self._buffer)
+
+    def can_write_eof(self):
+        return True
+
+    # ---- watching the far end -------------------------------------------
+
+    def _watch_far_end(self):
+        if not self._conn_lost:
+            self._add_reader(self._fileno, self._far_end_closed)
+            self._reader_on = True
+
+    def _unwatch_far_end(self):
+        if self._reader_on:
+            self._reader_on = False
+            self._remove_reader(self._fileno)
+
+    def _far_end_closed(self):
+        if self._conn_lost:
+            return
+        if self._loop.get_debug():
+            logger.info('%r was closed by peer', self)
+        self._close(BrokenPipeError() if self._buffer else None)
+
+    # ---- writing --------------------------------------------------------
+
+    def write(self, data):
+        """Write ``data`` without blocking; what the pipe cannot take now is
+        queued and written as the reader drains it."""
+        data = _as_bytes_view(data)
+        if not data:
+            return
+        if self._conn_lost or self._closing:
+            if self._writes_after_loss >= WRITES_AFTER_LOSS_BEFORE_WARNING:
+                logger.warning('pipe closed by peer or '
+                               'os.write(pipe, data) raised exception.')
+            self._writes_after_loss += 1
+            return
+
+        if not self._buffer:
+            try:
+                n = os.write(self._fileno, data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal write error on pipe transport')
+                return
+            if n == len(data):
+                return
+            if n:
+                data = memoryview(data)[n:]
+            self._add_writer(self._fileno, self._write_ready)
+            self._writer_on = True
+
+        self._buffer += data    # a copy: the caller may reuse its buffer
+        self._maybe_pause_protocol()
+
+    def _write_ready(self):
+        buffer = self._buffer
+        if not buffer:      # aborted from a callback earlier in this round
+            return
+        try:
+            n = os.write(self._fileno, buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal write error on pipe transport')
+            return
+        if n < len(buffer):
+            del buffer[:n]
+            self._maybe_resume_protocol()
+            return
+        buffer.clear()
+        self._writer_on = False
+        self._remove_writer(self._fileno)
+        self._maybe_resume_protocol()   # may write (and queue) more
+        if self._closing and not buffer and not self._conn_lost:
+            self._conn_lost = True
+            self._unwatch_far_end()
+            self._call_connection_lost(None)
+
+    # ---- closing --------------------------------------------------------
+
+    def write_eof(self):
+        """Close the pipe after the queued data is written: the reader then
+        sees end of file."""
+        if self._closing:
+            return
+        self._closing = True
+        if not self._buffer:
+            self._conn_lost = True
+            self._unwatch_far_end()
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def close(self):
+        """Flush the queued data, then close the pipe (same as write_eof)."""
+        if self._pipe is not None and not self._closing:
+            self.write_eof()
+
+    def abort(self):
+        """Close the pipe now, dropping queued data."""
+        self._close(None)
+
+    def _fatal_error(self, exc, message='Fatal error on pipe transport'):
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug('%r: %s', self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        self._close(exc)
+
+    def _close(self, exc):
+        self._closing = True
+        if self._conn_lost:
+            return
+        self._conn_lost = True
+        self._buffer.clear()
+        if self._writer_on:
+            self._writer_on = False
+            self._remove_writer(self._fileno)
+        self._unwatch_far_end()
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+
+class PipesMixin:
+    """``connect_read_pipe`` and ``connect_write_pipe`` of ``AbstractEventLoop``."""
+
+    async def connect_read_pipe(self, protocol_factory, pipe):
+        """Read from ``pipe`` (a file-like object with ``fileno()``) into a
+        ``Protocol``: ``(transport, protocol)``."""
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        transport = ReadPipeTransport(self, pipe, protocol, waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        if self.get_debug():
+            logger.debug('Read pipe %r connected: (%r, %r)', pipe.fileno(),
+                         transport, protocol)
+        return transport, protocol
+
+    async def connect_write_pipe(self, protocol_factory, pipe):
+        """Write to ``pipe`` (a file-like object with ``fileno()``) through a
+        ``WriteTransport``: ``(transport, protocol)``."""
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        transport = WritePipeTransport(self, pipe, protocol, waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        if self.get_debug():
+            logger.debug('Write pipe %r connected: (%r, %r)', pipe.fileno(),
+                         transport, protocol)
+        return transport, protocol
