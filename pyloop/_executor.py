@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import threading
+from asyncio import coroutines as _aio_coroutines
 from asyncio import futures as _aio_futures
 
 _wrap_future = _aio_futures.wrap_future
@@ -18,7 +19,11 @@ class ExecutorMixin:
         None) and return an asyncio Future for its result."""
         if self.is_closed():
             raise RuntimeError('Event loop is closed')
-        if not callable(func):
+        if not callable(func) or (self.get_debug()
+                                  and _aio_coroutines.iscoroutinefunction(func)):
+            if (_aio_coroutines.iscoroutine(func)
+                    or _aio_coroutines.iscoroutinefunction(func)):
+                raise TypeError('coroutines cannot be used with run_in_executor()')
             raise TypeError(
                 f'a callable object was expected by run_in_executor(), got {func!r}')
         if executor is None:

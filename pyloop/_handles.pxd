@@ -16,12 +16,15 @@ cdef class Handle:
     cdef object _context       # contextvars.Context
     cdef object _loop
     cdef bint _cancelled
+    # Run many times (fd watchers): keeps its callback after running.
+    cdef bint _persistent
     cdef object _repr
     cdef public object _source_traceback
     cdef object __weakref__
 
     cdef int run_callback(self) except -1
     cdef int _cancel(self) except -1
+    cdef void _forget(self) noexcept
     cdef void _report_exception(self, object exc)
 
 

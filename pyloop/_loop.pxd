@@ -27,6 +27,7 @@ cdef class BaseLoop(LoopCore):
     cdef int watches_len
     cdef uint32_t next_token
     cdef int64_t last_poll_ns
+    cdef bint waiting        # blocked in pl_reactor_wait without the GIL
     cdef bint resources_ready
 
     cdef bint _closed
@@ -53,7 +54,7 @@ cdef class BaseLoop(LoopCore):
     cdef int _run_ready_debug(self) except -1
     cdef FdWatch *_watch_for(self, int fd) except NULL
     cdef int _set_interest(self, int fd, FdWatch *w, uint32_t events,
-                           bint strict) except -1
+                           bint strict, bint force=*) except -1
     cdef _add_watcher(self, object fileobj, object callback, object args,
                       bint writer, str method)
     cdef _remove_watcher(self, object fileobj, bint writer)

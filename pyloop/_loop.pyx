@@ -138,6 +138,7 @@ cdef void _bury(BaseLoop loop) noexcept:
     cdef void *p
     while loop.graveyard.len:
         p = pl_ready_queue_pop(&loop.graveyard)
+        (<Handle>p)._forget()
         Py_DECREF(<object>p)
 
 
@@ -218,6 +219,8 @@ cdef class BaseLoop(LoopCore):
         self.resources_ready = False
         while self.ready.len:
             p = pl_ready_queue_pop(&self.ready)
+            if not (<Handle>p)._persistent:
+                (<Handle>p)._forget()
             Py_DECREF(<object>p)
         pl_ready_queue_destroy(&self.ready)
         pl_timer_heap_destroy(&self.timers)
@@ -227,10 +230,14 @@ cdef class BaseLoop(LoopCore):
             for fd in range(self.watches_len):
                 obj = self.watches[fd].reader
                 self.watches[fd].reader = NULL
-                Py_XDECREF(obj)
+                if obj != NULL:
+                    (<Handle>obj)._forget()
+                    Py_DECREF(<object>obj)
                 obj = self.watches[fd].writer
                 self.watches[fd].writer = NULL
-                Py_XDECREF(obj)
+                if obj != NULL:
+                    (<Handle>obj)._forget()
+                    Py_DECREF(<object>obj)
             free(self.watches)
             self.watches = NULL
             self.watches_len = 0
@@ -336,7 +343,13 @@ cdef class BaseLoop(LoopCore):
         self._check_closed()
         self._check_callback(callback, 'call_soon_threadsafe')
         handle = self._call_soon(callback, args, context)
-        pl_wakeup_signal(&self.wakeup)
+        # Only a loop blocked in the reactor needs the (syscall) wakeup.
+        # `waiting` is written by the loop thread with the GIL held, right
+        # before it releases the GIL to wait, and we read it with the GIL
+        # held: a loop that is not waiting will see the new handle when it
+        # next computes its timeout.
+        if self.waiting:
+            pl_wakeup_signal(&self.wakeup)
         return handle
 
     def call_later(self, delay, callback, *args, context=None):
@@ -548,9 +561,11 @@ cdef class BaseLoop(LoopCore):
         if timeout_ns == 0:
             n = pl_reactor_wait(self.reactor, self.events, self.max_events, 0)
         else:
+            self.waiting = True
             with nogil:
                 n = pl_reactor_wait(self.reactor, self.events, self.max_events,
                                     timeout_ns)
+            self.waiting = False
         if n < 0:
             if n == -EINTR:
                 # Let Python run its signal handlers now (KeyboardInterrupt
@@ -619,6 +634,8 @@ cdef class BaseLoop(LoopCore):
             if handle._cancelled:
                 continue
             handle.run_callback()
+            if not handle._persistent:
+                handle._forget()
         return 0
 
     cdef int _run_ready_debug(self) except -1:
@@ -645,6 +662,8 @@ cdef class BaseLoop(LoopCore):
                                    _format_handle_for_log(handle), dt / 1e9)
             finally:
                 self._current_handle = None
+            if not handle._persistent:
+                handle._forget()
         return 0
 
     # ---- file descriptors -----------------------------------------------
@@ -668,12 +687,14 @@ cdef class BaseLoop(LoopCore):
         return &self.watches[fd]
 
     cdef int _set_interest(self, int fd, FdWatch *w, uint32_t events,
-                           bint strict) except -1:
+                           bint strict, bint force=False) except -1:
         """Tell the reactor what we now want for fd.  With strict false,
         an fd the kernel no longer knows (closed behind our back) counts as
-        unwatched instead of raising."""
+        unwatched instead of raising.  With force, tell the kernel even if
+        our records say it already knows: the fd may have been closed and
+        its number reused since, which the kernel forgot and we cannot see."""
         cdef int rc
-        if events == w.events:
+        if events == w.events and not force:
             return 0
         if events == 0:
             rc = pl_reactor_remove(self.reactor, fd)
@@ -705,13 +726,14 @@ cdef class BaseLoop(LoopCore):
         fd = _fileobj_to_fd(fileobj)
         self._check_callback(callback, method)
         handle = new_handle(self, callback, args, PyContext_CopyCurrent())
+        handle._persistent = True
         if self._debug:
             handle._source_traceback = _extract_stack(sys._getframe(0))
         w = self._watch_for(fd)
         if w.internal:
             raise ValueError(f'file descriptor {fd} is used by the event loop itself')
         self._set_interest(fd, w, w.events | (PL_EV_WRITE if writer else PL_EV_READ),
-                           True)
+                           True, True)
         Py_INCREF(handle)
         if writer:
             old = w.writer

@@ -37,5 +37,9 @@ def run(main, *, debug=None):
     cancelled, async generators and the default executor are shut down, and
     Ctrl-C cancels ``main`` cleanly.
     """
+    if asyncio.events._get_running_loop() is not None:
+        # Refuse before a Runner creates (and then fails to clean up) a loop.
+        raise RuntimeError(
+            'pyloop.run() cannot be called from a running event loop')
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)
