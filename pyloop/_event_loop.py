@@ -11,6 +11,7 @@ import asyncio
 import warnings
 
 from ._loop import BaseLoop
+from ._transports import SocketTransport
 from ._asyncgens import AsyncGenMixin
 from ._exceptions import ExceptionHandlingMixin
 from ._executor import ExecutorMixin
@@ -28,6 +29,11 @@ class Loop(BaseLoop, ExceptionHandlingMixin, ExecutorMixin, AsyncGenMixin,
 
     def __init__(self):
         super().__init__()
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *,
+                               extra=None, server=None):
+        """The transport for a connected stream socket (owned from now on)."""
+        return SocketTransport(self, sock, protocol, waiter, extra, server)
 
     def _close_services(self):
         self._close_executor()

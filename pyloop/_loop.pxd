@@ -39,6 +39,7 @@ cdef class BaseLoop(LoopCore):
     cdef int _coroutine_origin_tracking_saved_depth
     cdef public double slow_callback_duration
     cdef public object _current_handle
+    cdef public object _transports   # fd -> transport (weak values)
 
     cdef int _check_closed(self) except -1
     cdef int _check_thread(self) except -1
@@ -58,4 +59,5 @@ cdef class BaseLoop(LoopCore):
     cdef _add_watcher(self, object fileobj, object callback, object args,
                       bint writer, str method)
     cdef _remove_watcher(self, object fileobj, bint writer)
+    cdef int _ensure_fd_no_transport(self, object fileobj) except -1
     cdef int _release_resources(self) except -1

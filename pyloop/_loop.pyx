@@ -45,6 +45,7 @@ import os
 import sys
 import threading
 import logging
+from weakref import WeakValueDictionary as _WeakValueDictionary
 from asyncio import events as _aio_events
 from asyncio import coroutines as _aio_coroutines
 from asyncio import futures as _aio_futures
@@ -167,6 +168,7 @@ cdef class BaseLoop(LoopCore):
         self.resources_ready = False
         self.slow_callback_duration = 0.1
         self._pid = getpid()
+        self._transports = _WeakValueDictionary()
 
         rc = pl_ready_queue_init(&self.ready, 256)
         if rc < 0:
@@ -771,20 +773,52 @@ cdef class BaseLoop(LoopCore):
             Py_DECREF(<object>old)
         return True
 
+    cdef int _ensure_fd_no_transport(self, object fileobj) except -1:
+        # A user callback stealing a transport's fd would silently break the
+        # transport: refuse, as asyncio does.
+        if not self._transports:
+            return 0
+        transport = self._transports.get(_fileobj_to_fd(fileobj))
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(
+                f'File descriptor {fileobj!r} is used by transport {transport!r}')
+        return 0
+
     def add_reader(self, fd, callback, *args):
         """Call ``callback(*args)`` whenever ``fd`` is readable."""
+        self._ensure_fd_no_transport(fd)
         return self._add_watcher(fd, callback, args, False, 'add_reader')
 
     def remove_reader(self, fd):
         """Stop watching ``fd`` for reading; return True if it was watched."""
+        if self._closed:
+            return False
+        self._ensure_fd_no_transport(fd)
         return self._remove_watcher(fd, False)
 
     def add_writer(self, fd, callback, *args):
         """Call ``callback(*args)`` whenever ``fd`` is writable."""
+        self._ensure_fd_no_transport(fd)
         return self._add_watcher(fd, callback, args, True, 'add_writer')
 
     def remove_writer(self, fd):
         """Stop watching ``fd`` for writing; return True if it was watched."""
+        if self._closed:
+            return False
+        self._ensure_fd_no_transport(fd)
+        return self._remove_watcher(fd, True)
+
+    # Unchecked variants, for transports watching their own fd.
+    def _add_reader(self, fd, callback, *args):
+        return self._add_watcher(fd, callback, args, False, 'add_reader')
+
+    def _remove_reader(self, fd):
+        return self._remove_watcher(fd, False)
+
+    def _add_writer(self, fd, callback, *args):
+        return self._add_watcher(fd, callback, args, True, 'add_writer')
+
+    def _remove_writer(self, fd):
         return self._remove_watcher(fd, True)
 
     def _fd_watched(self, fd):

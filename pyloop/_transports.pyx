@@ -1,0 +1,592 @@
+# cython: language_level=3
+"""Stream socket transports (TCP and Unix): the hot path of a server.
+
+What ``create_connection``/``create_server`` hand to protocols.  The
+behaviour is asyncio's documented one; what differs is how it is done:
+
+* **Reading**: one ``recv`` per readiness event into a module-wide 256 KiB
+  buffer, then one ``bytes`` for ``data_received``.  The buffer is shared by
+  every transport of every loop: it is only used while the GIL is held and
+  between the ``recv`` and the copy no Python code runs.  For a
+  ``BufferedProtocol`` the kernel writes straight into the protocol's buffer.
+* **Writing**: ``write`` sends at once when nothing is queued (the usual case:
+  one ``send`` and no allocation); what the kernel does not take is queued as
+  ``bytes`` (copied if it was mutable, so a caller may reuse its bytearray) and
+  flushed with one ``writev`` of up to 64 chunks when the socket is writable.
+* The loop's fd watchers call ``_read_ready``/``_write_ready`` through
+  ordinary handles in the ready queue, so transport callbacks are ordered with
+  the other callbacks exactly as on asyncio's loop.
+
+Protocols see the transport through ``_public`` -- the object itself here;
+kept as one attribute so that a wrapper could stand in for it.
+
+Lifecycle: ``connection_made`` and the start of reading are scheduled with
+``call_soon`` at creation; ``close()`` stops reading and waits for the write
+queue to drain; ``abort()`` and fatal errors drop the queue.  Either way
+``connection_lost`` is called exactly once, from the loop, after which the
+socket is closed and the server (if any) told with ``_detach``.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
+from libc.errno cimport errno, EAGAIN, EINTR
+from libc.string cimport strerror
+
+from ._loop cimport BaseLoop
+
+import logging
+import socket
+import warnings
+from asyncio import constants as _aio_constants
+from asyncio import protocols as _aio_protocols
+from asyncio import trsock as _aio_trsock
+
+logger = logging.getLogger('asyncio')
+
+cdef extern from "sys/types.h":
+    ctypedef long ssize_t
+
+cdef extern from "sys/uio.h" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    ssize_t writev(int fd, const iovec *iov, int iovcnt)
+
+cdef extern from "sys/socket.h" nogil:
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+
+cdef extern from "errno.h":
+    int EWOULDBLOCK
+
+cdef extern from *:
+    """
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0   /* BSD/macOS: SO_NOSIGPIPE or the ignored SIGPIPE */
+    #endif
+    """
+    int MSG_NOSIGNAL
+
+cdef enum:
+    READ_BUFFER_SIZE = 256 * 1024
+    # Chunks handed to one writev: enough to drain a typical backlog in one
+    # call, few enough to stay far below IOV_MAX everywhere.
+    WRITEV_MAX_CHUNKS = 64
+    DEFAULT_HIGH_WATER = 64 * 1024
+    CONNLOST_WRITES_BEFORE_WARNING = 5
+
+cdef char read_buffer[READ_BUFFER_SIZE]
+
+cdef object _BufferedProtocol = _aio_protocols.BufferedProtocol
+cdef object _TransportSocket = _aio_trsock.TransportSocket
+cdef tuple _QUIET_ERRORS = (BrokenPipeError, ConnectionResetError,
+                            ConnectionAbortedError)
+
+
+cdef inline object _errno_error(int err):
+    # OSError(errno, ...) becomes the matching subclass (ConnectionResetError...).
+    return OSError(err, strerror(err).decode('utf-8', 'replace'))
+
+
+def _set_result_unless_cancelled(fut, result):
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
+cdef class SocketTransport:
+    """A connected TCP or Unix stream socket driven by a pyloop loop.
+
+    Implements ``asyncio.Transport``: ``write``/``writelines``/``write_eof``,
+    ``close``/``abort``, ``pause_reading``/``resume_reading``, write flow
+    control, ``get_extra_info``, ``set_protocol``/``get_protocol``.
+    """
+
+    cdef BaseLoop _loop
+    cdef object _sock
+    cdef int _fd
+    cdef object _protocol
+    cdef bint _buffered
+    cdef object _public
+    cdef dict _extra
+    cdef object _server
+    cdef bint _closing
+    cdef bint _eof
+    cdef bint _paused
+    cdef bint _protocol_connected
+    cdef bint _protocol_paused
+    cdef bint _writing            # writer registered with the loop
+    cdef int _conn_lost
+    cdef list _buffer             # queued bytes, oldest first
+    cdef Py_ssize_t _buffer_offset   # bytes of _buffer[0] already sent
+    cdef Py_ssize_t _buffer_size
+    cdef Py_ssize_t _high_water
+    cdef Py_ssize_t _low_water
+    cdef object _empty_waiter
+    cdef object _read_ready_cb
+    cdef object _write_ready_cb
+    cdef object __weakref__
+
+    _sendfile_compatible = _aio_constants._SendfileMode.TRY_NATIVE
+
+    def __cinit__(self):
+        self._fd = -1
+        self._buffer = []
+        self._high_water = DEFAULT_HIGH_WATER
+        self._low_water = DEFAULT_HIGH_WATER // 4
+
+    def __init__(self, BaseLoop loop not None, sock, protocol, waiter=None,
+                 extra=None, server=None):
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._public = self
+        self._extra = dict(extra) if extra else {}
+        self._extra['socket'] = _TransportSocket(sock)
+        try:
+            self._extra['sockname'] = sock.getsockname()
+        except OSError:
+            self._extra['sockname'] = None
+        if 'peername' not in self._extra:
+            try:
+                self._extra['peername'] = sock.getpeername()
+            except OSError:
+                self._extra['peername'] = None
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                # Latency over batching: asyncio sets it too, and a server
+                # answering a request with one write would otherwise wait
+                # for the client's delayed ACK.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self._read_ready_cb = self._read_ready
+        self._write_ready_cb = self._write_ready
+        self.set_protocol(protocol)
+        self._server = server
+        if server is not None:
+            server._attach(self._public)
+        registry = getattr(loop, '_transports', None)
+        if registry is not None:
+            registry[self._fd] = self._public
+        loop.call_soon(self._protocol.connection_made, self._public)
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def __repr__(self):
+        info = [type(self).__name__]
+        if self._sock is None:
+            info.append('closed')
+        elif self._closing:
+            info.append('closing')
+        info.append(f'fd={self._fd}')
+        if self._sock is not None and self._loop is not None and not self._loop._closed:
+            info.append('read=' + ('polling' if self.is_reading() else 'idle'))
+            info.append(f'write=<{"polling" if self._writing else "idle"}, '
+                        f'bufsize={self._buffer_size}>')
+        return '<{}>'.format(' '.join(info))
+
+    def __del__(self):
+        if self._sock is not None:
+            warnings.warn(f'unclosed transport {self!r}', ResourceWarning,
+                          source=self)
+            self._sock.close()
+            self._sock = None
+
+    # ---- BaseTransport --------------------------------------------------
+
+    def get_extra_info(self, name, default=None):
+        """Return transport information: 'socket', 'sockname', 'peername'..."""
+        return self._extra.get(name, default)
+
+    def is_closing(self):
+        """Return True once ``close()`` or ``abort()`` was called (or the
+        connection was lost)."""
+        return self._closing
+
+    def set_protocol(self, protocol):
+        """Switch to a new protocol; later data goes to it."""
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, _BufferedProtocol)
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        """Return the current protocol."""
+        return self._protocol
+
+    def close(self):
+        """Close after the write queue is flushed; ``connection_lost(None)``
+        follows.  Reading stops at once."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop._remove_watcher(self._fd, False)
+        if not self._buffer:
+            self._conn_lost += 1
+            self._stop_writing()
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    # ---- ReadTransport --------------------------------------------------
+
+    def is_reading(self):
+        """Return True if the transport is receiving."""
+        return not self._paused and not self._closing
+
+    def pause_reading(self):
+        """Stop calling ``data_received`` until ``resume_reading()``."""
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._loop._remove_watcher(self._fd, False)
+        if self._loop._debug:
+            logger.debug('%r pauses reading', self)
+
+    def resume_reading(self):
+        """Resume receiving after ``pause_reading()``."""
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop._debug:
+            logger.debug('%r resumes reading', self)
+
+    def _start_reading(self):
+        if not self.is_reading() or self._sock is None:
+            return
+        self._loop._add_watcher(self._fd, self._read_ready_cb, (), False,
+                                '_read_ready')
+
+    def _read_ready(self):
+        if self._conn_lost:
+            return
+        if self._buffered:
+            self._read_into_protocol()
+        else:
+            self._read_bytes()
+
+    cdef _read_bytes(self):
+        cdef ssize_t n
+        cdef int err
+        n = recv(self._fd, read_buffer, READ_BUFFER_SIZE, 0)
+        if n > 0:
+            data = PyBytes_FromStringAndSize(read_buffer, n)
+            try:
+                self._protocol.data_received(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        elif n == 0:
+            self._read_eof()
+        else:
+            err = errno
+            if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+                return
+            self._fatal_error(_errno_error(err), 'Fatal read error on socket transport')
+
+    cdef _read_into_protocol(self):
+        cdef Py_buffer view
+        cdef ssize_t n
+        cdef int err
+        try:
+            buf = self._protocol.get_buffer(-1)
+            PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+            return
+        try:
+            if view.len == 0:
+                exc = RuntimeError('get_buffer() returned an empty buffer')
+                self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+                return
+            n = recv(self._fd, view.buf, view.len, 0)
+            err = errno
+        finally:
+            PyBuffer_Release(&view)
+        if n > 0:
+            try:
+                self._protocol.buffer_updated(n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
+        elif n == 0:
+            self._read_eof()
+        elif err != EAGAIN and err != EWOULDBLOCK and err != EINTR:
+            self._fatal_error(_errno_error(err), 'Fatal read error on socket transport')
+
+    cdef _read_eof(self):
+        if self._loop._debug:
+            logger.debug('%r received EOF', self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
+            return
+        if keep_open:
+            # Half-closed: the peer will send nothing more, but we may write.
+            self._loop._remove_watcher(self._fd, False)
+        else:
+            self.close()
+
+    # ---- WriteTransport -------------------------------------------------
+
+    def write(self, data):
+        """Queue ``data`` (bytes-like) for sending; never blocks."""
+        cdef Py_buffer view
+        cdef ssize_t n
+        cdef int err
+        cdef Py_ssize_t length
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f'data argument must be a bytes-like object, '
+                            f'not {type(data).__name__!r}')
+        if self._eof:
+            raise RuntimeError('Cannot call write() after write_eof()')
+        if self._empty_waiter is not None:
+            raise RuntimeError('unable to write; sendfile is in progress')
+        if self._conn_lost:
+            if self._conn_lost >= CONNLOST_WRITES_BEFORE_WARNING:
+                logger.warning('socket.send() raised exception.')
+            self._conn_lost += 1
+            return
+        if self._buffer:
+            self._enqueue(data, 0)
+            return
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            length = view.len
+            if length == 0:
+                return
+            n = send(self._fd, view.buf, length, MSG_NOSIGNAL)
+            err = errno
+        finally:
+            PyBuffer_Release(&view)
+        if n < 0:
+            if err != EAGAIN and err != EWOULDBLOCK and err != EINTR:
+                self._fatal_error(_errno_error(err), 'Fatal write error on socket transport')
+                return
+            n = 0
+        if n == length:
+            return
+        self._enqueue(data, n)
+        self._start_writing()
+
+    def writelines(self, list_of_data):
+        """Write an iterable of bytes-like objects, in one system call when
+        they fit."""
+        self.write(b''.join(list_of_data))
+
+    cdef _enqueue(self, object data, Py_ssize_t start):
+        cdef bytes chunk
+        if type(data) is bytes and start == 0:
+            chunk = <bytes>data
+        else:
+            # Copy: the caller may reuse a bytearray once write() returned.
+            chunk = bytes(memoryview(data)[start:])
+        if not chunk:
+            return
+        self._buffer.append(chunk)
+        self._buffer_size += len(chunk)
+        self._maybe_pause_protocol()
+
+    cdef _start_writing(self):
+        if not self._writing:
+            self._writing = True
+            self._loop._add_watcher(self._fd, self._write_ready_cb, (), True,
+                                    '_write_ready')
+
+    cdef _stop_writing(self):
+        if self._writing:
+            self._writing = False
+            if self._loop is not None:
+                self._loop._remove_watcher(self._fd, True)
+
+    def _write_ready(self):
+        cdef iovec iov[WRITEV_MAX_CHUNKS]
+        cdef int count = 0
+        cdef ssize_t n
+        cdef int err
+        cdef bytes chunk
+        cdef Py_ssize_t offset = self._buffer_offset
+        if self._conn_lost:
+            return
+        for chunk in self._buffer:
+            iov[count].iov_base = PyBytes_AS_STRING(chunk) + offset
+            iov[count].iov_len = PyBytes_GET_SIZE(chunk) - offset
+            offset = 0
+            count += 1
+            if count == WRITEV_MAX_CHUNKS:
+                break
+        if count == 0:
+            self._stop_writing()
+            return
+        n = writev(self._fd, iov, count)
+        err = errno
+        if n < 0:
+            if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+                return
+            exc = _errno_error(err)
+            self._stop_writing()
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._buffer_offset = 0
+            self._fatal_error(exc, 'Fatal write error on socket transport')
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_exception(exc)
+            return
+        self._consume(n)
+        self._maybe_resume_protocol()
+        if not self._buffer:
+            self._stop_writing()
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_result(None)
+            if self._closing:
+                self._call_connection_lost(None)
+            elif self._eof:
+                self._sock.shutdown(socket.SHUT_WR)
+
+    cdef _consume(self, Py_ssize_t n):
+        cdef Py_ssize_t left
+        cdef bytes chunk
+        self._buffer_size -= n
+        while n > 0:
+            chunk = <bytes>self._buffer[0]
+            left = PyBytes_GET_SIZE(chunk) - self._buffer_offset
+            if n >= left:
+                n -= left
+                self._buffer_offset = 0
+                del self._buffer[0]
+            else:
+                self._buffer_offset += n
+                n = 0
+
+    def write_eof(self):
+        """Close the write side once the queue is flushed (half-close)."""
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._buffer:
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def can_write_eof(self):
+        """Return True: stream sockets support half-close."""
+        return True
+
+    def abort(self):
+        """Close at once, dropping queued data; ``connection_lost(None)``
+        follows."""
+        self._force_close(None)
+
+    # ---- flow control ---------------------------------------------------
+
+    def get_write_buffer_size(self):
+        """Return the number of bytes queued for sending."""
+        return self._buffer_size - self._buffer_offset
+
+    def get_write_buffer_limits(self):
+        """Return ``(low, high)``: the write flow-control water marks."""
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        """Set the water marks (high defaults to 64 KiB, low to high/4)."""
+        if high is None:
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(
+                f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+    cdef _maybe_pause_protocol(self):
+        if self._protocol_paused:
+            return
+        if self._buffer_size - self._buffer_offset <= self._high_water:
+            return
+        self._protocol_paused = True
+        self._call_protocol_flow('pause_writing')
+
+    cdef _maybe_resume_protocol(self):
+        if (self._protocol_paused and
+                self._buffer_size - self._buffer_offset <= self._low_water):
+            self._protocol_paused = False
+            self._call_protocol_flow('resume_writing')
+
+    cdef _call_protocol_flow(self, str name):
+        protocol = self._protocol
+        try:
+            getattr(protocol, name)()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                'message': f'protocol.{name}() failed',
+                'exception': exc,
+                'transport': self._public,
+                'protocol': protocol,
+            })
+
+    # ---- sendfile support (loop.sendfile) ---------------------------------
+
+    def _make_empty_waiter(self):
+        if self._empty_waiter is not None:
+            raise RuntimeError('Empty waiter is already set')
+        self._empty_waiter = self._loop.create_future()
+        if not self._buffer:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self):
+        self._empty_waiter = None
+
+    # ---- the end --------------------------------------------------------
+
+    cdef _fatal_error(self, exc, str message):
+        if isinstance(exc, OSError):
+            # Peers vanish all the time; that is the protocol's news
+            # (connection_lost), not the loop's.
+            if self._loop._debug:
+                logger.debug('%r: %s', self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self._public,
+                'protocol': self._protocol,
+            })
+        self._force_close(exc)
+
+    cdef _force_close(self, exc):
+        if self._conn_lost:
+            return
+        if self._buffer:
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._buffer_offset = 0
+        self._stop_writing()
+        if not self._closing:
+            self._closing = True
+            self._loop._remove_watcher(self._fd, False)
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc):
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            self._protocol = None
+            server = self._server
+            self._server = None
+            if server is not None:
+                server._detach(self._public)
