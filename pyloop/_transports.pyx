@@ -129,6 +129,15 @@ cdef class SocketTransport:
 
     _sendfile_compatible = _aio_constants._SendfileMode.TRY_NATIVE
 
+    # isinstance(transport, asyncio.Transport) must hold -- asyncio's own
+    # tests and some libraries check it -- but a C type cannot inherit from
+    # asyncio.Transport (its __slots__ clash with our layout).  isinstance()
+    # falls back to obj.__class__ when type(obj) is not a subclass, so we
+    # report a class that derives from both.  type(transport) is unchanged.
+    @property
+    def __class__(self):
+        return _TRANSPORT_CLASS
+
     def __cinit__(self):
         self._fd = -1
         self._buffer = []
@@ -590,3 +599,17 @@ cdef class SocketTransport:
             self._server = None
             if server is not None:
                 server._detach(self._public)
+
+
+def _make_public_class():
+    # A plain Python class that is both an asyncio.Transport and (by name)
+    # what users see in reprs; never instantiated.
+    from asyncio import transports
+    return type('SocketTransport', (transports.Transport,), {
+        '__doc__': SocketTransport.__doc__,
+        '__module__': __name__,
+        '__slots__': (),
+    })
+
+
+_TRANSPORT_CLASS = _make_public_class()
