@@ -1,9 +1,10 @@
 """``pyloop.Loop``: the C core plus the Python-level services, as one class.
 
 The hot paths (scheduling, timers, fd readiness, running callbacks) live in
-the Cython ``BaseLoop``; what runs rarely (error reporting, executors, async
-generator finalization, socket helpers) is plain Python in mixins, one file
-each.  Inheriting ``asyncio.AbstractEventLoop`` last makes ``isinstance``
+the Cython ``BaseLoop`` and the stream transport in ``_transports.pyx``; what
+runs rarely (connection set-up and servers, datagram and pipe transports,
+error reporting, executors, async generator finalization, socket helpers) is
+plain Python in mixins, one file each.  Inheriting ``asyncio.AbstractEventLoop`` last makes ``isinstance``
 checks in asyncio and third-party code succeed.
 """
 
@@ -13,14 +14,18 @@ import warnings
 from ._loop import BaseLoop
 from ._transports import SocketTransport
 from ._asyncgens import AsyncGenMixin
+from ._datagram import DatagramMixin
 from ._exceptions import ExceptionHandlingMixin
 from ._executor import ExecutorMixin
+from ._network import NetworkMixin
+from ._pipes import PipesMixin
 from ._sock import SockMixin
 from ._unsupported import UnsupportedMixin
 
 
-class Loop(BaseLoop, ExceptionHandlingMixin, ExecutorMixin, AsyncGenMixin,
-           SockMixin, UnsupportedMixin, asyncio.AbstractEventLoop):
+class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,
+           ExceptionHandlingMixin, ExecutorMixin, AsyncGenMixin, SockMixin,
+           UnsupportedMixin, asyncio.AbstractEventLoop):
     """A drop-in asyncio event loop whose core runs in C.
 
     Create one with ``pyloop.new_event_loop()``; use it like any asyncio loop

@@ -489,7 +489,7 @@ cdef class SocketTransport:
     def abort(self):
         """Close at once, dropping queued data; ``connection_lost(None)``
         follows."""
-        self._force_close(None)
+        self._close_now(None)
 
     # ---- flow control ---------------------------------------------------
 
@@ -570,9 +570,14 @@ cdef class SocketTransport:
                 'transport': self._public,
                 'protocol': self._protocol,
             })
-        self._force_close(exc)
+        self._close_now(exc)
 
-    cdef _force_close(self, exc):
+    def _force_close(self, exc):
+        """Close at once with ``exc`` for connection_lost (asyncio's
+        private name: SSLProtocol calls it)."""
+        self._close_now(exc)
+
+    cdef _close_now(self, exc):
         if self._conn_lost:
             return
         if self._buffer:

@@ -1,8 +1,8 @@
 """The parts of ``AbstractEventLoop`` pyloop does not implement yet.
 
 Each raises NotImplementedError naming the method, so code that needs them
-fails loudly instead of half-working.  Transports arrive with the network
-milestone; subprocesses and signals with the process milestone.
+fails loudly instead of half-working.  Subprocesses and signals arrive with
+the process milestone.
 """
 
 
@@ -26,23 +26,12 @@ def _not_yet_async(name, milestone):
     return method
 
 
-_TRANSPORTS = 'network transports'
 _PROCESSES = 'subprocesses and signals'
 
 
 class UnsupportedMixin:
     """Placeholders raising NotImplementedError for unimplemented APIs."""
 
-    create_connection = _not_yet_async('create_connection', _TRANSPORTS)
-    create_server = _not_yet_async('create_server', _TRANSPORTS)
-    create_unix_connection = _not_yet_async('create_unix_connection', _TRANSPORTS)
-    create_unix_server = _not_yet_async('create_unix_server', _TRANSPORTS)
-    create_datagram_endpoint = _not_yet_async('create_datagram_endpoint', _TRANSPORTS)
-    connect_accepted_socket = _not_yet_async('connect_accepted_socket', _TRANSPORTS)
-    connect_read_pipe = _not_yet_async('connect_read_pipe', _TRANSPORTS)
-    connect_write_pipe = _not_yet_async('connect_write_pipe', _TRANSPORTS)
-    sendfile = _not_yet_async('sendfile', _TRANSPORTS)
-    start_tls = _not_yet_async('start_tls', _TRANSPORTS)
     subprocess_exec = _not_yet_async('subprocess_exec', _PROCESSES)
     subprocess_shell = _not_yet_async('subprocess_shell', _PROCESSES)
     add_signal_handler = _not_yet('add_signal_handler', _PROCESSES)
