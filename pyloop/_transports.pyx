@@ -128,6 +128,7 @@ cdef class SocketTransport:
     cdef object __weakref__
 
     _sendfile_compatible = _aio_constants._SendfileMode.TRY_NATIVE
+    _start_tls_compatible = True
 
     # isinstance(transport, asyncio.Transport) must hold -- asyncio's own
     # tests and some libraries check it -- but a C type cannot inherit from

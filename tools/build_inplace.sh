@@ -11,4 +11,4 @@ command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S . -B build/dev "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DPython_EXECUTABLE="$(command -v "$py")" -DCMAKE_MODULE_PATH="$modpath" >/dev/null
 cmake --build build/dev
-cp build/dev/_*.so pyloop/
+for so in build/dev/_*.so; do cp "$so" "pyloop/.$(basename "$so").tmp" && mv "pyloop/.$(basename "$so").tmp" "pyloop/$(basename "$so")"; done   # atomic: running tests keep the old mapping
