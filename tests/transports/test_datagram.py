@@ -226,6 +226,25 @@ def test_unix_datagram_paths(loop, sock_dir):
 
 
 @pytest.mark.skipif(not HAS_UNIX, reason='needs AF_UNIX')
+def test_unix_datagram_larger_than_64k_arrives_whole(loop, sock_dir):
+    path = os.path.join(sock_dir, 'big')
+    big = bytes(range(256)) * 600          # 153600 bytes
+
+    async def main():
+        st, server = await loop.create_datagram_endpoint(
+            Recorder, local_addr=path, family=socket.AF_UNIX)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as c:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            c.sendto(big, path)
+            c.sendto(b'small', path)
+        assert (await server.datagrams.get())[0] == big
+        assert (await server.datagrams.get())[0] == b'small'
+        await close_and_wait(server)
+
+    run(loop, main())
+
+
+@pytest.mark.skipif(not HAS_UNIX, reason='needs AF_UNIX')
 def test_unix_datagram_replaces_stale_socket_file(loop, sock_dir):
     path = os.path.join(sock_dir, 'stale')
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
