@@ -7,6 +7,7 @@ list ``BENCHMARKS`` of :class:`Benchmark`; the runner (compare.py) and the worke
 module named in :data:`GROUPS`.  To add a group (an echo server driven by a C load generator, HTTP under
 wrk, ...) write ``bench/<group>.py`` with its own ``BENCHMARKS`` and append its name to :data:`GROUPS`;
 nothing else changes.  A benchmark whose number is a rate rather than a cost sets ``lower_is_better=False``.
+Groups that drive servers (echo, http) run themselves: see :func:`group_module`.
 """
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ import sys
 import time
 from typing import Callable
 
-# Modules (in bench/) that hold benchmarks, in the order the report lists them.
-GROUPS = ["micro"]
+# Benchmark groups, in the order compare.py runs and reports them.  A group is a module in bench/ (named like
+# the group, except where GROUP_MODULES says otherwise).
+GROUPS = ["micro", "echo", "http"]
+# No module here may be called http: bench/ is first on sys.path, so bench/http.py would hide the standard
+# library's http package from everything imported after it (urllib.request, matplotlib, ...).
+GROUP_MODULES = {"http": "http_bench"}
 
 # name -> (module to import, attribute that makes a new loop, distribution name for the version).
 # The order is the column order of every table; pyloop last, so the baselines read left to right.
@@ -59,12 +64,29 @@ def load_benchmarks(groups: list[str] | None = None) -> dict[str, Benchmark]:
     """All registered benchmarks, in report order, keyed by name."""
     out: dict[str, Benchmark] = {}
     for group in groups or GROUPS:
-        mod = importlib.import_module(group)
+        mod = group_module(group)
         for b in mod.BENCHMARKS:
             if b.name in out:
                 raise ValueError(f"benchmark {b.name!r} registered twice")
             out[b.name] = dataclasses.replace(b, group=group)
     return out
+
+
+def group_module(group: str):
+    """The module of a benchmark group.
+
+    A group whose measurements need more than ``func(loop, n)`` in a worker process (a server in its own
+    process driven by a load generator, several numbers per measurement: echo, http) also defines
+    ``prerequisites() -> str | None`` (why it cannot run here, or None) and ``run_group(args, loops,
+    benches, versions, missing, env) -> exit status``; compare.py then hands it the chosen loops and rows
+    instead of running them through _worker.py, and such a group prints and writes its own report.
+    """
+    return importlib.import_module(GROUP_MODULES.get(group, group))
+
+
+def runs_itself(group: str) -> bool:
+    """Whether a group runs its own measurements (run_group) rather than func(loop, n) in _worker.py."""
+    return hasattr(group_module(group), "run_group")
 
 
 def make_loop(name: str):

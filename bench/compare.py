@@ -3,9 +3,13 @@
     python bench/compare.py                      # all benchmarks, all installed loops, 7 rounds
     python bench/compare.py --quick              # CI smoke: 2 short rounds
     python bench/compare.py --loops asyncio,pyloop --bench call_soon_chain,sleep_zero --rounds 11
+    python bench/compare.py --group echo,http    # only the network groups
 
 Prints a table of medians with ratios against pyloop and against the fastest other loop, marks DESIGN.md's
 targets as met or missed, and writes <out>/micro.md and <out>/micro.png (default out: bench/results).
+The network groups (echo.py: echo servers under a C load generator; http_bench.py: an httptools server
+under wrk) run after the micro-benchmarks when their prerequisites exist, and write <out>/echo.md,
+<out>/http.md and their plots; see those modules and bench/README.md for how they measure.
 
 How it measures, and why (the machine this was built on has 2 cores and neighbours that compile):
 
@@ -48,9 +52,13 @@ def parse_args(argv: list[str] | None, benches: dict[str, benchlib.Benchmark]) -
                    help="smoke run: 2 rounds, 1 timed run each, a tenth of the operations")
     p.add_argument("--loops", default=",".join(benchlib.LOOPS),
                    help="comma-separated loops to compare (default: %(default)s)")
+    p.add_argument("--group", default=",".join(benchlib.GROUPS),
+                   help="comma-separated benchmark groups (default: %(default)s); echo needs a C compiler, "
+                        "http needs wrk and httptools, and each is skipped with a message without them")
     p.add_argument("--bench", default="",
-                   help="comma-separated benchmarks (default: all): " + ", ".join(benches))
-    p.add_argument("--rounds", type=int, help="interleaved rounds (default 7; --quick 2)")
+                   help="comma-separated benchmarks (default: all of the chosen groups): " + ", ".join(benches))
+    p.add_argument("--rounds", type=int,
+                   help="interleaved rounds (default: micro 7, echo and http 3; --quick: 2, 1 and 1)")
     p.add_argument("--repeat", type=int, help="timed runs per process, best kept (default 3; --quick 1)")
     p.add_argument("--scale", type=float,
                    help="multiply every operation count (default 1; --quick 0.1)")
@@ -59,20 +67,35 @@ def parse_args(argv: list[str] | None, benches: dict[str, benchlib.Benchmark]) -
     p.add_argument("--timeout", type=float, default=300.0,
                    help="seconds before one measurement is abandoned (default: %(default)s)")
     p.add_argument("--out", default=os.path.join(HERE, "results"),
-                   help="directory for micro.md and micro.png (default: bench/results)")
+                   help="directory for the reports: micro.md, echo.md, http.md and their PNGs "
+                        "(default: bench/results)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    p.add_argument("--duration", type=float,
+                   help="seconds of one echo/http measurement after its warm-up (default: echo 0.4, http 2; "
+                        "--quick: 0.25 and 1; wrk takes whole seconds)")
+    p.add_argument("--pin", action="store_true",
+                   help="echo/http: pin the server to the last CPU and the load generator to the first "
+                        "(default: let the scheduler place them, steadier on a busy machine)")
     args = p.parse_args(argv)
+    args.net_rounds = args.rounds  # None: each network group picks its own default
     args.rounds = args.rounds or (2 if args.quick else 7)
     args.repeat = args.repeat or (1 if args.quick else 3)
     args.scale = args.scale or (0.1 if args.quick else 1.0)
     args.loops = [x for x in args.loops.split(",") if x]
-    args.bench = [x for x in args.bench.split(",") if x] or list(benches)
+    args.group = [x for x in args.group.split(",") if x]
+    unknown = [x for x in args.group if x not in benchlib.GROUPS]
+    if unknown:
+        p.error(f"unknown group(s): {', '.join(unknown)}; choose from {', '.join(benchlib.GROUPS)}")
+    args.bench = [x for x in args.bench.split(",") if x] or [
+        name for name, b in benches.items() if b.group in args.group]
     for kind, chosen, known in (("loop", args.loops, benchlib.LOOPS), ("benchmark", args.bench, benches)):
         unknown = [x for x in chosen if x not in known]
         if unknown:
             p.error(f"unknown {kind}(s): {', '.join(unknown)}; choose from {', '.join(known)}")
     if args.rounds < 1 or args.repeat < 1 or args.scale <= 0:
         p.error("--rounds and --repeat must be >= 1 and --scale > 0")
+    if args.duration is not None and args.duration <= 0:
+        p.error("--duration must be > 0")
     return args
 
 
@@ -145,19 +168,9 @@ def run_rounds(loops: list[str], benches: list[benchlib.Benchmark], args) -> rep
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    all_benches = benchlib.load_benchmarks()
-    args = parse_args(argv, all_benches)
-    benches = [all_benches[name] for name in args.bench]
-
-    load_before = load_average()
-    versions, missing, broken = probe_loops(args.loops, min(args.timeout, 60.0))
-    for name, why in missing.items():
-        print(f"{name}: {why}; skipped", file=sys.stderr)
-    loops = [name for name in args.loops if name in versions]
-    if not loops:
-        print("no loop to measure", file=sys.stderr)
-        return 1
+def run_micro(args, loops: list[str], benches: list[benchlib.Benchmark], versions: dict[str, str],
+              missing: dict[str, str], load_before: float) -> int:
+    """The benchmarks that run as func(loop, n) in _worker.py: one table, micro.md and micro.png."""
     print("measuring " + ", ".join(versions[n] for n in loops) +
           f": {len(benches)} benchmarks x {args.rounds} rounds x {args.repeat} runs, "
           f"scale {args.scale:g}, {args.clock} clock", file=sys.stderr)
@@ -193,8 +206,39 @@ def main(argv: list[str] | None = None) -> int:
                               f"Event loop micro-benchmarks ({info['python']}, {info['date']}, "
                               f"{args.clock} clock)")
         print(f"skipped the plot: {skipped}" if skipped else f"wrote {png_path}")
-    failed = broken or any(cell.error for per in results.values() for cell in per.values())
-    return 1 if failed else 0
+    return 1 if any(cell.error for per in results.values() for cell in per.values()) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    all_benches = benchlib.load_benchmarks()
+    args = parse_args(argv, all_benches)
+    chosen = [all_benches[name] for name in args.bench]
+
+    load_before = load_average()
+    versions, missing, broken = probe_loops(args.loops, min(args.timeout, 60.0))
+    for name, why in missing.items():
+        print(f"{name}: {why}; skipped", file=sys.stderr)
+    loops = [name for name in args.loops if name in versions]
+    if not loops:
+        print("no loop to measure", file=sys.stderr)
+        return 1
+
+    status = 1 if broken else 0
+    in_worker = [b for b in chosen if not benchlib.runs_itself(b.group)]
+    if in_worker:
+        status = max(status, run_micro(args, loops, in_worker, versions, missing, load_before))
+    for group in benchlib.GROUPS:
+        benches = [b for b in chosen if b.group == group and benchlib.runs_itself(group)]
+        if not benches:
+            continue
+        mod = benchlib.group_module(group)
+        why = mod.prerequisites()
+        if why:
+            print(f"\n{group}: skipped ({why})", file=sys.stderr)
+            continue
+        print(file=sys.stderr)
+        status = max(status, mod.run_group(args, loops, benches, versions, missing, worker_env()))
+    return status
 
 
 if __name__ == "__main__":

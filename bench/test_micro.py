@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import benchlib  # noqa: E402
 
-BENCHMARKS = list(benchlib.load_benchmarks().values())
+# Only the groups whose benchmarks are func(loop, n); echo and http run servers (compare.py --group echo,http).
+BENCHMARKS = [b for b in benchlib.load_benchmarks().values() if not benchlib.runs_itself(b.group)]
 SCALE = 0.25  # a quarter of compare.py's operation counts: ~10-100 ms per round
 ROUNDS = 7
 
