@@ -107,15 +107,16 @@ class DatagramTransport(WriteFlowControl, _aio_transports.DatagramTransport,
         self._writes_after_loss = 0
         (self._add_reader, self._remove_reader,
          self._add_writer, self._remove_writer) = fd_ops(loop)
-        self._sock = sock
-        register_transport(loop, self._fileno, self)
-
         loop.call_soon(protocol.connection_made, self)
         # Reading starts once connection_made() has run; the creator is told
         # after that.
         loop.call_soon(self._start_reading)
         if waiter is not None:
             loop.call_soon(wake_waiter, waiter)
+        # Owned only now: if scheduling failed (closed loop) the socket is
+        # still the creator's to close, and __del__ must not warn.
+        self._sock = sock
+        register_transport(loop, self._fileno, self)
 
     # ---- state ----------------------------------------------------------
 

@@ -74,9 +74,14 @@ class _PipeTransportBase:
         (self._add_reader, self._remove_reader,
          self._add_writer, self._remove_writer) = fd_ops(loop)
         os.set_blocking(fileno, False)
-        self._pipe = pipe
-        register_transport(loop, fileno, self)
         return mode
+
+    def _own_pipe(self, pipe):
+        # Last step of construction: if scheduling the first callbacks failed
+        # (closed loop) the pipe is still the caller's, and __del__ must not
+        # warn or close it.
+        self._pipe = pipe
+        register_transport(self._loop, self._fileno, self)
 
     def _describe(self, watching, details=()):
         parts = [type(self).__name__]
@@ -145,6 +150,7 @@ class ReadPipeTransport(_PipeTransportBase, _aio_transports.ReadTransport):
         loop.call_soon(self._start_reading)
         if waiter is not None:
             loop.call_soon(wake_waiter, waiter)
+        self._own_pipe(pipe)
 
     def __repr__(self):
         return '<{}>'.format(' '.join(self._describe(self._reader_on)))
@@ -253,6 +259,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
             loop.call_soon(self._watch_far_end)
         if waiter is not None:
             loop.call_soon(wake_waiter, waiter)
+        self._own_pipe(pipe)
 
     def __repr__(self):
         parts = self._describe(self._writer_on,

@@ -891,8 +891,6 @@ def test_transport_registered_for_its_fd(loop):
 
 
 def test_add_reader_refused_on_transport_fd(loop):
-    if not hasattr(loop, '_ensure_fd_no_transport'):
-        pytest.xfail('the loop does not check fd ownership yet')
 
     async def main():
         tr, proto = await loop.create_datagram_endpoint(
@@ -921,3 +919,18 @@ def test_unclosed_transport_warns(loop_factory):
         del tr, _
         gc.collect()
     assert sock.fileno() == -1
+
+
+@pytest.mark.skip_loops('asyncio', reason=(
+    'asyncio half-builds the transport, which then warns about the socket'))
+def test_create_on_closed_loop_leaks_nothing(loop_factory):
+    loop = loop_factory()
+    loop.close()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with s, warnings.catch_warnings():
+        warnings.simplefilter('error', ResourceWarning)
+        coro = loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=s)
+        with pytest.raises(RuntimeError, match='closed'):
+            coro.send(None)
+        gc.collect()
+        assert s.fileno() == -1     # closed by create_datagram_endpoint

@@ -21,6 +21,7 @@ import stat
 import sys
 import tempfile
 import tty
+import warnings
 
 import pytest
 
@@ -676,8 +677,6 @@ def test_transports_registered_for_their_fds(loop, fds):
 
 @pytest.mark.skip_loops('asyncio', reason='asyncio does not register pipe transports')
 def test_add_reader_refused_on_pipe_transport_fd(loop, fds):
-    if not hasattr(loop, '_ensure_fd_no_transport'):
-        pytest.xfail('the loop does not check fd ownership yet')
     r, w = fds.pipe()
 
     async def main():
@@ -711,3 +710,21 @@ def test_unclosed_transports_warn(loop_factory, fds):
         gc.collect()
     assert len([w for w in record if issubclass(w.category, ResourceWarning)]) >= 2
     assert rpipe.closed and wpipe.closed
+
+
+@pytest.mark.skip_loops('asyncio', reason=(
+    'asyncio half-builds the transport, which then warns and closes the pipe'))
+def test_connect_on_closed_loop_leaves_pipe_to_caller(loop_factory, fds):
+    loop = loop_factory()
+    loop.close()
+    r, w = fds.pipe()
+    rpipe = wrap(r, 'rb')
+    fds.fds.remove(r)
+    with rpipe:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', ResourceWarning)
+            coro = loop.connect_read_pipe(asyncio.Protocol, rpipe)
+            with pytest.raises(RuntimeError, match='closed'):
+                coro.send(None)
+            gc.collect()
+        assert not rpipe.closed
