@@ -81,7 +81,6 @@ class DatagramTransport(WriteFlowControl, _aio_transports.DatagramTransport,
             self._recv_size = min(self.max_size, _MAX_UDP_PAYLOAD)
             self._recv_view = None
         else:
-            self._recv_size = self.max_size
             self._recv_view = memoryview(bytearray(self.max_size))
         try:
             self._extra['sockname'] = sock.getsockname()

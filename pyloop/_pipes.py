@@ -126,7 +126,8 @@ class _PipeTransportBase:
             pipe.close()
 
 
-def _is_readable_pipe(mode):
+def _is_pollable(mode):
+    """Pipes/FIFOs, sockets and character devices; not regular files."""
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
@@ -140,7 +141,7 @@ class ReadPipeTransport(_PipeTransportBase, _aio_transports.ReadTransport):
 
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
         super().__init__(extra)
-        if self._take_pipe(loop, pipe, protocol, _is_readable_pipe) is None:
+        if self._take_pipe(loop, pipe, protocol, _is_pollable) is None:
             raise ValueError('Pipe transport is for pipes/sockets only.')
         self._paused = False
         self._reader_on = False
@@ -234,17 +235,13 @@ class ReadPipeTransport(_PipeTransportBase, _aio_transports.ReadTransport):
         self._loop.call_soon(self._call_connection_lost, exc)
 
 
-def _is_writable_pipe(mode):
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
-
-
 class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
                          _aio_transports.WriteTransport):
     """The write end of a pipe (or a socket, FIFO, pty, character device)."""
 
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
         super().__init__(extra)
-        mode = self._take_pipe(loop, pipe, protocol, _is_writable_pipe)
+        mode = self._take_pipe(loop, pipe, protocol, _is_pollable)
         if mode is None:
             raise ValueError('Pipe transport is only for '
                              'pipes, sockets and character devices')
