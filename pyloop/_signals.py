@@ -1,0 +1,358 @@
+"""Unix signal handlers: ``loop.add_signal_handler`` / ``remove_signal_handler``.
+
+How a signal reaches a callback
+-------------------------------
+Python's own C-level signal handler does two things when a signal arrives:
+it marks the signal "tripped" so the Python-level handler runs later in the
+main thread, and it writes the signal number (one byte) to the *wakeup fd*
+set with ``signal.set_wakeup_fd``.  We use the second half:
+
+* the first handler added creates a non-blocking socket pair, makes its write
+  end the wakeup fd (``warn_on_full_buffer=False``: when the buffer is full a
+  burst of the same signal has already been recorded, nothing is lost that
+  matters) and watches the read end with the loop's reactor;
+* for every signal with a handler, a do-nothing Python-level handler is
+  installed with ``signal.signal`` -- that is what makes Python write the byte
+  (a signal left at SIG_DFL would kill or be ignored, never reported);
+* the read end becoming readable wakes the reactor, even when the signal was
+  delivered to another thread; the reader drains the bytes and schedules each
+  registered callback with ``call_soon`` in the ``contextvars.Context`` that was
+  current when the handler was added.  A callback raising goes to the loop's
+  exception handler like any other callback.
+
+Bytes for signals this loop has no handler for (SIGINT under asyncio.Runner,
+say) arrive too and are ignored: their Python-level handlers run on their own.
+
+Validation follows asyncio: TypeError for a coroutine (function) callback or a
+non-int signal, ValueError for a number outside ``signal.valid_signals()``,
+RuntimeError for an uncatchable signal (SIGKILL, SIGSTOP: ``signal.signal``
+fails with EINVAL), for a closed loop, and when ``set_wakeup_fd`` refuses
+(not the main thread).  Stricter than asyncio: a callback that is not callable
+is refused at once (it could only fail later, inside the loop).
+
+What is restored
+----------------
+asyncio puts SIG_DFL (``default_int_handler`` for SIGINT) back when a handler
+is removed.  pyloop puts back whatever Python-level handler was installed
+before the loop took the signal -- the same thing in the common case, but it
+also keeps asyncio.Runner's SIGINT handler, or a SIG_IGN inherited from nohup,
+intact across an add/remove pair.  When the last handler goes, the wakeup fd
+goes back to what it was, provided that is still the same open file (an fd
+number that was closed and reused since must not start receiving signal
+bytes); otherwise it is cleared.
+
+Internal listeners
+------------------
+``_signal_add_listener(sig, func)`` lets the loop itself react to a signal
+(the SIGCHLD child reaper of ``_subprocess.py`` on systems without pidfds):
+``func()`` runs directly from the reader, before user callbacks are
+scheduled, and shares the installed Python handler with a user handler for
+the same signal.
+
+The loop's ``close()`` must call ``_close_signals()``: it removes every handler
+and listener, restores the wakeup fd and closes the socket pair.
+"""
+
+import contextvars
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import warnings
+
+from asyncio import coroutines as _aio_coroutines
+
+logger = logging.getLogger('asyncio')
+
+
+def _ignore_signal(signum, frame):
+    """The Python-level handler of every signal the loop handles: it exists
+    only so that Python reports the signal through the wakeup fd."""
+
+
+def _file_identity(fd):
+    """(st_dev, st_ino) of an open fd, or None if it is not open."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+class _SignalHandler:
+    """A registered ``add_signal_handler`` callback."""
+
+    __slots__ = ('callback', 'args', 'context')
+
+    def __init__(self, callback, args, context):
+        self.callback = callback
+        self.args = args
+        self.context = context
+
+    def __repr__(self):
+        return f'<signal handler {self.callback!r} args={self.args!r}>'
+
+
+class SignalMixin:
+    """``add_signal_handler`` / ``remove_signal_handler`` of
+    ``AbstractEventLoop``, through ``signal.set_wakeup_fd``."""
+
+    # Instance state, created on first use (see _signal_state).
+    _sig_handlers = None     # signum -> _SignalHandler
+    _sig_listeners = None    # signum -> [func]: the loop's own reactions
+    _sig_previous = None     # signum -> Python-level handler before ours
+    _sig_rsock = None        # the socket pair: read end (watched) ...
+    _sig_wsock = None        # ... and write end (the wakeup fd)
+    _sig_prev_wakeup = -1    # the wakeup fd before ours ...
+    _sig_prev_wakeup_id = None   # ... and the file it was then
+
+    # ---- public API -----------------------------------------------------
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Call ``callback(*args)`` (via ``call_soon``) whenever signal
+        ``sig`` arrives; replaces an earlier handler for ``sig``.
+
+        Raise ValueError if ``sig`` is not a valid signal number, RuntimeError
+        if it cannot be caught or handlers cannot be installed here (a thread
+        other than the main thread, a closed loop).
+        """
+        if (_aio_coroutines.iscoroutine(callback)
+                or _aio_coroutines.iscoroutinefunction(callback)):
+            raise TypeError('coroutines cannot be used '
+                            'with add_signal_handler()')
+        self._check_signal(sig)
+        if self.is_closed():
+            raise RuntimeError('Event loop is closed')
+        if not callable(callback):
+            raise TypeError(f'a callable object was expected by '
+                            f'add_signal_handler(), got {callback!r}')
+        self._signal_take(sig)
+        self._sig_handlers[sig] = _SignalHandler(
+            callback, args, contextvars.copy_context())
+
+    def remove_signal_handler(self, sig):
+        """Remove the handler for ``sig``; return True if there was one.
+
+        The Python-level handler that was in place before the loop took the
+        signal is put back.
+        """
+        self._check_signal(sig)
+        handlers = self._sig_handlers
+        if not handlers or sig not in handlers:
+            return False
+        del handlers[sig]
+        self._signal_release(sig)
+        return True
+
+    def _check_signal(self, sig):
+        if not isinstance(sig, int):
+            raise TypeError(f'sig must be an int, not {sig!r}')
+        if sig not in signal.valid_signals():
+            raise ValueError(f'invalid signal number {sig}')
+
+    # ---- the loop's own listeners ---------------------------------------
+
+    def _signal_add_listener(self, sig, func):
+        """Have ``func()`` called from the loop whenever ``sig`` arrives.
+        Raises RuntimeError where signals cannot be handled (not the main
+        thread)."""
+        self._check_signal(sig)
+        if self.is_closed():
+            raise RuntimeError('Event loop is closed')
+        self._signal_take(sig)
+        self._sig_listeners.setdefault(sig, []).append(func)
+
+    def _signal_remove_listener(self, sig, func):
+        listeners = self._sig_listeners
+        if not listeners or func not in listeners.get(sig, ()):
+            return False
+        listeners[sig].remove(func)
+        if not listeners[sig]:
+            del listeners[sig]
+        self._signal_release(sig)
+        return True
+
+    # ---- installing and restoring ---------------------------------------
+
+    def _signal_in_use(self, sig):
+        return ((self._sig_handlers is not None and sig in self._sig_handlers)
+                or (self._sig_listeners is not None and sig in self._sig_listeners))
+
+    def _signal_take(self, sig):
+        """Make sure ``sig`` is reported through our wakeup fd."""
+        if self._sig_handlers is None:
+            self._sig_handlers = {}
+            self._sig_listeners = {}
+            self._sig_previous = {}
+        self._signal_open_channel()
+        if self._signal_in_use(sig):
+            return      # our Python-level handler is installed already
+        try:
+            previous = signal.signal(sig, _ignore_signal)
+            # Restart interrupted system calls instead of failing with EINTR.
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            if not self._sig_previous:
+                self._signal_close_channel()
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f'sig {sig} cannot be caught') from None
+            raise
+        except ValueError as exc:      # not the main thread after all
+            if not self._sig_previous:
+                self._signal_close_channel()
+            raise RuntimeError(str(exc)) from None
+        self._sig_previous[sig] = previous
+
+    def _signal_release(self, sig):
+        """``sig`` lost a handler or listener: put the old Python-level
+        handler back once nothing of ours uses it."""
+        if self._signal_in_use(sig):
+            return
+        previous = self._sig_previous.pop(sig, None)
+        if previous is None or previous is _ignore_signal:
+            # Installed outside Python, or by another loop that has let go:
+            # fall back to what asyncio restores.
+            previous = (signal.default_int_handler if sig == signal.SIGINT
+                        else signal.SIG_DFL)
+        try:
+            signal.signal(sig, previous)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f'sig {sig} cannot be caught') from None
+            raise
+        finally:
+            if not self._sig_previous:
+                self._signal_close_channel()
+
+    def _signal_open_channel(self):
+        """Create the socket pair (once) and make it the wakeup fd.
+
+        ``set_wakeup_fd`` is called every time: it is also the check that we
+        are in the main thread, and it takes the wakeup fd back from whoever
+        replaced it since.
+        """
+        created = self._sig_wsock is None
+        if created:
+            rsock, wsock = socket.socketpair()
+            rsock.setblocking(False)
+            wsock.setblocking(False)
+        else:
+            rsock, wsock = self._sig_rsock, self._sig_wsock
+        try:
+            previous = signal.set_wakeup_fd(wsock.fileno(),
+                                            warn_on_full_buffer=False)
+        except (ValueError, OSError) as exc:
+            if created:
+                rsock.close()
+                wsock.close()
+            raise RuntimeError(str(exc)) from None
+        if not created:
+            return
+        try:
+            self._add_reader(rsock.fileno(), self._signal_read)
+        except BaseException:
+            signal.set_wakeup_fd(previous)
+            rsock.close()
+            wsock.close()
+            raise
+        self._sig_rsock, self._sig_wsock = rsock, wsock
+        self._sig_prev_wakeup = previous
+        self._sig_prev_wakeup_id = (_file_identity(previous)
+                                    if previous >= 0 else None)
+
+    def _signal_close_channel(self):
+        """Restore the wakeup fd and close the socket pair."""
+        rsock, wsock = self._sig_rsock, self._sig_wsock
+        if wsock is None:
+            return
+        self._sig_rsock = self._sig_wsock = None
+        ours = wsock.fileno()
+        restore = self._sig_prev_wakeup
+        if restore >= 0 and _file_identity(restore) != self._sig_prev_wakeup_id:
+            restore = -1        # closed (and maybe reused) since: forget it
+        self._sig_prev_wakeup = -1
+        self._sig_prev_wakeup_id = None
+        try:
+            current = signal.set_wakeup_fd(restore)
+            if current != ours:
+                # Someone else took the wakeup fd after us: leave theirs.
+                signal.set_wakeup_fd(current)
+        except (ValueError, OSError) as exc:
+            logger.info('set_wakeup_fd(%d) failed: %s', restore, exc)
+        if not self.is_closed():
+            self._remove_reader(rsock.fileno())
+        rsock.close()
+        wsock.close()
+
+    # ---- delivery -------------------------------------------------------
+
+    def _signal_read(self):
+        """The read end is readable: dispatch every signal byte in it."""
+        rsock = self._sig_rsock
+        while rsock is not None:
+            try:
+                data = rsock.recv(4096)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            for signum in data:
+                self._signal_dispatch(signum)
+            rsock = self._sig_rsock
+
+    def _signal_dispatch(self, signum):
+        listeners = self._sig_listeners.get(signum) if self._sig_listeners else None
+        if listeners:
+            for func in list(listeners):
+                try:
+                    func()
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self.call_exception_handler({
+                        'message': f'Exception in the loop\'s own handler '
+                                   f'of signal {signum}',
+                        'exception': exc,
+                    })
+        handlers = self._sig_handlers
+        handler = handlers.get(signum) if handlers else None
+        if handler is not None:
+            self.call_soon(handler.callback, *handler.args,
+                           context=handler.context)
+
+    # ---- closing --------------------------------------------------------
+
+    def _close_signals(self):
+        """Remove every handler and listener, put back the previous
+        Python-level handlers and wakeup fd, close the socket pair.  Called by
+        the loop's ``close()``; idempotent."""
+        if self._sig_handlers is None:
+            return
+        if sys.is_finalizing():
+            if self._sig_handlers:
+                warnings.warn(f'Closing the loop {self!r} at interpreter '
+                              f'shutdown: signal handlers are not removed',
+                              ResourceWarning, source=self)
+            self._sig_handlers.clear()
+            self._sig_listeners.clear()
+            self._sig_previous.clear()
+            for sock in (self._sig_rsock, self._sig_wsock):
+                if sock is not None:
+                    sock.close()
+            self._sig_rsock = self._sig_wsock = None
+            return
+        self._sig_handlers.clear()
+        self._sig_listeners.clear()
+        for sig in list(self._sig_previous):
+            try:
+                self._signal_release(sig)
+            except (ValueError, OSError, RuntimeError) as exc:
+                # close() from another thread: signal.signal() refuses.
+                logger.info('could not restore the handler of signal %d: %s',
+                            sig, exc)
+                self._sig_previous.pop(sig, None)
+        self._signal_close_channel()
