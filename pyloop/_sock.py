@@ -36,6 +36,12 @@ def _numeric_addrinfo(host, port, family, type, proto, extra):
             return None
     if host is None or isinstance(host, bytes):
         return None
+    if not proto:
+        # What getaddrinfo would answer for these socket types.
+        if type == socket.SOCK_STREAM:
+            proto = socket.IPPROTO_TCP
+        elif type == socket.SOCK_DGRAM:
+            proto = socket.IPPROTO_UDP
     candidates = (family,) if family else _INET_FAMILIES
     for af in candidates:
         if af not in _INET_FAMILIES:
