@@ -1,8 +1,8 @@
-"""Helpers for the connection/server tests: bounded runs, TLS material, and the
-marker that keeps pyloop runs honest while its network layer is being wired.
+"""Helpers for the connection/server tests: bounded runs, socket helpers, TLS
+material, small protocols.
 
 Fixtures defined here are used by importing them into a test module
-(``from ._netutil import network_wiring, tls``): pytest finds fixtures in a
+(``from ._netutil import sock_path, tls``): pytest finds fixtures in a
 module's globals.
 """
 
@@ -63,31 +63,6 @@ def sock_path():
         yield os.path.join(directory, "s.sock")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-
-
-# --------------------------------------------------------------------- wiring
-
-
-def _network_wired(loop) -> bool:
-    """True when the loop has the full stream-connection stack."""
-    try:
-        from pyloop._network import NetworkMixin
-    except ImportError:
-        return False
-    return isinstance(loop, NetworkMixin) and hasattr(loop, "_make_socket_transport")
-
-
-@pytest.fixture(autouse=True)
-def network_wiring(request, loop_impl, loop):
-    """Until pyloop.Loop includes NetworkMixin and the Cython stream transport,
-    its runs are expected to fail (xfail, not strict): the tests still run, so
-    they start passing -- and reporting real failures -- the moment the
-    wiring lands."""
-    if loop_impl.name == "pyloop" and not _network_wired(loop):
-        request.applymarker(pytest.mark.xfail(
-            reason="pyloop.Loop is not wired to NetworkMixin/_make_socket_transport yet",
-            strict=False))
-    yield
 
 
 # ------------------------------------------------------------------------ TLS

@@ -8,20 +8,17 @@ non-numeric hosts through it), so no test depends on /etc/hosts or DNS.
 
 import asyncio
 import errno
-import os
 import socket
-import ssl
-import sys
 
 import pytest
 
-from ._netutil import (PY312, TIMEOUT, Collect, EchoProtocol, echo_roundtrip,
-                       needs_ipv6, needs_unix, network_wiring, refusing_address,
-                       run, sock_path, stream_echo_handler, tls)
+from ._netutil import (PY312, Collect, EchoProtocol, echo_roundtrip,
+                       needs_ipv6, needs_unix, refusing_address,
+                       run, sock_path, tls)
 
 pytestmark = pytest.mark.timeout(120)
 
-__all__ = ["network_wiring", "sock_path", "tls"]  # fixtures, used by name
+__all__ = ["sock_path", "tls"]  # fixtures, used by name
 
 
 def _fake_resolver(loop, table):
@@ -418,15 +415,26 @@ def test_ssl_argument_errors(loop, tls):
         tcp.close()
 
 
-def test_protocol_factory_error_propagates(loop):
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_protocol_factory_error_propagates(loop, loop_name):
+    """The factory's exception reaches the caller; pyloop also closes the
+    socket it opened (asyncio leaves it to the garbage collector)."""
+    import gc
+    import warnings
+
     async def main():
         server, addr = await _echo_server(loop)
 
         def broken():
             raise ZeroDivisionError
 
-        with pytest.raises(ZeroDivisionError):
-            await loop.create_connection(broken, *addr)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with pytest.raises(ZeroDivisionError):
+                await loop.create_connection(broken, *addr)
+            gc.collect()
+        if loop_name == "pyloop":
+            assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
         server.close()
         await server.wait_closed()
 

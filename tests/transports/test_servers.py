@@ -16,12 +16,12 @@ import uuid
 import pytest
 
 from ._netutil import (PY312, PY313, TIMEOUT, Collect, EchoProtocol, echo_roundtrip,
-                       linux_only, needs_ipv6, needs_unix, network_wiring, run,
+                       linux_only, needs_ipv6, needs_unix, run,
                        sock_path, stream_echo_handler, tls)
 
 pytestmark = pytest.mark.timeout(120)
 
-__all__ = ["network_wiring", "sock_path", "tls"]  # fixtures, used by name
+__all__ = ["sock_path", "tls"]  # fixtures, used by name
 
 
 async def _tcp_echo_once(host, port, payload=b"ping"):
