@@ -2,4 +2,7 @@ import sys
 
 from .run import main
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except KeyboardInterrupt:
+    sys.exit(130)

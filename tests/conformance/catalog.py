@@ -101,6 +101,8 @@ class Catalog:
         self.classes: Dict[tuple, RunClass] = {}
         self.problems: List[str] = []
         self.modules = list(modules or module_names())
+        # "A rule matches nothing" is only meaningful over every module.
+        self.complete = modules is None
         for short in self.modules:
             self._add_module(short)
         self._apply_test_rules()
@@ -223,15 +225,6 @@ class Catalog:
                                           cls.__name__, m, "excluded",
                                           rule["reason"]))
 
-    def _concerns_loaded(self, patterns):
-        """Whether a rule's patterns can match a loaded module (so that "the
-        rule matches nothing" is a real problem, not a --module selection)."""
-        for pat in patterns:
-            head = pat.split(".")[0]
-            if any(ch in head for ch in "*?[") or head in self.modules:
-                return True
-        return False
-
     def _apply_test_rules(self):
         by_id = {e.id: e for e in self.entries}
         for rule in self.manifest["exclude"]:
@@ -241,7 +234,7 @@ class Catalog:
             for e in self.entries:
                 if e.runnable and id_matches(e.id, rule["tests"]):
                     e.kind, e.reason, hit = "excluded", rule["reason"], True
-            if not hit and self._concerns_loaded(rule["tests"]):
+            if not hit and self.complete:
                 self.problems.append(f"exclude rule matches no runnable test: "
                                      f"{rule['tests']}")
         for rule in self.manifest["adapt"]:
@@ -258,7 +251,7 @@ class Catalog:
                     continue
                 e.adapt.append(rule["fn"])
                 hit = True
-            if not hit and self._concerns_loaded(rule["tests"]):
+            if not hit and self.complete:
                 self.problems.append(f"adapt rule {rule['fn']} matches no test")
         # Drop excluded methods from the classes to run.
         for key, rc in list(self.classes.items()):

@@ -167,3 +167,27 @@ def markdown(data):
 
 def _md(text):
     return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def compare(datas):
+    """Markdown table of the totals of several runs (one row per run)."""
+    head = ["run", "when"] + STATUSES + ["total", "time (s)"]
+    out = ["| " + " | ".join(head) + " |",
+           "|---|---|" + "|".join(["---:"] * (len(head) - 2)) + "|"]
+    for d in datas:
+        sel = d["selection"].get("milestone")
+        name = d["loop"] + (f" ({sel})" if sel else "")
+        t = d["totals"]
+        out.append("| " + " | ".join([name, d["started"]] + [str(t[s]) for s in STATUSES]
+                                     + [str(sum(t.values())), str(d["duration_s"])]) + " |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    # python -m tests.conformance.report results/asyncio.json results/uvloop.json ...
+    import json
+    datas = []
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            datas.append(json.load(f))
+    print(compare(datas))

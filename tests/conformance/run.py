@@ -443,6 +443,11 @@ def main(argv=None):
     logdir = os.path.join(args.results_dir, f"{stem}-logs")
     shutil.rmtree(logdir, ignore_errors=True)
 
+    def terminate(signum, frame):
+        raise KeyboardInterrupt(f"terminated by {signal.Signals(signum).name}")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, terminate)
+
     stop = threading.Event()
     done_count = 0
     lock = threading.Lock()
@@ -471,7 +476,8 @@ def main(argv=None):
         # Ctrl-C (or a runner bug): the workers kill their children.
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
-        print("interrupted; children killed", file=sys.stderr)
+        print(f"interrupted ({sys.exc_info()[1]!r}); children killed",
+              file=sys.stderr)
         raise
     pool.shutdown()
 
