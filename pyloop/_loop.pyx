@@ -127,10 +127,12 @@ cdef int _timer_is_cancelled(void *token, void *ctx) noexcept:
 
 
 cdef void _timer_release(void *token, void *ctx) noexcept:
-    cdef BaseLoop loop = <BaseLoop>ctx
+    # ctx is the loop's graveyard queue, not the loop: this also runs from
+    # the loop's __dealloc__, where taking a reference to the loop would
+    # resurrect and free it a second time.
     (<TimerHandle>token)._scheduled = False
     # Parked, not decref'd: see the module docstring.
-    if pl_ready_queue_push(&loop.graveyard, token) < 0:
+    if pl_ready_queue_push(<pl_ready_queue_t *>ctx, token) < 0:
         # Out of memory: leaking one handle beats re-entering the heap.
         pass
 
@@ -179,7 +181,7 @@ cdef class BaseLoop(LoopCore):
             raise MemoryError()
         ops.is_cancelled = _timer_is_cancelled
         ops.release = _timer_release
-        ops.ctx = <void *>self
+        ops.ctx = <void *>&self.graveyard
         rc = pl_timer_heap_init(&self.timers, &ops)
         if rc < 0:
             pl_ready_queue_destroy(&self.graveyard)
