@@ -32,14 +32,25 @@ is refused at once (it could only fail later, inside the loop).
 
 What is restored
 ----------------
-asyncio puts SIG_DFL (``default_int_handler`` for SIGINT) back when a handler
-is removed.  pyloop puts back whatever Python-level handler was installed
-before the loop took the signal -- the same thing in the common case, but it
-also keeps asyncio.Runner's SIGINT handler, or a SIG_IGN inherited from nohup,
-intact across an add/remove pair.  When the last handler goes, the wakeup fd
-goes back to what it was, provided that is still the same open file (an fd
-number that was closed and reused since must not start receiving signal
-bytes); otherwise it is cleared.
+Like asyncio, removing a handler (or closing the loop) puts SIG_DFL back --
+``default_int_handler`` for SIGINT -- with one exception: a signal that was
+ignored (SIG_IGN) before the loop took it is ignored again.  That is how a
+program started under ``nohup``, or as a background job whose shell ignores
+SIGINT, keeps its inherited dispositions; asyncio loses them.
+
+Why not put back whatever Python handler was there before?  Its owner may be
+gone by then.  The common case is ``asyncio.run(main())`` whose ``main`` adds
+a SIGINT handler and never removes it: the Runner's own SIGINT handler was
+there before, the Runner does not restore it (it sees ours), and restoring it
+at ``loop.close()`` would leave a dead Runner's handler installed -- and the
+next ``asyncio.run`` would then not install its own, so Ctrl-C would no longer
+cancel its main task cleanly.  ``default_int_handler`` is what the Runner
+itself would have put back.
+
+When the last handler goes, the wakeup fd goes back to what it was before the
+loop took it, provided that is still the same open file (an fd number that
+was closed and reused since must not start receiving signal bytes); otherwise
+it is cleared, as asyncio does.
 
 Internal listeners
 ------------------
@@ -102,7 +113,7 @@ class SignalMixin:
     # Instance state, created on first use (see _signal_state).
     _sig_handlers = None     # signum -> _SignalHandler
     _sig_listeners = None    # signum -> [func]: the loop's own reactions
-    _sig_previous = None     # signum -> Python-level handler before ours
+    _sig_previous = None     # signum -> disposition before ours
     _sig_rsock = None        # the socket pair: read end (watched) ...
     _sig_wsock = None        # ... and write end (the wakeup fd)
     _sig_prev_wakeup = -1    # the wakeup fd before ours ...
@@ -135,8 +146,8 @@ class SignalMixin:
     def remove_signal_handler(self, sig):
         """Remove the handler for ``sig``; return True if there was one.
 
-        The Python-level handler that was in place before the loop took the
-        signal is put back.
+        SIG_DFL (``default_int_handler`` for SIGINT) is put back, or SIG_IGN
+        if the signal was ignored before the loop took it.
         """
         self._check_signal(sig)
         handlers = self._sig_handlers
@@ -206,14 +217,13 @@ class SignalMixin:
         self._sig_previous[sig] = previous
 
     def _signal_release(self, sig):
-        """``sig`` lost a handler or listener: put the old Python-level
-        handler back once nothing of ours uses it."""
+        """``sig`` lost a handler or listener: restore its disposition once
+        nothing of ours uses it."""
         if self._signal_in_use(sig):
             return
         previous = self._sig_previous.pop(sig, None)
-        if previous is None or previous is _ignore_signal:
-            # Installed outside Python, or by another loop that has let go:
-            # fall back to what asyncio restores.
+        if previous != signal.SIG_IGN:
+            # What asyncio restores (see the module docstring).
             previous = (signal.default_int_handler if sig == signal.SIGINT
                         else signal.SIG_DFL)
         try:

@@ -447,9 +447,10 @@ class SubprocessMixin:
     """``subprocess_exec`` / ``subprocess_shell`` of ``AbstractEventLoop``
     and the loop's child watcher."""
 
-    # Use pidfds where the system has them; tests turn this off to exercise
-    # the fallbacks.
+    # Which reapers may be used, best first; tests turn them off to exercise
+    # the fallbacks (the helper thread is always allowed).
     _use_pidfd = hasattr(os, 'pidfd_open')
+    _use_sigchld = True
     _child_watches = None       # pid -> _ChildWatch of every unreaped child
     _sigchld_listening = False
 
@@ -585,9 +586,9 @@ class SubprocessMixin:
             self._child_gone(watch, returncode)
 
     def _watch_with_sigchld(self, watch):
-        if not threading.current_thread() is threading.main_thread():
+        if not self._use_sigchld or not hasattr(self, '_signal_add_listener'):
             return False
-        if not hasattr(self, '_signal_add_listener'):
+        if threading.current_thread() is not threading.main_thread():
             return False
         if not self._sigchld_listening:
             try:

@@ -1,0 +1,81 @@
+"""Helpers for the process tests: the pyloop class under test, running with
+a timeout, and looking at our child processes in /proc."""
+
+import asyncio
+import os
+import sys
+
+TIMEOUT = 60.0
+PY = sys.executable
+
+# Programs the tests run.
+CAT = [PY, "-c", "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"]
+BLOCKED = [PY, "-c", "import sys; sys.stdin.buffer.read()"]   # until stdin closes
+SLEEPER = [PY, "-c", "import time; time.sleep(3600)"]
+
+_classes = {}
+
+
+def pyloop_class(**attrs):
+    """pyloop.Loop if it has the process mixins, else a subclass that adds
+    them; ``attrs`` (e.g. ``_use_pidfd=False``) make a further subclass."""
+    key = tuple(sorted(attrs.items()))
+    if key in _classes:
+        return _classes[key]
+    import pyloop
+    from pyloop._signals import SignalMixin
+    from pyloop._subprocess import SubprocessMixin
+
+    base = pyloop.Loop
+    if not (issubclass(base, SubprocessMixin) and issubclass(base, SignalMixin)):
+        class Loop(SubprocessMixin, SignalMixin, base):
+            def _close_services(self):
+                super()._close_services()
+                self._close_signals()
+                self._close_subprocesses()
+        base = Loop
+    cls = type("Loop", (base,), dict(attrs)) if attrs else base
+    _classes[key] = cls
+    return cls
+
+
+def run(loop, aw, timeout=TIMEOUT):
+    return loop.run_until_complete(asyncio.wait_for(aw, timeout))
+
+
+async def spin(n=5):
+    """Let the loop run callbacks a few times."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def children():
+    """{pid: state letter} of this process's direct children (from /proc)."""
+    me = os.getpid()
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may contain spaces and parens.
+        rest = stat[stat.rindex(b")") + 2:].split()
+        if int(rest[1]) == me:
+            found[int(name)] = rest[0].decode()
+    return found
+
+
+def assert_reaped(pid):
+    """``pid`` must be gone: neither running nor a zombie of ours."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    raise AssertionError(f"pid {pid} is still our child (running or zombie)")
+
+
+def open_fds():
+    return set(os.listdir("/proc/self/fd"))
