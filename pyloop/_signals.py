@@ -62,6 +62,17 @@ the same signal.
 
 The loop's ``close()`` must call ``_close_signals()``: it removes every handler
 and listener, restores the wakeup fd and closes the socket pair.
+
+After fork
+----------
+The wakeup fd is process state that ``os.fork()`` copies, and the socket
+pair is shared with the parent: a forked child (multiprocessing's default
+start method) would write *its* signals into the parent's loop, so a SIGTERM
+sent to one worker would run the parent's SIGTERM handler.  An at-fork hook
+clears, in the child, every loop's claim: the wakeup fd is reset, the signals'
+dispositions are restored as ``close()`` would, and the child's copies of the
+sockets are closed -- without touching the reactor, which the child shares
+with the parent too.
 """
 
 import contextvars
@@ -72,6 +83,7 @@ import signal
 import socket
 import sys
 import warnings
+import weakref
 
 from asyncio import coroutines as _aio_coroutines
 
@@ -90,6 +102,27 @@ def _file_identity(fd):
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+# Loops that hold a signal socket pair, for the at-fork hook.
+_loops_with_signals = weakref.WeakSet()
+
+
+def _restored_disposition(sig, previous):
+    """What to put back for ``sig`` (see the module docstring)."""
+    if previous == signal.SIG_IGN:
+        return previous
+    return signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+
+
+def _forget_signals_after_fork():
+    for loop in list(_loops_with_signals):
+        loop._signal_forget_in_child()
+    _loops_with_signals.clear()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_forget_signals_after_fork)
 
 
 class _SignalHandler:
@@ -221,11 +254,7 @@ class SignalMixin:
         nothing of ours uses it."""
         if self._signal_in_use(sig):
             return
-        previous = self._sig_previous.pop(sig, None)
-        if previous != signal.SIG_IGN:
-            # What asyncio restores (see the module docstring).
-            previous = (signal.default_int_handler if sig == signal.SIGINT
-                        else signal.SIG_DFL)
+        previous = _restored_disposition(sig, self._sig_previous.pop(sig, None))
         try:
             signal.signal(sig, previous)
         except OSError as exc:
@@ -268,6 +297,7 @@ class SignalMixin:
             wsock.close()
             raise
         self._sig_rsock, self._sig_wsock = rsock, wsock
+        _loops_with_signals.add(self)
         self._sig_prev_wakeup = previous
         self._sig_prev_wakeup_id = (_file_identity(previous)
                                     if previous >= 0 else None)
@@ -278,6 +308,7 @@ class SignalMixin:
         if wsock is None:
             return
         self._sig_rsock = self._sig_wsock = None
+        _loops_with_signals.discard(self)
         ours = wsock.fileno()
         restore = self._sig_prev_wakeup
         if restore >= 0 and _file_identity(restore) != self._sig_prev_wakeup_id:
@@ -335,6 +366,27 @@ class SignalMixin:
                            context=handler.context)
 
     # ---- closing --------------------------------------------------------
+
+    def _signal_forget_in_child(self):
+        """In a forked child: drop this loop's signal handling (see the
+        module docstring); never raises."""
+        wsock = self._sig_wsock
+        try:
+            if wsock is not None:
+                current = signal.set_wakeup_fd(-1)
+                if current != wsock.fileno():
+                    signal.set_wakeup_fd(current)   # not ours: leave it
+            for sig, previous in list((self._sig_previous or {}).items()):
+                signal.signal(sig, _restored_disposition(sig, previous))
+        except (ValueError, OSError):
+            pass
+        for d in (self._sig_handlers, self._sig_listeners, self._sig_previous):
+            if d:
+                d.clear()
+        for sock in (self._sig_rsock, wsock):
+            if sock is not None:
+                sock.close()
+        self._sig_rsock = self._sig_wsock = None
 
     def _close_signals(self):
         """Remove every handler and listener, put back the previous

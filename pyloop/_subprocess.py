@@ -322,18 +322,22 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
     # ---- events ---------------------------------------------------------
 
     def _call(self, callback, *args):
-        if self._abandoned:
-            return
         if self._pending is not None:
             self._pending.append((callback, args))
         else:
             self._loop.call_soon(callback, *args)
 
+    def _notify(self, method, *args):
+        """Schedule ``protocol.method(*args)`` -- unless creation failed
+        (the protocol never heard of us, and ``_protocol`` may be gone)."""
+        if not self._abandoned and self._protocol is not None:
+            self._call(getattr(self._protocol, method), *args)
+
     def _pipe_data_received(self, fd, data):
-        self._call(self._protocol.pipe_data_received, fd, data)
+        self._notify('pipe_data_received', fd, data)
 
     def _pipe_connection_lost(self, fd, exc):
-        self._call(self._protocol.pipe_connection_lost, fd, exc)
+        self._notify('pipe_connection_lost', fd, exc)
         self._try_finish()
 
     def _process_exited(self, returncode):
@@ -351,8 +355,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
             if not waiter.done():
                 waiter.set_result(returncode)
         self._reap_waiters = []
-        if self._protocol is not None:
-            self._call(self._protocol.process_exited)
+        self._notify('process_exited')
         self._try_finish()
 
     def _try_finish(self):

@@ -387,3 +387,42 @@ def test_ctrl_c_cancels_main_task(loop_name, mode, expect_lines, expect_code):
     assert proc.returncode == expect_code, err.decode(errors="replace")
     if mode == "raise":
         assert b"KeyboardInterrupt" in err
+
+
+@pytest.mark.skip_loops("asyncio", reason="asyncio (3.11) leaves the parent's wakeup fd "
+                                          "and handlers in a forked child")
+def test_forked_child_does_not_signal_the_parent_loop(loop):
+    # After os.fork() the child's signals must not reach the parent's loop
+    # through the shared socket pair, and the child gets default dispositions.
+    calls = []
+    loop.add_signal_handler(signal.SIGUSR1, calls.append, "parent")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:    # the child: report, signal itself, exit without cleanup
+        try:
+            wake = signal.set_wakeup_fd(-1)
+            report = f"{wake} {signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL}"
+            signal.signal(signal.SIGUSR1, lambda *a: None)
+            os.kill(os.getpid(), signal.SIGUSR1)
+            os.write(w, report.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        report = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert report == b"-1 True"
+
+    async def main():
+        # A signal of our own arrives; the child's never did.
+        fut = loop.create_future()
+        loop.add_signal_handler(signal.SIGUSR2, fut.set_result, None)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        await fut
+        await spin()
+
+    run(loop, main())
+    assert calls == []
+    assert loop.remove_signal_handler(signal.SIGUSR1)
+    assert loop.remove_signal_handler(signal.SIGUSR2)
