@@ -14,12 +14,19 @@ messages echoed during a fixed duration.  One measurement gives:
 * latency percentiles (per message, first byte sent to last byte back) and the client's own CPU use, so a
   reader can see whether the client, not the server, was the bottleneck.
 
+* messages per wake-up: messages over the voluntary context switches of the server's main thread, i.e.
+  how many messages one return from the poller handled.  Per-message cost falls as this rises (the
+  poll and the loop's per-iteration work are shared), and it rises when the machine is busy and messages
+  queue up while the server waits for a CPU: CPU per message is only comparable between loops measured
+  in the same run, and this column says how much batching each one got.
+
 A pure-C epoll echo server (loadgen/echo_server.c) is measured alongside as the ceiling.
 
 Rounds are interleaved: all servers of a round are started first (an idle server costs nothing: it sleeps
-in its poller), then for each size and flavour the loops are measured back to back, in an order rotated each
-round, and the C server after them.  Each round starts fresh server processes.  The tables show medians over
-rounds; ratios are medians of per-round ratios.
+in its poller) and each serves one short connection to its end (prime() says why); then for each size and
+flavour the loops are measured back to back, in an order rotated each round, and the C server after them.
+Each round starts fresh server processes.  The tables show medians over rounds; ratios are medians of
+per-round ratios.
 """
 from __future__ import annotations
 
@@ -82,8 +89,27 @@ def run_client(client: str, server: netlib.Server, size: int, *, warmup: float, 
     answer["user_us"] = answer["server_cpu_s"]["user"] * 1e6 / n
     answer["sys_us"] = answer["server_cpu_s"]["sys"] * 1e6 / n
     answer["total_us"] = answer["user_us"] + answer["sys_us"]
+    answer["per_wakeup"] = answer["messages"] / max(answer["server_switches"]["voluntary"], 1)
     answer["client_util"] = (answer["client_cpu_s"]["user"] + answer["client_cpu_s"]["sys"]) / answer["seconds"]
     return answer
+
+
+def prime(client: str, server: netlib.Server, cpu: int | None) -> None:
+    """Serve one short connection to its end before anything is measured.
+
+    A server that has been up for a while has seen connections close; a fresh process has not, and that
+    changes what the measured interval costs.  glibc serves allocations above its mmap threshold (128 KiB
+    at first) with mmap, and raises the threshold only when such a block is freed whole -- which the
+    256 KiB buffer of a read that returns EOF is, while every data read shrinks its buffer first.  So
+    before any connection has closed, each 256 KiB read (asyncio's transports; every loop's sock flavour)
+    costs an mmap, mremap and munmap: asyncio's 1 KiB protocol echo measured 51 us of CPU per message
+    fresh and 15 us after one closed connection.  The ceiling gets the same treatment, for symmetry.
+    """
+    argv = [client, "--port", str(server.port), "--conns", "1", "--size", "1024", "--warmup", "0",
+            "--messages", "20", "--timeout", "10"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=netlib.pinned(cpu))
+    if proc.returncode != 0:
+        raise netlib.ServerError(f"priming connection failed: {proc.stdout.strip() or proc.stderr.strip()}")
 
 
 def _bench(flavour: str, label: str, size: int, human: str) -> Benchmark:
@@ -183,7 +209,9 @@ def run_group(args, loops: list[str], benches: list[Benchmark], versions: dict[s
                     if any(c.error or c.unsupported for c in mine):
                         continue  # failed or unsupported once: not worth another start
                     try:
-                        servers[(name, fl)] = netlib.python_server("echo.py", name, fl, server_cpu, env).start()
+                        server = servers[(name, fl)] = netlib.python_server("echo.py", name, fl, server_cpu,
+                                                                            env).start()
+                        prime(client, server, client_cpu)
                     except (netlib.Unsupported, netlib.ServerError) as exc:
                         for c in mine:
                             if isinstance(exc, netlib.Unsupported):
@@ -191,7 +219,8 @@ def run_group(args, loops: list[str], benches: list[Benchmark], versions: dict[s
                             else:
                                 c.error = f"server did not start: {exc}"
             try:
-                servers[(CEILING, "")] = netlib.Server([c_server, "--port", "0"], cpu=server_cpu).start()
+                server = servers[(CEILING, "")] = netlib.Server([c_server, "--port", "0"], cpu=server_cpu).start()
+                prime(client, server, client_cpu)
             except netlib.ServerError as exc:
                 for c in ceiling.values():
                     c.error = f"server did not start: {exc}"
@@ -255,18 +284,19 @@ def _status_text(cell: Cell | None, missing_loop: str | None = None) -> str | No
 def _row(title: str, cell: Cell, ref: Cell | None) -> list[str]:
     bad = _status_text(cell)
     if bad:
-        return [title, bad] + [""] * 7
+        return [title, bad] + [""] * (len(HEAD) - 2)
     ratio = netlib.paired_ratio(cell.values("msgs_per_s"), ref.values("msgs_per_s")) if (
         ref is not None and ref is not cell and ref.runs and not ref.error) else None
     return [title, netlib.fmt_num(cell.median("msgs_per_s")),
             f"{ratio:.2f}x" if ratio else "-",
             netlib.fmt_num(cell.median("user_us")), netlib.fmt_num(cell.median("sys_us")),
-            netlib.fmt_num(cell.median("total_us")), netlib.fmt_num(cell.median("p50")),
+            netlib.fmt_num(cell.median("total_us")), netlib.fmt_num(cell.median("per_wakeup")),
+            netlib.fmt_num(cell.median("p50")),
             netlib.fmt_num(cell.median("p99")), f"{100 * cell.median('client_util'):.0f}%"]
 
 
-HEAD = ["server", "msgs/s", f"vs {REFERENCE}", "user us/msg", "sys us/msg", "total us/msg", "p50 us",
-        "p99 us", "client CPU"]
+HEAD = ["server", "msgs/s", f"vs {REFERENCE}", "user us/msg", "sys us/msg", "total us/msg", "msgs/wakeup",
+        "p50 us", "p99 us", "client CPU"]
 
 
 def _tables(loops, sizes, flavours, cells, ceiling) -> list[tuple[str, list[list[str]]]]:
@@ -425,4 +455,7 @@ NOTE = (f"Medians over rounds.  msgs/s: messages echoed per second by the server
         "us/msg: server CPU per message from /proc/PID/stat over the measured interval; user and sys split "
         "the median total\nby the user share pooled over rounds (the kernel splits CPU time by sampling at "
         "each timer tick: short runs are coarse).\n"
+        "msgs/wakeup: messages per time the server's main thread slept in its poller (voluntary context "
+        "switches): the more\nmessages one wake-up handles, the less each costs, so a busier machine makes "
+        "every loop look cheaper.\n"
         "client CPU: the load generator's CPU use; near 100% means the client, not the server, set the pace.")

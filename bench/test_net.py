@@ -43,6 +43,7 @@ def test_client_against_c_server(tools, size):
     assert 0 < r["latency_us"]["p50"] <= r["latency_us"]["p99"] <= r["latency_us"]["max"]
     assert r["server_cpu_s"]["user"] >= 0 and r["server_cpu_s"]["sys"] >= 0
     assert r["total_us"] == pytest.approx(r["user_us"] + r["sys_us"])
+    assert r["server_switches"]["voluntary"] >= 0 and r["per_wakeup"] > 0
 
 
 def _bad_echo_server(mangle):

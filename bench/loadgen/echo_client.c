@@ -21,12 +21,14 @@
  * messages are counted (sampling it from the outside, around the whole client run, would add the
  * warm-up and connection set-up).  /proc/PID/stat counts every thread of the process, in clock ticks
  * (sysconf(_SC_CLK_TCK), 100 per second on Linux): each figure is good to one tick, 10 ms, so measured
- * phases of a second or more keep that error to about a percent of the total.
+ * phases of a second or more keep that error to about a percent of the total.  It also reads the context
+ * switches of the server's main thread from /proc/PID/status (see proc_switches).
  *
  * At the end it prints one JSON line on stdout:
  *   {"ok": true, "conns": .., "size": .., "seconds": .., "messages": .., "msgs_per_s": .., "mib_per_s": ..,
  *    "latency_us": {"mean", "p50", "p90", "p99", "p999", "max"},
- *    "client_cpu_s": {"user", "sys"}, "server_cpu_s": {"user", "sys"}}      (server_cpu_s with --server-pid)
+ *    "client_cpu_s": {"user", "sys"},
+ *    "server_cpu_s": {"user", "sys"}, "server_switches": {"voluntary", "involuntary"}}   (with --server-pid)
  * or {"ok": false, "error": "..."} with exit status 1 (2 for a bad option).  Latency is from the first byte
  * sent to the last byte received, per message, over the measured phase.
  *
@@ -142,6 +144,29 @@ static int proc_cpu(pid_t pid, double *user, double *sys) {
     double tick = (double)sysconf(_SC_CLK_TCK);
     *user = (double)ut / tick;
     *sys = (double)st / tick;
+    return 0;
+}
+
+/* Context switches of a process's main thread (where an event loop runs): voluntary ones are the times
+ * it went to sleep in its poller, so messages / voluntary switches is how many messages one wake-up
+ * handled -- the batching that makes a loop's per-message cost smaller on a busy machine. */
+static int proc_switches(pid_t pid, unsigned long long *vol, unsigned long long *invol) {
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *v = strstr(buf, "\nvoluntary_ctxt_switches:");
+    char *i = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+    if (!v || !i)
+        return -1;
+    *vol = strtoull(strchr(v, ':') + 1, NULL, 10);
+    *invol = strtoull(strchr(i, ':') + 1, NULL, 10);
     return 0;
 }
 
@@ -306,6 +331,7 @@ int main(int argc, char **argv) {
     int measuring = 0;
     unsigned long long done = 0; /* messages completed in the measured phase */
     double su0 = 0, ss0 = 0, su1 = 0, ss1 = 0, cu0 = 0, cs0 = 0, cu1 = 0, cs1 = 0;
+    unsigned long long sv0 = 0, si0 = 0, sv1 = 0, si1 = 0;
     uint64_t t0 = now_ns();
     uint64_t warm_end = t0 + (uint64_t)(opt.warmup * 1e9);
     uint64_t measure_start = 0, measure_end = 0, deadline = 0;
@@ -321,14 +347,16 @@ int main(int argc, char **argv) {
             measuring = 1;
             measure_start = now;
             deadline = opt.messages ? 0 : measure_start + (uint64_t)(opt.duration * 1e9);
-            if (opt.server_pid && proc_cpu(opt.server_pid, &su0, &ss0) < 0)
-                fail("cannot read /proc/%d/stat", (int)opt.server_pid);
+            if (opt.server_pid && (proc_cpu(opt.server_pid, &su0, &ss0) < 0 ||
+                                   proc_switches(opt.server_pid, &sv0, &si0) < 0))
+                fail("cannot read /proc/%d/stat or status", (int)opt.server_pid);
             self_cpu(&cu0, &cs0);
         }
         if (measuring && ((deadline && now >= deadline) || (opt.messages && done >= opt.messages))) {
             measure_end = now;
-            if (opt.server_pid && proc_cpu(opt.server_pid, &su1, &ss1) < 0)
-                fail("cannot read /proc/%d/stat", (int)opt.server_pid);
+            if (opt.server_pid && (proc_cpu(opt.server_pid, &su1, &ss1) < 0 ||
+                                   proc_switches(opt.server_pid, &sv1, &si1) < 0))
+                fail("cannot read /proc/%d/stat or status", (int)opt.server_pid);
             self_cpu(&cu1, &cs1);
             break;
         }
@@ -397,8 +425,9 @@ int main(int argc, char **argv) {
            pct_us(&lat, 0.50), pct_us(&lat, 0.90), pct_us(&lat, 0.99), pct_us(&lat, 0.999),
            pct_us(&lat, 1.0), cu1 - cu0, cs1 - cs0);
     if (opt.server_pid)
-        printf(", \"server_pid\": %d, \"server_cpu_s\": {\"user\": %.2f, \"sys\": %.2f}", (int)opt.server_pid,
-               su1 - su0, ss1 - ss0);
+        printf(", \"server_pid\": %d, \"server_cpu_s\": {\"user\": %.2f, \"sys\": %.2f}, "
+               "\"server_switches\": {\"voluntary\": %llu, \"involuntary\": %llu}",
+               (int)opt.server_pid, su1 - su0, ss1 - ss0, sv1 - sv0, si1 - si0);
     printf("}\n");
     return 0;
 }

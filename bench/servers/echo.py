@@ -106,8 +106,11 @@ async def start_sock(loop, host, port):
     listener.setblocking(False)
     tasks: set = set()
     tasks.add(loop.create_task(_accept_forever(loop, listener, tasks)))
-    start_sock.keep = (listener, tasks)
+    _KEEP.append((listener, tasks))  # the loop holds the tasks only weakly
     return listener.getsockname()[1]
+
+
+_KEEP: list = []
 
 
 FLAVOURS = {"protocol": start_protocol, "streams": start_streams, "sock": start_sock}
