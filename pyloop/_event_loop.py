@@ -3,7 +3,8 @@
 The hot paths (scheduling, timers, fd readiness, running callbacks) live in
 the Cython ``BaseLoop`` and the stream transport in ``_transports.pyx``; what
 runs rarely (connection set-up and servers, datagram and pipe transports,
-error reporting, executors, async generator finalization, socket helpers) is
+subprocesses, signals, error reporting, executors, async generator
+finalization, socket helpers) is
 plain Python in mixins, one file each.  Inheriting ``asyncio.AbstractEventLoop`` last makes ``isinstance``
 checks in asyncio and third-party code succeed.
 """
@@ -19,13 +20,14 @@ from ._exceptions import ExceptionHandlingMixin
 from ._executor import ExecutorMixin
 from ._network import NetworkMixin
 from ._pipes import PipesMixin
+from ._signals import SignalMixin
 from ._sock import SockMixin
-from ._unsupported import UnsupportedMixin
+from ._subprocess import SubprocessMixin
 
 
 class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,
-           ExceptionHandlingMixin, ExecutorMixin, AsyncGenMixin, SockMixin,
-           UnsupportedMixin, asyncio.AbstractEventLoop):
+           SubprocessMixin, SignalMixin, ExceptionHandlingMixin,
+           ExecutorMixin, AsyncGenMixin, SockMixin, asyncio.AbstractEventLoop):
     """A drop-in asyncio event loop whose core runs in C.
 
     Create one with ``pyloop.new_event_loop()``; use it like any asyncio loop
@@ -41,6 +43,7 @@ class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,
         return SocketTransport(self, sock, protocol, waiter, extra, server)
 
     def _close_services(self):
+        self._close_signals()
         self._close_executor()
 
     def __repr__(self):
