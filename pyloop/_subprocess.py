@@ -301,9 +301,13 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         if self._closed:
             return
         self._closed = True
-        for proto in self._pipes.values():
-            if proto is not None and proto.pipe is not None:
-                proto.pipe.close()
+        loop = self._loop
+        if loop is None or not loop.is_closed():
+            for proto in self._pipes.values():
+                if proto is not None and proto.pipe is not None:
+                    proto.pipe.close()
+        # (After the loop was closed the pipe transports cannot schedule
+        # their endings; they close their pipes when they are collected.)
         proc = self._proc
         if (proc is not None and self._returncode is None
                 and proc.poll() is None):
@@ -661,6 +665,9 @@ class SubprocessMixin:
             if watch.pidfd >= 0:
                 os.close(watch.pidfd)
                 watch.pidfd = -1
+            # Nothing will be delivered any more: do not keep the transport
+            # alive (collecting it unclosed kills the child, as in asyncio).
+            watch.callback = None
             # A 'thread' child has its helper thread already.
             if not watch.done and watch.how != 'thread':
                 watch.done = True
