@@ -44,6 +44,7 @@ class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,
 
     def _close_services(self):
         self._close_signals()
+        self._close_subprocesses()
         self._close_executor()
 
     def __repr__(self):
