@@ -124,6 +124,7 @@ cdef class SocketTransport:
     cdef Py_ssize_t _low_water
     cdef object _empty_waiter
     cdef object _read_ready_cb
+    cdef object _data_received     # bound protocol.data_received
     cdef object _write_ready_cb
     cdef object __weakref__
 
@@ -219,6 +220,9 @@ cdef class SocketTransport:
         """Switch to a new protocol; later data goes to it."""
         self._protocol = protocol
         self._buffered = isinstance(protocol, _BufferedProtocol)
+        # Looked up once per protocol, not per read (uvloop does the same);
+        # a protocol that swaps its own data_received later is not seen.
+        self._data_received = None if self._buffered else protocol.data_received
         self._protocol_connected = True
 
     def get_protocol(self):
@@ -282,7 +286,7 @@ cdef class SocketTransport:
         if n > 0:
             data = PyBytes_FromStringAndSize(read_buffer, n)
             try:
-                self._protocol.data_received(data)
+                self._data_received(data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -367,15 +371,23 @@ cdef class SocketTransport:
         if self._buffer:
             self._enqueue(data, 0)
             return
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        try:
-            length = view.len
+        if type(data) is bytes:
+            # The common case, without the buffer protocol's bookkeeping.
+            length = PyBytes_GET_SIZE(data)
             if length == 0:
                 return
-            n = send(self._fd, view.buf, length, MSG_NOSIGNAL)
+            n = send(self._fd, PyBytes_AS_STRING(data), length, MSG_NOSIGNAL)
             err = errno
-        finally:
-            PyBuffer_Release(&view)
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                length = view.len
+                if length == 0:
+                    return
+                n = send(self._fd, view.buf, length, MSG_NOSIGNAL)
+                err = errno
+            finally:
+                PyBuffer_Release(&view)
         if n < 0:
             if err != EAGAIN and err != EWOULDBLOCK and err != EINTR:
                 self._fatal_error(_errno_error(err), 'Fatal write error on socket transport')
@@ -601,6 +613,7 @@ cdef class SocketTransport:
                 self._sock.close()
                 self._sock = None
             self._protocol = None
+            self._data_received = None
             server = self._server
             self._server = None
             if server is not None:
