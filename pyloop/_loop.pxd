@@ -28,6 +28,7 @@ cdef class BaseLoop(LoopCore):
     cdef uint32_t next_token
     cdef int64_t last_poll_ns
     cdef bint waiting        # blocked in pl_reactor_wait without the GIL
+    cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready
 
     cdef bint _closed
@@ -42,6 +43,7 @@ cdef class BaseLoop(LoopCore):
     cdef public object _transports   # fd -> transport (weak values)
 
     cdef int _check_closed(self) except -1
+    cdef int _check_not_forked(self) except -1
     cdef int _check_thread(self) except -1
     cdef int _check_callback(self, object callback, str method) except -1
     cdef Handle _call_soon(self, object callback, object args, object context)

@@ -46,6 +46,7 @@ import sys
 import threading
 import logging
 from weakref import WeakValueDictionary as _WeakValueDictionary
+from weakref import WeakSet as _WeakSet
 from asyncio import events as _aio_events
 from asyncio import coroutines as _aio_coroutines
 from asyncio import futures as _aio_futures
@@ -68,6 +69,19 @@ cdef object _get_ident = threading.get_ident
 cdef object _monotonic_to_str = None
 
 logger = logging.getLogger('asyncio')
+
+# Every live loop, so that a fork() can mark the child's copies: a copy shares
+# its epoll/kqueue object with the parent and must not touch it.
+_live_loops = _WeakSet()
+
+
+def _mark_loops_forked():
+    for loop in list(_live_loops):
+        (<BaseLoop>loop)._forked = True
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_mark_loops_forked)
 
 # How many kernel events one wait returns at most.  More ready fds than this
 # are simply reported by the next (zero-timeout) wait: the reactor is
@@ -208,6 +222,19 @@ cdef class BaseLoop(LoopCore):
 
     def __init__(self):
         self._debug = _aio_coroutines._is_debug_mode()
+        try:
+            _live_loops.add(self)
+        except TypeError:       # a bare BaseLoop has no weakref slot
+            pass
+
+    cdef int _check_not_forked(self) except -1:
+        if self._forked or getpid() != self._pid:
+            self._forked = True
+            raise RuntimeError(
+                'this event loop was created in another process (before a '
+                'fork): its epoll/kqueue object is shared with the parent; '
+                'create a new loop in the child')
+        return 0
 
     def __dealloc__(self):
         self._release_resources()
@@ -425,10 +452,7 @@ cdef class BaseLoop(LoopCore):
         """Run until ``stop()`` is called."""
         self._check_closed()
         self._check_running()
-        if getpid() != self._pid:
-            raise RuntimeError(
-                'this event loop was created in another process (before a '
-                'fork); create a new loop in the child')
+        self._check_not_forked()
         self._set_coroutine_origin_tracking(self._debug)
         old_hooks = sys.get_asyncgen_hooks()
         try:
@@ -453,6 +477,7 @@ cdef class BaseLoop(LoopCore):
         its result or raise its exception."""
         self._check_closed()
         self._check_running()
+        self._check_not_forked()
         new_task = not _isfuture(future)
         future = _ensure_future(future, loop=self)
         if new_task:
@@ -700,6 +725,11 @@ cdef class BaseLoop(LoopCore):
         cdef int rc
         if events == w.events and not force:
             return 0
+        if self._forked:
+            # The kernel object belongs to the parent too: forget locally,
+            # never epoll_ctl(DEL) the parent's registrations away.
+            w.events = events
+            return 0
         if events == 0:
             rc = pl_reactor_remove(self.reactor, fd)
             w.events = 0
@@ -727,6 +757,7 @@ cdef class BaseLoop(LoopCore):
         cdef Handle handle
         cdef PyObject *old
         self._check_closed()
+        self._check_not_forked()
         fd = _fileobj_to_fd(fileobj)
         self._check_callback(callback, method)
         handle = new_handle(self, callback, args, PyContext_CopyCurrent())
