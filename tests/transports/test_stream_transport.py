@@ -23,7 +23,7 @@ import termios
 
 import pytest
 
-from ._netutil import TIMEOUT, run
+from ._netutil import run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -160,11 +160,6 @@ async def spin(n=10):
 
 def payload(size, seed=0):
     return random.Random(seed).randbytes(size)
-
-
-def shrink_buffers(sock):
-    for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        sock.setsockopt(socket.SOL_SOCKET, opt, 4096)
 
 
 # ------------------------------------------------------------------ basics
