@@ -119,7 +119,7 @@ cdef class SocketTransport:
     cdef int _conn_lost
     cdef list _buffer             # queued bytes, oldest first
     cdef Py_ssize_t _buffer_offset   # bytes of _buffer[0] already sent
-    cdef Py_ssize_t _buffer_size
+    cdef Py_ssize_t _buffer_size      # bytes queued and not yet sent
     cdef Py_ssize_t _high_water
     cdef Py_ssize_t _low_water
     cdef object _empty_waiter
@@ -363,6 +363,8 @@ cdef class SocketTransport:
             raise RuntimeError('Cannot call write() after write_eof()')
         if self._empty_waiter is not None:
             raise RuntimeError('unable to write; sendfile is in progress')
+        if not data:
+            return
         if self._conn_lost:
             if self._conn_lost >= CONNLOST_WRITES_BEFORE_WARNING:
                 logger.warning('socket.send() raised exception.')
@@ -508,7 +510,7 @@ cdef class SocketTransport:
 
     def get_write_buffer_size(self):
         """Return the number of bytes queued for sending."""
-        return self._buffer_size - self._buffer_offset
+        return self._buffer_size
 
     def get_write_buffer_limits(self):
         """Return ``(low, high)``: the write flow-control water marks."""
@@ -530,14 +532,14 @@ cdef class SocketTransport:
     cdef _maybe_pause_protocol(self):
         if self._protocol_paused:
             return
-        if self._buffer_size - self._buffer_offset <= self._high_water:
+        if self._buffer_size <= self._high_water:
             return
         self._protocol_paused = True
         self._call_protocol_flow('pause_writing')
 
     cdef _maybe_resume_protocol(self):
         if (self._protocol_paused and
-                self._buffer_size - self._buffer_offset <= self._low_water):
+                self._buffer_size <= self._low_water):
             self._protocol_paused = False
             self._call_protocol_flow('resume_writing')
 

@@ -94,13 +94,7 @@ def test_writes_after_connection_lost_warn_after_five(loop, caplog):
     run(loop, main())
 
 
-def test_empty_writes_after_connection_lost_are_not_counted(loop, loop_name, request, caplog):
-    if loop_name == "pyloop":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "pyloop bug: SocketTransport.write(b'') after the connection was lost "
-            "increments _conn_lost and logs 'socket.send() raised exception.' from "
-            "the 5th one on; asyncio returns on empty data before that check")))
-
+def test_empty_writes_after_connection_lost_are_not_counted(loop, caplog):
     async def main():
         proto = Rec(loop)
         tr, peer = await make_transport(loop, "tcp", proto)

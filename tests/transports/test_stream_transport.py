@@ -635,18 +635,7 @@ def test_pause_resume_writing_at_the_marks(loop, kind):
     run(loop, main())
 
 
-@pytest.fixture
-def xfail_pyloop_buffer_size(request, loop_name):
-    if loop_name == "pyloop":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "pyloop bug: SocketTransport.get_write_buffer_size() returns "
-            "_buffer_size - _buffer_offset, but _consume() already took the sent "
-            "bytes off _buffer_size, so while part of the head chunk has been "
-            "sent the size is under-reported by _buffer_offset (and the flow "
-            "control marks are compared against that wrong number)")))
-
-
-def test_write_buffer_size_is_exact(loop, xfail_pyloop_buffer_size):
+def test_write_buffer_size_is_exact(loop):
     """get_write_buffer_size() counts exactly the bytes the transport still
     holds.  On a Unix socketpair every byte the kernel took sits in the peer's
     receive queue, so written == buffered + read by peer + FIONREAD(peer) at
