@@ -35,7 +35,8 @@ import warnings
 from asyncio import transports as _aio_transports
 from asyncio import trsock as _aio_trsock
 
-from ._fdtransport import (WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl,
+from ._fdtransport import (WRITES_AFTER_LOSS_BEFORE_WARNING, ReadingControl,
+                           WriteFlowControl,
                            fd_ops, register_transport, wake_waiter)
 
 logger = logging.getLogger('asyncio')
@@ -47,7 +48,8 @@ _IP_FAMILIES = (socket.AF_INET, getattr(socket, 'AF_INET6', socket.AF_INET))
 _MAX_UDP_PAYLOAD = 65536     # an IPv4/IPv6 length field caps it below this
 
 
-class DatagramTransport(WriteFlowControl, _aio_transports.DatagramTransport,
+class DatagramTransport(ReadingControl, WriteFlowControl,
+                        _aio_transports.DatagramTransport,
                         _aio_transports.Transport):
     """A datagram socket driven by the loop (what ``create_datagram_endpoint``
     returns).
@@ -147,36 +149,6 @@ class DatagramTransport(WriteFlowControl, _aio_transports.DatagramTransport,
         return self._buffer_size
 
     # ---- reading --------------------------------------------------------
-
-    def is_reading(self):
-        return not self._closing and not self._paused
-
-    def pause_reading(self):
-        """Stop calling ``datagram_received`` until ``resume_reading``."""
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            logger.debug('%r pauses reading', self)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            logger.debug('%r resumes reading', self)
-
-    def _start_reading(self):
-        if self.is_reading():
-            self._add_reader(self._fileno, self._read_ready)
-            self._reader_on = True
-
-    def _stop_reading(self):
-        if self._reader_on:
-            self._reader_on = False
-            self._remove_reader(self._fileno)
 
     def _read_ready(self):
         if self._conn_lost:

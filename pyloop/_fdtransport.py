@@ -25,7 +25,10 @@ failing callback to the loop's exception handler instead of letting it unwind
 through the transport.
 """
 
+import logging
 import weakref
+
+logger = logging.getLogger('asyncio')
 
 # asyncio logs a warning once a transport has been written to this many times
 # after its connection was lost (asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES).
@@ -147,3 +150,44 @@ class WriteFlowControl:
                 'transport': self,
                 'protocol': protocol,
             })
+
+
+class ReadingControl:
+    """``pause_reading``/``resume_reading``/``is_reading`` for an fd transport.
+
+    The transport provides ``_loop``, ``_fileno``, ``_closing``, ``_paused``,
+    ``_reader_on`` (whether its reader is registered), ``_add_reader``/
+    ``_remove_reader`` (from ``fd_ops``) and ``_read_ready``.
+    """
+
+    def is_reading(self):
+        """Return True if the transport is receiving."""
+        return not self._paused and not self._closing
+
+    def pause_reading(self):
+        """Stop delivering data to the protocol until ``resume_reading``."""
+        if not self.is_reading():
+            return
+        self._paused = True
+        self._stop_reading()
+        if self._loop.get_debug():
+            logger.debug('%r pauses reading', self)
+
+    def resume_reading(self):
+        """Deliver data again after ``pause_reading``."""
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop.get_debug():
+            logger.debug('%r resumes reading', self)
+
+    def _start_reading(self):
+        if self.is_reading():
+            self._add_reader(self._fileno, self._read_ready)
+            self._reader_on = True
+
+    def _stop_reading(self):
+        if self._reader_on:
+            self._reader_on = False
+            self._remove_reader(self._fileno)

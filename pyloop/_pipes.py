@@ -30,7 +30,8 @@ import warnings
 
 from asyncio import transports as _aio_transports
 
-from ._fdtransport import (WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl,
+from ._fdtransport import (WRITES_AFTER_LOSS_BEFORE_WARNING, ReadingControl,
+                           WriteFlowControl,
                            fd_ops, register_transport, wake_waiter)
 
 logger = logging.getLogger('asyncio')
@@ -131,7 +132,8 @@ def _is_pollable(mode):
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
-class ReadPipeTransport(_PipeTransportBase, _aio_transports.ReadTransport):
+class ReadPipeTransport(ReadingControl, _PipeTransportBase,
+                        _aio_transports.ReadTransport):
     """The read end of a pipe (or a socket, FIFO, pty, character device)."""
 
     # Most bytes read per readiness event: one default pipe buffer.  os.read(n)
@@ -155,36 +157,6 @@ class ReadPipeTransport(_PipeTransportBase, _aio_transports.ReadTransport):
 
     def __repr__(self):
         return '<{}>'.format(' '.join(self._describe(self._reader_on)))
-
-    def is_reading(self):
-        return not self._paused and not self._closing
-
-    def pause_reading(self):
-        """Stop calling ``data_received`` until ``resume_reading``."""
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            logger.debug('%r pauses reading', self)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            logger.debug('%r resumes reading', self)
-
-    def _start_reading(self):
-        if self.is_reading():
-            self._add_reader(self._fileno, self._read_ready)
-            self._reader_on = True
-
-    def _stop_reading(self):
-        if self._reader_on:
-            self._reader_on = False
-            self._remove_reader(self._fileno)
 
     def _read_ready(self):
         if self._closing:
