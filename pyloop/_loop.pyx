@@ -28,8 +28,8 @@ heap's release callback does not decref: it parks the handle in
 
 cimport cython
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
-from libc.errno cimport EINTR, ENOENT, EBADF, ENOMEM
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from libc.errno cimport EINTR, ENOENT, EBADF
 from libc.stdint cimport int64_t, uint32_t, INT64_MAX
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset, strerror
@@ -64,9 +64,7 @@ cdef object _get_running_loop = _aio_events._get_running_loop
 cdef object _iscoroutine = _aio_coroutines.iscoroutine
 cdef object _iscoroutinefunction = _aio_coroutines.iscoroutinefunction
 cdef object _extract_stack = _format_helpers.extract_stack
-cdef object _format_handle = None
 cdef object _get_ident = threading.get_ident
-cdef object _monotonic_to_str = None
 
 logger = logging.getLogger('asyncio')
 
