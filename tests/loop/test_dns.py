@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from ._util import TIMEOUT, run, tcp_listener
+from ._util import run, tcp_listener
 
 S = socket
 STREAM, DGRAM = S.SOCK_STREAM, S.SOCK_DGRAM
@@ -45,24 +45,21 @@ needs_http_service = pytest.mark.skipif(
 )
 
 
-def _gai(host, port, family=0, type=0, proto=0, flags=0):
-    """socket.getaddrinfo's outcome: ('ok', list) or ('err', type, errno)."""
+def _gai(host, port, family=0, type_=0, proto=0, flags=0):
+    """socket.getaddrinfo's outcome: ('ok', list) or ('err', exception type, errno)."""
     try:
-        return ("ok", S.getaddrinfo(host, port, family, type, proto, flags))
+        return ("ok", S.getaddrinfo(host, port, family, type_, proto, flags))
     except OSError as exc:
-        return ("err", type_of(exc), exc.errno)
+        return ("err", exc.__class__, exc.errno)
 
 
-def type_of(exc):
-    return exc.__class__
-
-
-async def _loop_gai(loop, host, port, family=0, type=0, proto=0, flags=0):
+async def _loop_gai(loop, host, port, family=0, type_=0, proto=0, flags=0):
+    """The same outcome from loop.getaddrinfo."""
     try:
-        return ("ok", await loop.getaddrinfo(host, port, family=family, type=type,
+        return ("ok", await loop.getaddrinfo(host, port, family=family, type=type_,
                                              proto=proto, flags=flags))
     except OSError as exc:
-        return ("err", type_of(exc), exc.errno)
+        return ("err", exc.__class__, exc.errno)
 
 
 # (host, port, family, type, proto, flags): numeric hosts (or none), numeric ports.
@@ -117,7 +114,7 @@ def test_results_keep_socket_module_types(loop):
 def test_scoped_ipv6_literal(loop, host):
     expected = _gai(host, 443, 0, STREAM)
     assert expected[0] == "ok", expected
-    got = run(loop, _loop_gai(loop, host, 443, type=STREAM))
+    got = run(loop, _loop_gai(loop, host, 443, type_=STREAM))
     assert got == expected
     [(_, _, _, _, sockaddr)] = got[1]
     assert sockaddr == ("fe80::1", 443, 0, LO_INDEX)
@@ -128,14 +125,14 @@ def test_scoped_ipv6_literal(loop, host):
 def test_service_names(loop, host):
     expected = _gai(host, "http", 0, STREAM)
     assert expected[0] == "ok", expected
-    assert run(loop, _loop_gai(loop, host, "http", type=STREAM)) == expected
+    assert run(loop, _loop_gai(loop, host, "http", type_=STREAM)) == expected
     assert {info[4][1] for info in expected[1]} == {80}
 
 
 def test_localhost(loop):
     expected = _gai("localhost", 80, 0, STREAM)
     assert expected[0] == "ok", expected
-    got = run(loop, _loop_gai(loop, "localhost", 80, type=STREAM))
+    got = run(loop, _loop_gai(loop, "localhost", 80, type_=STREAM))
     assert got == expected
     for family, _, _, _, sockaddr in got[1]:
         assert family in (S.AF_INET, S.AF_INET6)
@@ -373,7 +370,7 @@ def test_scoped_literal_does_not_use_the_executor(loop, recording):
     ids=repr,
 )
 def test_lookups_that_may_need_a_service_use_the_executor(loop, recording, host, port):
-    assert run(loop, _loop_gai(loop, host, port, type=STREAM)) == _gai(host, port, 0, STREAM)
+    assert run(loop, _loop_gai(loop, host, port, type_=STREAM)) == _gai(host, port, 0, STREAM)
     assert [name for name, _ in recording.submitted] == ["getaddrinfo"]
 
 
