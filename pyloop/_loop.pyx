@@ -556,6 +556,10 @@ cdef class BaseLoop(LoopCore):
         cdef int64_t timeout = -1
         cdef int64_t now
         cdef const pl_timer_t *first
+        if self._forked:
+            # fork() was called from a callback of this very loop: the child
+            # must not go on polling the epoll object it shares with the parent.
+            self._check_not_forked()
         if self._stopping:
             timeout = 0
         elif self.ready.len:
@@ -565,11 +569,15 @@ cdef class BaseLoop(LoopCore):
                 timeout = -2      # skip this poll
         elif self.timers.len:
             first = pl_timer_heap_peek(&self.timers)
+            while self.graveyard.len:
+                # Dropping cancelled timers can run Python code (a __del__)
+                # that schedules timers: settle that before trusting `first`.
+                _bury(self)
+                first = pl_timer_heap_peek(&self.timers)
             if first != NULL:
                 timeout = first.deadline_ns - pl_clock_now_ns()
                 if timeout < 0:
                     timeout = 0
-            _bury(self)
         if timeout != -2:
             self._poll(timeout)
             self.last_poll_ns = pl_clock_now_ns()
@@ -589,6 +597,11 @@ cdef class BaseLoop(LoopCore):
             n = pl_reactor_wait(self.reactor, self.events, self.max_events, 0)
         else:
             self.waiting = True
+            if self.ready.len:
+                # A callback arrived after the timeout was computed but before
+                # `waiting` was set (code run while computing it may release
+                # the GIL): its sender saw no waiter and sent no wakeup.
+                timeout_ns = 0
             with nogil:
                 n = pl_reactor_wait(self.reactor, self.events, self.max_events,
                                     timeout_ns)

@@ -448,11 +448,6 @@ def test_parent_subprocess_survives_child_close(loop):
 
 @needs_fork
 @pyloop_only_fork
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyloop bug (reported): a loop forked while running keeps iterating in "
-    "the child on the shared epoll object and runs the parent's callbacks there",
-)
 def test_fork_inside_a_running_loop_child_copy_stops(loop):
     # The child returns from os.fork() inside a callback of the running loop.
     # Its next iteration must fail (RuntimeError naming fork) before polling:
@@ -812,13 +807,6 @@ def test_threadsafe_from_many_threads_into_an_idle_loop(loop):
 @pytest.mark.skip_loops(
     "asyncio", "uvloop",
     reason="pyloop-specific window: dropping cancelled timers just before the poll",
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyloop bug (reported): a call_soon_threadsafe made while _run_once "
-    "buries cancelled timers (Python code may run there) sees waiting=False, so no "
-    "wakeup is sent, and the poll uses the timeout computed before: the call waits "
-    "for the next timer",
 )
 def test_threadsafe_call_made_while_cancelled_timers_are_dropped(loop):
     # Dropping a cancelled timer releases its context; a value's __del__ runs
