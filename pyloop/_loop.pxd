@@ -28,6 +28,7 @@ cdef class BaseLoop(LoopCore):
     cdef uint32_t next_token
     cdef int64_t last_poll_ns
     cdef bint waiting        # blocked in pl_reactor_wait without the GIL
+    cdef bint wakeup_pending # a thread already signalled this wait
     cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready
 

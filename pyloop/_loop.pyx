@@ -377,7 +377,9 @@ cdef class BaseLoop(LoopCore):
         # before it releases the GIL to wait, and we read it with the GIL
         # held: a loop that is not waiting will see the new handle when it
         # next computes its timeout.
-        if self.waiting:
+        # One wakeup per wait is enough: later callers find it pending.
+        if self.waiting and not self.wakeup_pending:
+            self.wakeup_pending = True
             pl_wakeup_signal(&self.wakeup)
         return handle
 
@@ -606,6 +608,7 @@ cdef class BaseLoop(LoopCore):
                 n = pl_reactor_wait(self.reactor, self.events, self.max_events,
                                     timeout_ns)
             self.waiting = False
+            self.wakeup_pending = False
         if n < 0:
             if n == -EINTR:
                 # Let Python run its signal handlers now (KeyboardInterrupt
