@@ -109,6 +109,24 @@ class _PipeTransportBase:
     def is_closing(self):
         return self._closing
 
+    def _is_expected_error(self, exc):
+        """Errors that only end the connection (logged in debug mode) rather
+        than go to the loop's exception handler."""
+        return isinstance(exc, OSError)
+
+    def _fatal_error(self, exc, message='Fatal error on pipe transport'):
+        if self._is_expected_error(exc):
+            if self._loop.get_debug():
+                logger.debug('%r: %s', self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        self._close(exc)
+
     def _call_connection_lost(self, exc):
         try:
             self._protocol.connection_lost(exc)
@@ -184,19 +202,9 @@ class ReadPipeTransport(ReadingControl, _PipeTransportBase,
         if not self._closing:
             self._close(None)
 
-    def _fatal_error(self, exc, message='Fatal error on pipe transport'):
-        if isinstance(exc, OSError) and exc.errno == errno.EIO:
-            # A pty whose other side is gone: an ending, not a failure.
-            if self._loop.get_debug():
-                logger.debug('%r: %s', self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
-        self._close(exc)
+    def _is_expected_error(self, exc):
+        # A pty whose other side is gone (EIO): an ending, not a failure.
+        return isinstance(exc, OSError) and exc.errno == errno.EIO
 
     def _close(self, exc):
         self._closing = True
@@ -343,19 +351,6 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
     def abort(self):
         """Close the pipe now, dropping queued data."""
         self._close(None)
-
-    def _fatal_error(self, exc, message='Fatal error on pipe transport'):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug('%r: %s', self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
-        self._close(exc)
 
     def _close(self, exc):
         self._closing = True
