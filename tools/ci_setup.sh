@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# System packages the test suite needs beyond Python: PostgreSQL and Redis for
+# tests/integration, clang (libFuzzer, sanitizers) and valgrind for the C core
+# and reliability tests, wrk for the HTTP benchmark smoke test.
+# Installs only what is missing; needs root (or sudo) for apt-get.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v clang >/dev/null || need+=(clang)
+command -v llvm-symbolizer >/dev/null || need+=(llvm)
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v wrk >/dev/null || need+=(wrk)
+command -v cc >/dev/null || need+=(build-essential)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "ci_setup: please install: ${need[*]}" >&2
+  exit 1
+fi
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "ci_setup: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
