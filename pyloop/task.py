@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import types
+import weakref
 from collections import deque
 from typing import (Any, AsyncIterator, Awaitable, Callable, Coroutine, Deque,
                     Generator, Generic, NamedTuple, TypeVar)
@@ -61,6 +62,7 @@ __all__ = ["JoinHandle", "JoinSet", "Selected", "TaskAborted", "join", "select",
 T = TypeVar("T")
 
 _CancelledError = asyncio.CancelledError
+_CoroutineType = types.CoroutineType
 _REGISTRY_ATTR = "_pyloop_task_registry"
 
 
@@ -87,12 +89,11 @@ def _registry(loop: asyncio.AbstractEventLoop) -> set[asyncio.Future[Any]]:
     # The set lives on the loop (every asyncio-compatible loop has a __dict__),
     # so a loop abandoned with tasks still pending can be collected with them
     # instead of being pinned by a module-level set.
-    try:
-        return getattr(loop, _REGISTRY_ATTR)
-    except AttributeError:
-        live: set[asyncio.Future[Any]] = set()
+    live = getattr(loop, _REGISTRY_ATTR, None)
+    if live is None:
+        live = set()
         setattr(loop, _REGISTRY_ATTR, live)
-        return live
+    return live
 
 
 def _report(loop: asyncio.AbstractEventLoop, message: str, exc: BaseException,
@@ -110,17 +111,31 @@ class _Core:
     the handle is observable (``JoinHandle.__del__``) while the task runs.
     """
 
-    __slots__ = ("task", "handle_alive", "retrieved", "reported", "on_finish")
+    __slots__ = ("task", "live", "handle_alive", "retrieved", "reported", "waiters",
+                 "on_finish")
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
+    def __init__(self, task: asyncio.Task[Any], live: set[asyncio.Future[Any]]) -> None:
         self.task = task
+        self.live = live
         self.handle_alive = True
         self.retrieved = False
         self.reported = False
-        self.on_finish: Callable[[JoinHandle[Any]], None] | None = None
+        # Futures of the tasks awaiting the handle (a list only once needed).
+        self.waiters: list[asyncio.Future[None]] | None = None
+        self.on_finish: Callable[[], None] | None = None
 
     def done(self, task: asyncio.Task[Any]) -> None:
-        _registry(task.get_loop()).discard(task)
+        self.live.discard(task)
+        waiters = self.waiters
+        if waiters:
+            self.waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        on_finish = self.on_finish
+        if on_finish is not None:
+            self.on_finish = None        # it refers back to the handle: break the cycle
+            on_finish()
         # task.exception() also tells asyncio the failure is taken care of:
         # from here on this module reports it, exactly once.
         if not task.cancelled() and task.exception() is not None:
@@ -205,26 +220,33 @@ class JoinHandle(Generic[T]):
         return task.result()
 
     def __await__(self) -> Generator[Any, None, T]:
-        task = self._core.task
+        core = self._core
+        task = core.task
         if not task.done():
             # Await a private future, not the task: asyncio cancels the
             # future a cancelled task is waiting on, and the spawned task must
             # survive its joiner being cancelled.
             waiter = task.get_loop().create_future()
-            wake = _waker(waiter)
-            task.add_done_callback(wake)
+            if core.waiters is None:
+                core.waiters = [waiter]
+            else:
+                core.waiters.append(waiter)
             try:
                 yield from waiter
             finally:
-                if not task.done():
-                    task.remove_done_callback(wake)
+                if not waiter.done() or waiter.cancelled():
+                    waiters = core.waiters
+                    if waiters is not None and waiter in waiters:
+                        waiters.remove(waiter)
         return self._outcome()
 
     def __del__(self) -> None:
         core = self._core
         core.handle_alive = False
-        if not core.retrieved and core.failed():
-            core.report()
+        if not core.retrieved:
+            task = core.task
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                core.report()
 
     def __repr__(self) -> str:
         task = self._core.task
@@ -258,10 +280,11 @@ def _close_coroutines(aws: Any) -> None:
 
 def _spawn_on(loop: asyncio.AbstractEventLoop, aw: Awaitable[T],
               name: str | None) -> JoinHandle[T]:
-    coro = aw if inspect.iscoroutine(aw) else _await_it(aw)
+    coro = aw if type(aw) is _CoroutineType or inspect.iscoroutine(aw) else _await_it(aw)
     task = loop.create_task(coro, name=name)
-    core = _Core(task)
-    _registry(loop).add(task)
+    live = _registry(loop)
+    live.add(task)
+    core = _Core(task, live)
     task.add_done_callback(core.done)
     return JoinHandle(core)
 
@@ -281,7 +304,8 @@ def spawn(aw: Awaitable[T], *, name: str | None = None) -> JoinHandle[T]:
     9
     """
     try:
-        _check_awaitable(aw, "spawn()")
+        if type(aw) is not _CoroutineType:
+            _check_awaitable(aw, "spawn()")
         loop = asyncio.get_running_loop()
     except BaseException:
         _close_coroutines((aw,))
@@ -371,7 +395,16 @@ class JoinSet(Generic[T]):
         """
         handle = spawn(aw, name=name)
         self._running.add(handle)
-        handle.get_task().add_done_callback(lambda _: self._member_done(handle))
+        # Weakly: the loop's registry reaches this callback through the task,
+        # and must not keep the set alive (dropping a JoinSet aborts it).
+        ref = weakref.ref(self)
+
+        def member_done() -> None:
+            js = ref()
+            if js is not None:
+                js._member_done(handle)
+
+        handle._core.on_finish = member_done
         return handle
 
     def _member_done(self, handle: JoinHandle[T]) -> None:

@@ -246,3 +246,25 @@ def test_joinset_rejects_non_awaitables(loop):
         assert not js
 
     run(loop, main())
+
+
+def test_dropping_a_joinset_aborts_its_tasks(loop):
+    cleaned = []
+
+    async def forever():
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cleaned.append(True)
+
+    async def main():
+        js = JoinSet()
+        handle = js.spawn(forever())
+        await turns(2)
+        del js
+        gc.collect()
+        with pytest.raises(TaskAborted):
+            await handle
+        assert cleaned == [True]
+
+    run(loop, main())
