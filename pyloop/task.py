@@ -322,7 +322,7 @@ def spawn_blocking(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> JoinHa
     handle stops a call that has not started yet; one that is running in its
     thread runs to the end (threads cannot be interrupted), and its result is
     dropped.  Under a paused clock (``pyloop.time.pause``) auto-advance waits
-    for the call to finish.
+    until the handle is finished (the call returned, or was aborted).
 
     >>> data = await spawn_blocking(pathlib.Path("big.bin").read_bytes)
     """
