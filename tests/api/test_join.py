@@ -191,3 +191,18 @@ def test_try_join_rejects_non_awaitables(loop):
             await try_join(1, 2)
 
     run(loop, main())
+
+
+def test_join_of_failed_handles_retrieves_their_failures(loop):
+    calls = []
+    loop.set_exception_handler(lambda lp, ctx: calls.append(ctx))
+
+    async def main():
+        h = spawn(fail_after(1, ValueError("seen")))
+        with pytest.raises(ExceptionGroup):
+            await join(h, value_after(1, 1))
+        del h
+
+    run(loop, main())
+    gc.collect()
+    assert calls == []          # the join saw the failure: nothing left to report

@@ -236,6 +236,28 @@ def test_auto_advance_waits_for_io_when_no_timer(ploop):
     run(ploop, main())
 
 
+def test_advance_terminates_despite_a_task_that_never_waits(ploop):
+    async def main():
+        lp = asyncio.get_running_loop()
+        ptime.pause(auto_advance=False)
+        t0 = lp.time()
+        fired = []
+        lp.call_later(1, fired.append, 1)
+        lp.call_later(2, fired.append, 2)
+
+        async def spinner():
+            while True:
+                await asyncio.sleep(0)      # always ready: the loop never settles
+
+        h = spawn(spinner())
+        await ptime.advance(5)
+        assert fired == [1, 2]
+        assert lp.time() == pytest.approx(t0 + 5, abs=1e-9)
+        h.abort()
+
+    run(ploop, main())
+
+
 # ---- interval policies, deterministic under virtual time ----------------------------
 
 async def _ticks_with_a_late_task(policy):
