@@ -32,6 +32,14 @@ cdef class BaseLoop(LoopCore):
     cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready
 
+    # The clock (see "Virtual time" in _loop.pyx): loop time is the
+    # monotonic clock plus clock_offset_ns, or clock_virtual_ns while paused.
+    cdef bint clock_paused
+    cdef bint clock_auto_advance
+    cdef int64_t clock_offset_ns
+    cdef int64_t clock_virtual_ns
+    cdef int clock_holds     # blocking calls in flight: no auto-advance
+
     cdef bint _closed
     cdef bint _stopping
     cdef object _thread_id
@@ -52,6 +60,7 @@ cdef class BaseLoop(LoopCore):
                               object context)
     cdef int _push_ready(self, Handle handle) except -1
     cdef int _run_once(self) except -1
+    cdef int64_t _paused_timeout(self) except? -3
     cdef int _poll(self, int64_t timeout_ns) except -1
     cdef int _expire_timers(self) except -1
     cdef int _run_ready(self) except -1

@@ -24,6 +24,18 @@ something a handle's context kept alive), and that code may schedule more
 timers.  The timer heap must not be re-entered while it is compacting, so the
 heap's release callback does not decref: it parks the handle in
 ``graveyard`` and the loop empties the graveyard once the heap call returned.
+
+Virtual time (``pyloop.time.pause``): every read of the loop's clock for
+scheduling goes through ``_loop_now``, which returns the monotonic clock plus
+an offset, or a frozen value while the clock is paused.  The offset is 0 until
+the clock was first paused and resumed, so ``loop.time()`` agrees with
+``time.monotonic()`` in every program that never pauses; after a resume, time
+goes on from the virtual value it reached (it never runs backwards, so
+deadlines computed while paused keep their meaning).  While paused, time moves
+only when ``pyloop.time.advance`` moves it or, with auto-advance, when the loop
+has nothing else to do (``_paused_timeout``): then it jumps straight to the
+next timer's deadline.  The busy-poll throttle and debug-mode slow-callback
+timing keep reading the real clock: they measure the machine, not the program.
 """
 
 cimport cython
@@ -95,6 +107,14 @@ cdef enum:
 # iterations.  The first iteration of every run, an iteration after stop(),
 # and any iteration that could block always poll.
 cdef int64_t BUSY_POLL_INTERVAL_NS = 50000
+
+
+cdef inline int64_t _loop_now(BaseLoop loop) noexcept:
+    # The one place scheduling reads the clock.  The branch is never taken
+    # outside tests, so it predicts perfectly.
+    if loop.clock_paused:
+        return loop.clock_virtual_ns
+    return pl_clock_now_ns() + loop.clock_offset_ns
 
 
 cdef inline object _oserror(int err):
@@ -388,7 +408,7 @@ cdef class BaseLoop(LoopCore):
         if delay is None:
             raise TypeError('delay must not be None')
         cdef double d = delay
-        cdef double when = pl_clock_now_ns() / 1e9 + d
+        cdef double when = _loop_now(self) / 1e9 + d
         self._check_closed()
         if self._debug:
             self._check_thread()
@@ -407,8 +427,9 @@ cdef class BaseLoop(LoopCore):
         return self._call_at(w, callback, args, context)
 
     def time(self):
-        """Return the loop's clock: ``time.monotonic()``, in seconds."""
-        return pl_clock_now_ns() / 1e9
+        """Return the loop's clock in seconds: ``time.monotonic()``, unless
+        the clock was paused for a test (``pyloop.time.pause``)."""
+        return _loop_now(self) / 1e9
 
     def _write_to_self(self):
         """Wake the loop from another thread (asyncio-compatible name)."""
@@ -569,6 +590,8 @@ cdef class BaseLoop(LoopCore):
             now = pl_clock_now_ns()
             if now - self.last_poll_ns < BUSY_POLL_INTERVAL_NS:
                 timeout = -2      # skip this poll
+        elif self.clock_paused:
+            timeout = self._paused_timeout()
         elif self.timers.len:
             first = pl_timer_heap_peek(&self.timers)
             while self.graveyard.len:
@@ -577,7 +600,7 @@ cdef class BaseLoop(LoopCore):
                 _bury(self)
                 first = pl_timer_heap_peek(&self.timers)
             if first != NULL:
-                timeout = first.deadline_ns - pl_clock_now_ns()
+                timeout = first.deadline_ns - _loop_now(self)
                 if timeout < 0:
                     timeout = 0
         if timeout != -2:
@@ -589,6 +612,88 @@ cdef class BaseLoop(LoopCore):
         else:
             self._run_ready()
         return 0
+
+    cdef int64_t _paused_timeout(self) except? -3:
+        """The poll timeout of an idle iteration (nothing ready, not
+        stopping) while the clock is paused: 0 if a timer is due, -1 to wait
+        for I/O alone, or -2 when this already polled (and perhaps moved the
+        clock to the next deadline, which auto-advance does when a zero-timeout
+        poll finds nothing and no blocking call is in flight)."""
+        cdef const pl_timer_t *first = NULL
+        if self.timers.len:
+            first = pl_timer_heap_peek(&self.timers)
+            while self.graveyard.len:
+                _bury(self)
+                first = pl_timer_heap_peek(&self.timers)
+        if first != NULL and first.deadline_ns <= self.clock_virtual_ns:
+            return 0
+        if not self.clock_auto_advance or self.clock_holds or first == NULL:
+            # Time cannot move by itself: only I/O, another thread or a
+            # blocking call's completion can wake the program.
+            return -1
+        self._poll(0)
+        self.last_poll_ns = pl_clock_now_ns()
+        if self.ready.len or self.clock_holds or not self.clock_paused:
+            return -2
+        first = pl_timer_heap_peek(&self.timers)
+        while self.graveyard.len:
+            _bury(self)
+            first = pl_timer_heap_peek(&self.timers)
+        if first != NULL and first.deadline_ns > self.clock_virtual_ns:
+            self.clock_virtual_ns = first.deadline_ns
+        return -2
+
+    # Virtual time, for pyloop.time (pause/resume/advance).  Plain methods:
+    # none of this is on a hot path.
+
+    def _clock_pause(self, bint auto_advance):
+        if self.clock_paused:
+            raise RuntimeError('the clock is already paused')
+        self.clock_virtual_ns = _loop_now(self)
+        self.clock_auto_advance = auto_advance
+        self.clock_paused = True
+
+    def _clock_resume(self):
+        if not self.clock_paused:
+            raise RuntimeError('the clock is not paused')
+        self.clock_offset_ns = self.clock_virtual_ns - pl_clock_now_ns()
+        self.clock_paused = False
+
+    def _clock_is_paused(self):
+        return bool(self.clock_paused)
+
+    def _clock_now_ns(self):
+        return _loop_now(self)
+
+    def _clock_set_ns(self, int64_t ns):
+        """Move the paused clock forward to ``ns`` (never backwards)."""
+        if not self.clock_paused:
+            raise RuntimeError('the clock is not paused')
+        if ns > self.clock_virtual_ns:
+            self.clock_virtual_ns = ns
+
+    def _clock_next_deadline_ns(self):
+        """The deadline of the earliest live timer, or None."""
+        cdef const pl_timer_t *first
+        if not self.timers.len:
+            return None
+        first = pl_timer_heap_peek(&self.timers)
+        while self.graveyard.len:
+            _bury(self)
+            first = pl_timer_heap_peek(&self.timers)
+        return None if first == NULL else first.deadline_ns
+
+    def _clock_hold(self):
+        """A blocking call started: auto-advance waits until it is released."""
+        self.clock_holds += 1
+
+    def _clock_release(self):
+        if self.clock_holds > 0:
+            self.clock_holds -= 1
+
+    def _ready_len(self):
+        """How many callbacks are queued to run (for pyloop.time.advance)."""
+        return self.ready.len
 
     cdef int _poll(self, int64_t timeout_ns) except -1:
         cdef int n, i
@@ -647,7 +752,7 @@ cdef class BaseLoop(LoopCore):
         cdef int64_t now
         if self.timers.len == 0:
             return 0
-        now = pl_clock_now_ns()
+        now = _loop_now(self)
         try:
             while True:
                 first = pl_timer_heap_peek(&self.timers)
