@@ -34,7 +34,15 @@ class ExecutorMixin:
                 executor = concurrent.futures.ThreadPoolExecutor(
                     thread_name_prefix='pyloop')
                 self._default_executor = executor
-        return _wrap_future(executor.submit(func, *args), loop=self)
+        fut = _wrap_future(executor.submit(func, *args), loop=self)
+        # A paused virtual clock must not auto-advance while the call runs:
+        # its result is work the loop is still waiting for.
+        self._clock_hold()
+        fut.add_done_callback(self._release_clock_hold)
+        return fut
+
+    def _release_clock_hold(self, _fut):
+        self._clock_release()
 
     def set_default_executor(self, executor):
         """Use ``executor`` (a ThreadPoolExecutor) for ``run_in_executor(None, ...)``."""

@@ -225,6 +225,34 @@ def test_spawn_blocking_holds_auto_advance(ploop):
     run(ploop, main())
 
 
+@pytest.mark.parametrize("how", ["run_in_executor", "to_thread"])
+def test_executor_calls_hold_auto_advance(ploop, how):
+    async def main():
+        lp = asyncio.get_running_loop()
+        ptime.pause()
+        order = []
+
+        async def timer():
+            await asyncio.sleep(10)
+            order.append("timer")
+
+        def blocking():
+            time.sleep(0.05)                  # real work, while the loop is idle
+            return how
+
+        t0 = lp.time()
+        spawn(timer())
+        if how == "run_in_executor":
+            order.append(await lp.run_in_executor(None, blocking))
+        else:
+            order.append(await asyncio.to_thread(blocking))
+        assert lp.time() == t0                # the clock did not jump meanwhile
+        await asyncio.sleep(20)
+        assert order == [how, "timer"]
+
+    run(ploop, main())
+
+
 def test_auto_advance_waits_for_io_when_no_timer(ploop):
     async def main():
         lp = asyncio.get_running_loop()
