@@ -43,6 +43,8 @@ import benchlib  # noqa: E402
 import report  # noqa: E402
 
 WORKER = os.path.join(HERE, "_worker.py")
+TABLE_TITLES = {"micro": "Event loop micro-benchmarks",
+                "toolbox": "Toolbox: pyloop.task/sync against asyncio's nearest equivalents"}
 
 
 def parse_args(argv: list[str] | None, benches: dict[str, benchlib.Benchmark]) -> argparse.Namespace:
@@ -169,8 +171,8 @@ def run_rounds(loops: list[str], benches: list[benchlib.Benchmark], args) -> rep
 
 
 def run_micro(args, loops: list[str], benches: list[benchlib.Benchmark], versions: dict[str, str],
-              missing: dict[str, str], load_before: float) -> int:
-    """The benchmarks that run as func(loop, n) in _worker.py: one table, micro.md and micro.png."""
+              missing: dict[str, str], load_before: float, group: str = "micro") -> int:
+    """One group of benchmarks that run as func(loop, n) in _worker.py: a table, <group>.md and <group>.png."""
     print("measuring " + ", ".join(versions[n] for n in loops) +
           f": {len(benches)} benchmarks x {args.rounds} rounds x {args.repeat} runs, "
           f"scale {args.scale:g}, {args.clock} clock", file=sys.stderr)
@@ -196,14 +198,15 @@ def run_micro(args, loops: list[str], benches: list[benchlib.Benchmark], version
                 print(f"ERROR {b} on {name}: {cell.error}")
 
     os.makedirs(args.out, exist_ok=True)
-    md_path = os.path.join(args.out, "micro.md")
+    md_path = os.path.join(args.out, f"{group}.md")
     with open(md_path, "w") as f:
         f.write(report.markdown(rows, loops, results, info, versions, missing, settings))
     print(f"\nwrote {md_path}")
     if not args.no_plot:
-        png_path = os.path.join(args.out, "micro.png")
+        png_path = os.path.join(args.out, f"{group}.png")
+        title = TABLE_TITLES.get(group, f"{group} benchmarks")
         skipped = report.plot(rows, loops, results, png_path,
-                              f"Event loop micro-benchmarks ({info['python']}, {info['date']}, "
+                              f"{title} ({info['python']}, {info['date']}, "
                               f"{args.clock} clock)")
         print(f"skipped the plot: {skipped}" if skipped else f"wrote {png_path}")
     return 1 if any(cell.error for per in results.values() for cell in per.values()) else 0
@@ -224,9 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     status = 1 if broken else 0
-    in_worker = [b for b in chosen if not benchlib.runs_itself(b.group)]
-    if in_worker:
-        status = max(status, run_micro(args, loops, in_worker, versions, missing, load_before))
+    for group in benchlib.GROUPS:
+        in_worker = [b for b in chosen if b.group == group and not benchlib.runs_itself(group)]
+        if in_worker:
+            status = max(status, run_micro(args, loops, in_worker, versions, missing, load_before, group))
     for group in benchlib.GROUPS:
         benches = [b for b in chosen if b.group == group and benchlib.runs_itself(group)]
         if not benches:
