@@ -60,7 +60,7 @@ import struct
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NoReturn, Protocol
 
 _READY = struct.Struct('!I')        # a worker's index, written to the ready pipe
@@ -292,7 +292,7 @@ async def _drain(index: int, server: ServerLike, grace: float) -> None:
         await asyncio.wait(others, timeout=settle)
 
 
-async def _worker_main(index: int, plan: WorkerPlan, mask: set[signal.Signals]) -> int:
+async def _worker_main(index: int, plan: WorkerPlan, mask: Iterable[int]) -> int:
     global _current_worker
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -323,7 +323,7 @@ async def _worker_main(index: int, plan: WorkerPlan, mask: set[signal.Signals]) 
 
 
 def run_worker(index: int, plan: WorkerPlan, closing: list[int],
-               mask: set[signal.Signals]) -> NoReturn:
+               mask: Iterable[int]) -> NoReturn:
     """The forked child's whole life; it never returns to the caller's stack."""
     code = 1
     try:

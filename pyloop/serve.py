@@ -32,11 +32,17 @@ Stopping: SIGTERM or SIGINT (Ctrl-C) to the parent sends every worker SIGTERM.  
 then closes its listening socket (new connections go nowhere: once all have closed, they are
 refused) and waits for the connections it accepted to close, up to ``grace`` seconds, then
 exits 0.  A request in flight is answered.  A second SIGTERM/SIGINT kills the workers at once.
-``serve`` returns 0 when every worker stopped cleanly, and 1 when any worker failed: exited
-with an error, was killed, failed to start (then the whole server stops), or outlived the
-grace period.  A worker that dies while serving is reported on stderr and, with
+``serve`` returns 0 when every worker stopped cleanly (closing connections left open when the
+grace period ended counts as clean), and 1 when any worker failed: exited with an error, was
+killed, failed to start (then the whole server stops), or was still running 10 s after its
+grace period (the parent then kills it).  A worker that dies while serving is reported on stderr and, with
 ``restart=True``, replaced (with a backoff when it keeps crashing early).  Workers stop on
 their own if the parent dies.
+
+Names: the functions live in this module, ``pyloop.serve``; ``import pyloop`` also gives
+``pyloop.serve`` and ``pyloop.serve_protocol`` (the functions).  Since the function then
+shadows the module's name on the package, import the module's other names with
+``from pyloop.serve import current_worker, ServeInfo, Worker``.
 
 Inside a worker, ``current_worker()`` says which worker this is and whether it is stopping;
 HTTP servers use it to close idle keep-alive connections promptly on shutdown.
@@ -51,7 +57,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import ssl as _ssl
+from ssl import SSLContext
 import threading
 from collections.abc import Callable
 
@@ -70,7 +76,8 @@ def _default_workers() -> int:
 
 def _default_loop_factory() -> asyncio.AbstractEventLoop:
     from ._policy import new_event_loop
-    return new_event_loop()
+    factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop
+    return factory()
 
 
 def serve(start: StartFunction, *, host: str | None = '127.0.0.1', port: int = 0,
@@ -108,7 +115,7 @@ def serve(start: StartFunction, *, host: str | None = '127.0.0.1', port: int = 0
         async def start(sock):
             return await asyncio.start_server(handle_client, sock=sock)
 
-        sys.exit(pyloop.serve.serve(start, port=8000, workers=2))
+        sys.exit(serve(start, port=8000, workers=2))
     """
     if not callable(start):
         raise TypeError(f'start must be an async function taking a socket, not {start!r}')
@@ -144,7 +151,7 @@ def serve(start: StartFunction, *, host: str | None = '127.0.0.1', port: int = 0
 
 def serve_protocol(protocol_factory: Callable[[], asyncio.BaseProtocol],
                    host: str | None = '127.0.0.1', port: int = 0, *,
-                   workers: int | None = None, ssl: _ssl.SSLContext | None = None,
+                   workers: int | None = None, ssl: SSLContext | None = None,
                    reuse_port: bool | None = None, backlog: int = 1024, grace: float = 30.0,
                    restart: bool = False, ready: Callable[[ServeInfo], object] | None = None,
                    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> int:
@@ -163,7 +170,7 @@ def serve_protocol(protocol_factory: Callable[[], asyncio.BaseProtocol],
             def data_received(self, data):
                 self.transport.write(data)
 
-        sys.exit(pyloop.serve.serve_protocol(Echo, '127.0.0.1', 8888, workers=2))
+        sys.exit(serve_protocol(Echo, '127.0.0.1', 8888, workers=2))
     """
     if not callable(protocol_factory):
         raise TypeError(f'protocol_factory must be callable, not {protocol_factory!r}')
