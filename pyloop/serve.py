@@ -108,7 +108,8 @@ def serve(start: StartFunction, *, host: str | None = '127.0.0.1', port: int = 0
     Returns 0 when every worker stopped cleanly after a stop signal, 1 when a worker failed
     (see the module docstring), so ``sys.exit(serve(...))`` gives the right exit status.
     Raises ``RuntimeError`` when called from a running event loop or another thread than the
-    main one, ``OSError`` when the address cannot be bound.
+    main one, ``OSError`` when the address cannot be bound.  An exception from ``ready``
+    propagates, after the workers have been killed.
 
     Example::
 

@@ -75,9 +75,15 @@ APP = textwrap.dedent('''
     p.add_argument('--restart', action='store_true')
     p.add_argument('--grace', type=float, default=30.0)
     p.add_argument('--echo', action='store_true')
+    p.add_argument('--ready-raises', action='store_true')
     a = p.parse_args()
     kw = dict(workers=a.workers, reuse_port=False if a.shared_socket else None,
               restart=a.restart, grace=a.grace)
+    if a.ready_raises:
+        def ready(info):
+            print(f'ready: pids {", ".join(map(str, info.pids))}', file=sys.stderr, flush=True)
+            raise RuntimeError('ready failed on purpose')
+        kw['ready'] = ready
     if a.echo:
         sys.exit(serve_protocol(Echo, '127.0.0.1', 0, **kw))
     sys.exit(serve(start, host='127.0.0.1', port=0, **kw))
@@ -350,6 +356,15 @@ def test_start_function_failure_stops_the_server(tmp_path):
         assert 'RuntimeError: start failed on purpose' in log, log
         assert 'before it was ready' in log, log
         assert 'serving on' not in log, log
+
+
+def test_ready_callback_error_propagates_and_no_worker_survives(tmp_path):
+    with Server(tmp_path, '--workers', '2', '--ready-raises', expect_ready=False) as server:
+        server.pids = [int(p) for p in server.wait_for(r'ready: pids ([\d, ]+)').group(1)
+                       .split(', ')]
+        # exit_status() also waits for stderr's EOF: every worker has exited by then.
+        assert server.exit_status() == 1
+        assert 'RuntimeError: ready failed on purpose' in server.drain()
 
 
 def test_workers_stop_when_the_parent_dies(tmp_path):
