@@ -7,6 +7,7 @@ workers say there when they are ready, stopping, or dead, and the tests wait for
 
 The APP speaks a line protocol, one request per connection:
   ``pid``   -> ``<pid> <worker index>`` and the connection closes;
+  ``wait-stop`` -> ``waiting``, then ``stopping <worker index>`` once the worker is told to stop;
   ``slow``  -> ``started <pid>`` at once, then waits for the client's ``finish`` line, answers
                ``done <pid>`` and closes: a request that is in flight for as long as the test
                wants.
@@ -47,6 +48,12 @@ APP = textwrap.dedent('''
         line = (await reader.readline()).strip()
         if line == b'pid':
             writer.write(f'{os.getpid()} {current_worker().index}\\n'.encode())
+        elif line == b'wait-stop':
+            writer.write(b'waiting\\n')
+            await writer.drain()
+            worker = current_worker()
+            await worker.stopping.wait()
+            writer.write(f'stopping {worker.index}\\n'.encode())
         elif line == b'slow':
             writer.write(f'started {os.getpid()}\\n'.encode())
             await writer.drain()
@@ -76,9 +83,12 @@ APP = textwrap.dedent('''
     p.add_argument('--grace', type=float, default=30.0)
     p.add_argument('--echo', action='store_true')
     p.add_argument('--ready-raises', action='store_true')
+    p.add_argument('--asyncio-loop', action='store_true')
     a = p.parse_args()
     kw = dict(workers=a.workers, reuse_port=False if a.shared_socket else None,
               restart=a.restart, grace=a.grace)
+    if a.asyncio_loop:
+        kw['loop_factory'] = asyncio.new_event_loop
     if a.ready_raises:
         def ready(info):
             print(f'ready: pids {", ".join(map(str, info.pids))}', file=sys.stderr, flush=True)
@@ -266,9 +276,11 @@ def test_serve_protocol_echoes(tmp_path):
 # ---- graceful stop ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize('how', ['SIGTERM to the parent', 'SIGINT to the parent',
-                                 'Ctrl-C (SIGINT to the process group)'])
+                                 'Ctrl-C (SIGINT to the process group)',
+                                 'SIGTERM to the parent, workers on asyncio loops'])
 def test_stop_signal_lets_the_request_in_flight_finish(tmp_path, how):
-    with Server(tmp_path, '--workers', '2', new_session=True) as server:
+    extra = ['--asyncio-loop'] if 'asyncio' in how else []
+    with Server(tmp_path, '--workers', '2', *extra, new_session=True) as server:
         conn, worker_pid = _start_slow_request(server)
         with conn:
             if how.startswith('SIGTERM'):
@@ -290,6 +302,18 @@ def test_stop_signal_lets_the_request_in_flight_finish(tmp_path, how):
         assert server.exit_status() == 0, server.drain()
         log = server.drain()
         assert 'killed' not in log and 'failed' not in log, log
+
+
+def test_current_worker_stopping_tells_handlers_to_wind_down(tmp_path):
+    # How an HTTP server closes idle keep-alive connections promptly: it waits on
+    # current_worker().stopping.
+    with Server(tmp_path, '--workers', '2') as server:
+        with socket.create_connection(('127.0.0.1', server.port), timeout=DEADLINE) as conn:
+            conn.sendall(b'wait-stop\n')
+            assert _read_line(conn) == 'waiting'
+            server.proc.send_signal(signal.SIGTERM)
+            assert re.fullmatch(r'stopping [01]\n', _read_all(conn))
+        assert server.exit_status() == 0, server.drain()
 
 
 def test_grace_period_bounds_the_wait(tmp_path):
