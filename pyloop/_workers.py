@@ -336,7 +336,7 @@ def run_worker(index: int, plan: WorkerPlan, closing: list[int],
         with asyncio.Runner(loop_factory=plan.loop_factory) as runner:
             code = runner.run(_worker_main(index, plan, mask))
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         say(f'worker {index} (pid {os.getpid()}) failed:')
         traceback.print_exc()
