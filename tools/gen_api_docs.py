@@ -20,6 +20,7 @@ dropped, and nothing time- or path-dependent is written.
 from __future__ import annotations
 
 import argparse
+import enum
 import importlib
 import inspect
 import os
@@ -36,6 +37,7 @@ MODULES = ['pyloop', 'pyloop.task', 'pyloop.time', 'pyloop.sync', 'pyloop.fs', '
 REGENERATE = 'python tools/gen_api_docs.py'
 
 _ADDRESS = re.compile(r' at 0x[0-9a-fA-F]+')
+_FORWARD_REF = re.compile(r"ForwardRef\('([^']+)'\)")
 
 
 @dataclass
@@ -82,7 +84,13 @@ def _signature(obj: Any) -> str:
     params = [p.replace(annotation=_plain(p.annotation)) for p in sig.parameters.values()]
     returns = inspect.Signature.empty if inspect.isclass(obj) else _plain(sig.return_annotation)
     sig = sig.replace(parameters=params, return_annotation=returns)
-    return _ADDRESS.sub('', str(sig))
+    return _FORWARD_REF.sub(r'\1', _ADDRESS.sub('', str(sig)))
+
+
+def _type_name(cls: type) -> str:
+    if cls.__module__ == 'builtins':
+        return cls.__qualname__
+    return f'{cls.__module__}.{cls.__qualname__}'
 
 
 def _kind(obj: Any) -> str:
@@ -160,7 +168,14 @@ def describe(module: ModuleType) -> Module:
             continue
         kind = _kind(obj)
         doc = inspect.getdoc(obj) if kind != 'data' else None
-        entry = Entry(qualname, kind, _signature(obj) if kind != 'data' else '', doc)
+        signature = _signature(obj) if kind != 'data' else ''
+        if inspect.isclass(obj) and (signature == '(...)' or issubclass(obj, enum.Enum)):
+            # No signature worth showing (a C type, an exception using BaseException's, an
+            # enum's functional API): show what it derives from instead, which is what a
+            # reader needs to catch, compare or subclass it.
+            bases = [b for b in obj.__bases__ if b is not object]
+            signature = f'({", ".join(_type_name(b) for b in bases)})' if bases else ''
+        entry = Entry(qualname, kind, signature, doc)
         if inspect.isclass(obj):
             entry.members = _class_members(obj, qualname)
         out.entries.append(entry)
@@ -193,7 +208,28 @@ def _anchor(text: str) -> str:
 def _first_paragraph(doc: str | None) -> str:
     if not doc:
         return ''
-    return ' '.join(doc.split('\n\n')[0].split())
+    return _ROLE.sub(r'`\1`', ' '.join(doc.split('\n\n')[0].split()))
+
+
+_ROLE = re.compile(r':(?:func|class|meth|attr|mod|exc|data|obj):`~?([^`]+)`')
+_UNDERLINE = re.compile(r'^([-=~^])\1{2,}$')
+
+
+def _markdown_text(doc: str) -> list[str]:
+    """reST habits of docstrings, in markdown: roles become code, underlined headings become
+    level-4 headings (below the ### of the documented name)."""
+    src = [_ROLE.sub(r'`\1`', line) for line in doc.splitlines()]
+    out: list[str] = []
+    for i, line in enumerate(src):
+        nxt = src[i + 1] if i + 1 < len(src) else ''
+        if (line.strip() and not line.startswith(' ') and _UNDERLINE.match(nxt.strip())
+                and len(nxt.strip()) == len(line.strip())):
+            out.append(f'#### {line.strip()}')
+            continue
+        if _UNDERLINE.match(line.strip()) and out and out[-1].startswith('#### '):
+            continue
+        out.append(line)
+    return out
 
 
 def _doc_block(doc: str | None) -> list[str]:
@@ -202,7 +238,7 @@ def _doc_block(doc: str | None) -> list[str]:
         return ['*(no docstring)*', '']
     lines: list[str] = []
     in_code = False
-    for line in doc.splitlines():
+    for line in _markdown_text(doc):
         indented = line.startswith('    ') or (in_code and not line.strip())
         if indented and not in_code:
             intro = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].strip()), None)
