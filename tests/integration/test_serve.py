@@ -108,7 +108,7 @@ class Server:
 
     def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None,
                  new_session: bool = False, expect_ready: bool = True) -> None:
-        script = tmp_path / 'app.py'
+        self.script = script = tmp_path / 'app.py'
         script.write_text(APP)
         full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
         self.proc = subprocess.Popen([sys.executable, str(script), *args], env=full_env,
@@ -162,11 +162,21 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(DEADLINE)
-        for pid in getattr(self, 'pids', []):      # never leave a worker behind
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # Never leave a worker behind, and never signal a stranger: pids are reused (pid_max
+        # may be 32768), so only a process still running this test's script is killed.
+        for pid in getattr(self, 'pids', []):
+            if self._runs_our_script(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def _runs_our_script(self, pid: int) -> bool:
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                return str(self.script).encode() in f.read().split(b'\0')
+        except OSError:
+            return False        # gone, or no /proc: then the worker's lifeline stops it
 
     def exit_status(self) -> int:
         """Wait for the parent to exit and every worker to close stderr; the parent's status."""
