@@ -1,0 +1,191 @@
+"""Multi-core serving: one port, N worker processes, each running its own pyloop loop.
+
+A Python process runs Python code on one core at a time; to use more cores a server runs
+several processes on the same port.  ``serve`` does that:
+
+    import asyncio, sys
+    import pyloop
+    from pyloop.serve import serve
+
+    async def start(sock):
+        # Runs in every worker, on that worker's loop, with that worker's listening socket.
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(MyProtocol, sock=sock)     # or asyncio.start_server(handler, sock=sock)
+
+    if __name__ == '__main__':
+        sys.exit(serve(start, host='0.0.0.0', port=8000, workers=4))
+
+and for the common case of one ``asyncio.Protocol``:
+
+    sys.exit(serve_protocol(MyProtocol, '0.0.0.0', 8000, workers=4))
+
+The design in one paragraph: the calling process becomes a small supervisor.  It binds the
+address once (so ``port=0`` picks one free port for all workers), forks ``workers``
+processes and waits.  Each worker makes a new event loop (pyloop's unless ``loop_factory``
+says otherwise), gets its own listening socket bound with ``SO_REUSEPORT`` (Linux: the
+kernel spreads connections over the workers; elsewhere all workers accept from one socket
+the parent bound), and calls ``start(sock)``, which returns the server it started.  When
+every worker is serving, ``ready`` is called (by default a line on stderr:
+``pyloop.serve: serving on 127.0.0.1:8000 with 4 workers (SO_REUSEPORT; pids ...)``).
+
+Stopping: SIGTERM or SIGINT (Ctrl-C) to the parent sends every worker SIGTERM.  A worker
+then closes its listening socket (new connections go nowhere: once all have closed, they are
+refused) and waits for the connections it accepted to close, up to ``grace`` seconds, then
+exits 0.  A request in flight is answered.  A second SIGTERM/SIGINT kills the workers at once.
+``serve`` returns 0 when every worker stopped cleanly (closing connections left open when the
+grace period ended counts as clean), and 1 when any worker failed: exited with an error, was
+killed, failed to start (then the whole server stops), or was still running 10 s after its
+grace period (the parent then kills it).  A worker that dies while serving is reported on stderr and, with
+``restart=True``, replaced (with a backoff when it keeps crashing early).  Workers stop on
+their own if the parent dies.
+
+Names: the functions live in this module, ``pyloop.serve``; ``import pyloop`` also gives
+``pyloop.serve`` and ``pyloop.serve_protocol`` (the functions).  Since the function then
+shadows the module's name on the package, import the module's other names with
+``from pyloop.serve import current_worker, ServeInfo, Worker``.
+
+Inside a worker, ``current_worker()`` says which worker this is and whether it is stopping;
+HTTP servers use it to close idle keep-alive connections promptly on shutdown.
+
+The process and signal machinery, and why it is built that way, is described in
+``pyloop._workers``.  POSIX only (it forks); call ``serve`` from the main thread, before
+starting threads or an event loop in that process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from ssl import SSLContext
+import threading
+from collections.abc import Callable
+
+from ._workers import (Listener, ServeInfo, ServerLike, StartFunction, Supervisor, Worker,
+                       WorkerPlan, current_worker, reuse_port_balances)
+
+__all__ = ['serve', 'serve_protocol', 'current_worker', 'ServeInfo', 'Worker']
+
+
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _default_loop_factory() -> asyncio.AbstractEventLoop:
+    from ._policy import new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop
+    return factory()
+
+
+def serve(start: StartFunction, *, host: str | None = '127.0.0.1', port: int = 0,
+          workers: int | None = None, reuse_port: bool | None = None, backlog: int = 1024,
+          grace: float = 30.0, restart: bool = False,
+          ready: Callable[[ServeInfo], object] | None = None,
+          loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> int:
+    """Serve ``host:port`` from ``workers`` processes until SIGTERM/SIGINT; return an exit status.
+
+    ``start(sock)`` is an async function that each worker calls on its own new loop with
+    its listening socket (bound, listening, non-blocking); it starts serving on it and
+    returns the server (anything with ``close()`` and ``async wait_closed()``, such as what
+    ``loop.create_server(..., sock=sock)`` or ``asyncio.start_server(..., sock=sock)``
+    return).
+
+    * ``host``/``port``: the address; ``port=0`` picks a free port once for all workers
+      (``ready`` receives it).  ``host=None`` binds every interface.
+    * ``workers``: how many processes; default: the CPUs this process may run on.
+    * ``reuse_port``: each worker has its own ``SO_REUSEPORT`` socket (the kernel balances
+      connections) when True, all accept from one inherited socket when False; default:
+      True on Linux, False elsewhere.
+    * ``grace``: seconds a stopping worker waits for open connections before closing them.
+    * ``restart``: replace a worker that dies while serving (it is reported either way).
+    * ``ready``: called in the parent with a ``ServeInfo`` once every worker is serving;
+      default: print ``pyloop.serve: serving on HOST:PORT with N workers (...)`` to stderr.
+    * ``loop_factory``: makes each worker's loop; default ``pyloop.new_event_loop``.
+
+    Returns 0 when every worker stopped cleanly after a stop signal, 1 when a worker failed
+    (see the module docstring), so ``sys.exit(serve(...))`` gives the right exit status.
+    Raises ``RuntimeError`` when called from a running event loop or another thread than the
+    main one, ``OSError`` when the address cannot be bound.  An exception from ``ready``
+    propagates, after the workers have been killed.
+
+    Example::
+
+        async def start(sock):
+            return await asyncio.start_server(handle_client, sock=sock)
+
+        sys.exit(serve(start, port=8000, workers=2))
+    """
+    if not callable(start):
+        raise TypeError(f'start must be an async function taking a socket, not {start!r}')
+    if workers is None:
+        workers = _default_workers()
+    if not isinstance(workers, int) or isinstance(workers, bool):
+        raise TypeError(f'workers must be an int, not {type(workers).__name__}')
+    if workers < 1:
+        raise ValueError(f'workers must be at least 1, got {workers}')
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise TypeError(f'port must be an int, not {type(port).__name__}')
+    if grace < 0:
+        raise ValueError(f'grace must be >= 0, got {grace}')
+    if not hasattr(os, 'fork'):
+        raise RuntimeError('pyloop.serve needs os.fork (POSIX)')
+    if asyncio.events._get_running_loop() is not None:
+        raise RuntimeError('pyloop.serve() cannot be called from a running event loop')
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError('pyloop.serve() must be called from the main thread '
+                           '(it handles SIGTERM and SIGINT)')
+    if reuse_port is None:
+        reuse_port = reuse_port_balances()
+    elif reuse_port and not hasattr(socket, 'SO_REUSEPORT'):
+        raise ValueError('reuse_port=True is not supported on this platform')
+    listener = Listener(host, port, reuse_port, backlog)
+    plan = WorkerPlan(start=start, listener=listener, grace=float(grace),
+                      loop_factory=loop_factory or _default_loop_factory)
+    try:
+        return Supervisor(plan, workers, restart, ready).run()
+    finally:
+        listener.close()
+
+
+def serve_protocol(protocol_factory: Callable[[], asyncio.BaseProtocol],
+                   host: str | None = '127.0.0.1', port: int = 0, *,
+                   workers: int | None = None, ssl: SSLContext | None = None,
+                   reuse_port: bool | None = None, backlog: int = 1024, grace: float = 30.0,
+                   restart: bool = False, ready: Callable[[ServeInfo], object] | None = None,
+                   loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> int:
+    """Serve an ``asyncio.Protocol`` on ``host:port`` from ``workers`` processes.
+
+    Shorthand for ``serve`` with a start function that calls
+    ``loop.create_server(protocol_factory, sock=sock, ssl=ssl, backlog=backlog)``; the other
+    arguments and the return value are ``serve``'s.
+
+    Example::
+
+        class Echo(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                self.transport.write(data)
+
+        sys.exit(serve_protocol(Echo, '127.0.0.1', 8888, workers=2))
+    """
+    if not callable(protocol_factory):
+        raise TypeError(f'protocol_factory must be callable, not {protocol_factory!r}')
+
+    async def start(sock: socket.socket) -> ServerLike:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(protocol_factory, sock=sock, ssl=ssl, backlog=backlog)
+
+    return serve(start, host=host, port=port, workers=workers, reuse_port=reuse_port,
+                 backlog=backlog, grace=grace, restart=restart, ready=ready,
+                 loop_factory=loop_factory)
+
+
+# Documented here, defined next to the machinery that uses them.
+current_worker.__module__ = __name__
+ServeInfo.__module__ = __name__
+Worker.__module__ = __name__
