@@ -18,8 +18,9 @@ pyloop.new_event_loop)`` or ``pyloop.install()`` before ``asyncio.run``.
 from ._event_loop import Loop
 from ._handles import Handle, TimerHandle
 from ._policy import EventLoopPolicy, install, new_event_loop, run
+from .serving import serve, serve_protocol
 
 __version__ = '0.1.0'
 
 __all__ = ['Loop', 'Handle', 'TimerHandle', 'EventLoopPolicy', 'install',
-           'new_event_loop', 'run', '__version__']
+           'new_event_loop', 'run', 'serve', 'serve_protocol', '__version__']

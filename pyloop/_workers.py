@@ -137,7 +137,7 @@ class ServeInfo:
 
 
 class Worker:
-    """The worker process the calling code runs in; see ``pyloop.serve.current_worker()``.
+    """The worker process the calling code runs in; see ``pyloop.serving.current_worker()``.
 
     ``index`` is the worker's slot, 0 to ``workers - 1`` (a restarted worker takes over the
     slot of the one it replaces), ``pid`` its process id, and ``stopping`` an
@@ -154,7 +154,7 @@ class Worker:
 
     def __repr__(self) -> str:
         state = 'stopping' if self.stopping.is_set() else 'serving'
-        return f'<pyloop.serve.Worker index={self.index} pid={self.pid} {state}>'
+        return f'<pyloop.serving.Worker index={self.index} pid={self.pid} {state}>'
 
 
 _current_worker: Worker | None = None

@@ -33,7 +33,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, 'docs', 'API.md')
 MODULES = ['pyloop', 'pyloop.task', 'pyloop.time', 'pyloop.sync', 'pyloop.fs', 'pyloop.net',
-           'pyloop.serve']
+           'pyloop.serving']
 REGENERATE = 'python tools/gen_api_docs.py'
 
 _ADDRESS = re.compile(r' at 0x[0-9a-fA-F]+')
@@ -44,7 +44,7 @@ _FORWARD_REF = re.compile(r"ForwardRef\('([^']+)'\)")
 class Entry:
     """One public name of a module."""
 
-    qualname: str                       # 'pyloop.serve.serve'
+    qualname: str                       # 'pyloop.serving.serve'
     kind: str                           # 'class', 'function', 'async function', 'data', ...
     signature: str
     doc: str | None

@@ -32,7 +32,7 @@ import pytest
 
 pytest.importorskip('pyloop._loop', reason='pyloop is not built')
 
-from pyloop.serve import current_worker, serve, serve_protocol  # noqa: E402
+from pyloop.serving import current_worker, serve, serve_protocol  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(os, 'fork'), reason='pyloop.serve forks (POSIX)')
 
@@ -42,7 +42,7 @@ REUSEPORT_BALANCES = sys.platform.startswith('linux') and hasattr(socket, 'SO_RE
 
 APP = textwrap.dedent('''
     import argparse, asyncio, os, sys
-    from pyloop.serve import current_worker, serve, serve_protocol
+    from pyloop.serving import current_worker, serve, serve_protocol
 
     async def handle(reader, writer):
         line = (await reader.readline()).strip()

@@ -8,7 +8,7 @@ files count, as when pyloop is installed in site-packages.
 * examples/ must check with ``--check-untyped-defs``;
 * a typed snippet using the public API must check with ``--strict``, and a wrong call must be
   caught (so the first check cannot pass because pyloop looked like ``Any``);
-* pyloop.serve (fully annotated) must check with ``--strict``;
+* pyloop.serving (fully annotated) must check with ``--strict``;
 * ``mypy.stubtest`` compares the Cython modules' stubs with the compiled modules.
 
 mypy is a test dependency.  Without it these tests skip locally and fail in CI (``CI`` set).
@@ -55,7 +55,7 @@ SNIPPET = textwrap.dedent('''
     from typing import assert_type
 
     import pyloop
-    from pyloop.serve import ServeInfo, Worker, current_worker, serve, serve_protocol
+    from pyloop.serving import ServeInfo, Worker, current_worker, serve, serve_protocol
 
 
     class Echo(asyncio.Protocol):
@@ -108,7 +108,7 @@ SNIPPET = textwrap.dedent('''
 
 WRONG = textwrap.dedent('''
     import asyncio
-    from pyloop.serve import serve_protocol
+    from pyloop.serving import serve_protocol
 
     serve_protocol(asyncio.Protocol, '127.0.0.1', 8000, workers='2')
 ''')
@@ -139,7 +139,7 @@ def test_a_wrong_call_is_caught(tmp_path):
 
 
 def test_serve_modules_check_strictly(tmp_path):
-    proc = _mypy(tmp_path, '--strict', 'pyloop/serve.py', 'pyloop/_workers.py')
+    proc = _mypy(tmp_path, '--strict', 'pyloop/serving.py', 'pyloop/_workers.py')
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -5,7 +5,6 @@ several processes on the same port.  ``serve`` does that:
 
     import asyncio, sys
     import pyloop
-    from pyloop.serve import serve
 
     async def start(sock):
         # Runs in every worker, on that worker's loop, with that worker's listening socket.
@@ -13,11 +12,11 @@ several processes on the same port.  ``serve`` does that:
         return await loop.create_server(MyProtocol, sock=sock)     # or asyncio.start_server(handler, sock=sock)
 
     if __name__ == '__main__':
-        sys.exit(serve(start, host='0.0.0.0', port=8000, workers=4))
+        sys.exit(pyloop.serve(start, host='0.0.0.0', port=8000, workers=4))
 
 and for the common case of one ``asyncio.Protocol``:
 
-    sys.exit(serve_protocol(MyProtocol, '0.0.0.0', 8000, workers=4))
+    sys.exit(pyloop.serve_protocol(MyProtocol, '0.0.0.0', 8000, workers=4))
 
 The design in one paragraph: the calling process becomes a small supervisor.  It binds the
 address once (so ``port=0`` picks one free port for all workers), forks ``workers``
@@ -39,10 +38,9 @@ grace period (the parent then kills it).  A worker that dies while serving is re
 ``restart=True``, replaced (with a backoff when it keeps crashing early).  Workers stop on
 their own if the parent dies.
 
-Names: the functions live in this module, ``pyloop.serve``; ``import pyloop`` also gives
-``pyloop.serve`` and ``pyloop.serve_protocol`` (the functions).  Since the function then
-shadows the module's name on the package, import the module's other names with
-``from pyloop.serve import current_worker, ServeInfo, Worker``.
+Names: this module is ``pyloop.serving``; ``pyloop.serve`` and ``pyloop.serve_protocol`` are
+its two functions re-exported by the package, and ``from pyloop.serving import
+current_worker, ServeInfo, Worker`` gives the rest.
 
 Inside a worker, ``current_worker()`` says which worker this is and whether it is stopping;
 HTTP servers use it to close idle keep-alive connections promptly on shutdown.
