@@ -1,11 +1,14 @@
 """Ways to make asyncio use pyloop: a policy, ``install()`` and ``run()``."""
 
 import asyncio
+from typing import Any, Coroutine, TypeVar
 
 from ._event_loop import Loop
 
+_T = TypeVar('_T')
 
-def new_event_loop():
+
+def new_event_loop() -> Loop:
     """Return a new ``pyloop.Loop``."""
     return Loop()
 
@@ -17,20 +20,20 @@ class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
     ``asyncio.run()`` and ``asyncio.new_event_loop()`` use pyloop.
     """
 
-    def _loop_factory(self):
+    def _loop_factory(self) -> Loop:
         return Loop()
 
-    def new_event_loop(self):
+    def new_event_loop(self) -> Loop:
         """Return a new ``pyloop.Loop``."""
         return Loop()
 
 
-def install():
+def install() -> None:
     """Set ``EventLoopPolicy()`` as asyncio's event loop policy."""
     asyncio.set_event_loop_policy(EventLoopPolicy())
 
 
-def run(main, *, debug=None):
+def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     """Run the coroutine ``main`` on a new pyloop loop and return its result.
 
     Like ``asyncio.run``: the loop is closed afterwards, remaining tasks are

@@ -126,7 +126,7 @@ def test_public_api_snippet_type_checks_strictly(tmp_path):
     snippet.write_text(SNIPPET)
     # --strict, less no-untyped-call: pyloop.run/new_event_loop/install carry no annotations
     # yet, and calling them must still be allowed in a user's strictly typed code.
-    proc = _mypy(tmp_path, '--strict', '--allow-untyped-calls', str(snippet))
+    proc = _mypy(tmp_path, '--strict', str(snippet))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
