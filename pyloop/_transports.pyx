@@ -607,6 +607,12 @@ cdef class SocketTransport:
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
+        # A graceful close() that had to flush first ends here without
+        # having counted the loss: count it now, so that a later write()
+        # or abort() is dropped instead of touching ``_fd`` -- by then the
+        # number may belong to another connection's socket.
+        if self._conn_lost == 0:
+            self._conn_lost = 1
         try:
             if self._protocol_connected:
                 self._protocol.connection_lost(exc)
