@@ -55,6 +55,33 @@ async def poll(cond: Callable[[], bool], what: str, timeout: float = TIMEOUT,
         await asyncio.sleep(interval)
 
 
+async def polled(rounds: int = 3) -> None:
+    """Make sure the loop has polled for I/O ``rounds`` times.
+
+    ``sleep(0)`` is not enough: pyloop polls at most every 50 us while
+    callbacks are ready.  A reader callback runs only after a poll saw its
+    fd ready, and every fd that was ready at that poll (the reactors are
+    level-triggered) had its callback run in the same iteration -- so
+    afterwards, "nothing happened" means nothing will."""
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        b.setblocking(False)
+        for _ in range(rounds):
+            seen = loop.create_future()
+            loop.add_reader(b.fileno(), lambda f=seen: f.done() or f.set_result(None))
+            try:
+                a.send(b"x")
+                await seen
+            finally:
+                loop.remove_reader(b.fileno())
+            assert b.recv(1) == b"x"
+    finally:
+        a.close()
+        b.close()
+
+
 def reset_socket(sock: socket.socket) -> None:
     """Close with SO_LINGER 0: the kernel sends RST instead of FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
