@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from ._fault_util import (TIMEOUT, EchoServer, Recorder, echo_once, poll, reset_socket, run,
-                          spawn_python, until)
+from ._fault_util import (TIMEOUT, EchoServer, Recorder, echo_once, poll, polled, reset_socket,
+                          run, spawn_python, until)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -505,6 +505,50 @@ def test_write_and_abort_after_flushing_close_touch_nothing(loop):
                 os.close(extra_fd)
             c.close()
             d.close()
+            b.close()
+
+    run(loop, main())
+
+
+@pytest.mark.skip_loops("asyncio", reason="asyncio (3.11) watches the socket again on "
+                        "resume_reading() and calls eof_received a second time")
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_eof_received_once_across_pause_resume(loop, family):
+    """Regression: after eof_received returned True (half-open), a
+    pause_reading()/resume_reading() pair watched the socket again, which
+    reads EOF again and called eof_received a second time."""
+    async def main():
+        if family == "tcp":
+            listener = socket.create_server(("127.0.0.1", 0))
+            a = socket.create_connection(listener.getsockname())
+            b, _ = listener.accept()
+            listener.close()
+        else:
+            a, b = socket.socketpair()
+        proto = Recorder(keep_open=True)
+        if family == "tcp":
+            tr, _ = await loop.create_connection(lambda: proto, sock=a)
+        else:
+            tr, _ = await loop.create_unix_connection(lambda: proto, sock=a)
+        try:
+            b.sendall(b"last words")
+            b.shutdown(socket.SHUT_WR)
+            await until(lambda: proto.eof, "eof_received")
+            for _ in range(3):
+                tr.pause_reading()
+                tr.resume_reading()
+                await polled()
+            kinds = [k for k, _ in proto.events]
+            assert kinds.count("eof") == 1, kinds
+            assert bytes(proto.received) == b"last words"
+            # Half-open: writing still works.
+            tr.write(b"reply")
+            b.settimeout(TIMEOUT)
+            assert b.recv(100) == b"reply"
+            tr.close()
+            await until(lambda: proto.lost, "connection_lost")
+            assert not proto.violations
+        finally:
             b.close()
 
     run(loop, main())
