@@ -8,9 +8,11 @@ script chooses, so that slow readers and odd chunkings are exercised).  The
 operations: writes of random sizes, ``writelines``, pause/resume reading on
 either side, ``set_write_buffer_limits``, ``write_eof``, ``close``, ``abort``,
 a peer reset (``SO_LINGER`` 0 then abort: RST on TCP), peer writes and
-half-closes.  Everything is driven from the loop (one operation per
-iteration, plus explicit extra iterations); no wall-clock sleeps.  Afterwards
-both sides resume reading, let the data settle, and close.
+half-closes, and two re-entrant modes: B echoing from inside
+``buffer_updated``, A writing more from inside ``resume_writing``.
+Everything is driven from the loop (one operation per poll, plus explicit
+extra polls); no wall-clock sleeps.  Afterwards both sides resume reading,
+let the data settle, and close.
 
 Checked on each loop (the invariants of asyncio's transport contract):
 
@@ -63,7 +65,7 @@ import shutil
 import socket
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -110,6 +112,8 @@ a_op = st.one_of(
     st.tuples(st.just("peer_resume")),
     st.tuples(st.just("peer_resume")),
     st.tuples(st.just("peer_write"), st.integers(1, 50_000)),
+    st.tuples(st.just("peer_echo"), st.booleans()),
+    st.tuples(st.just("write_on_resume"), st.integers(0, 100_000)),
     st.tuples(st.just("peer_write_eof")),
     st.tuples(st.just("peer_close")),
     st.tuples(st.just("peer_reset")),
@@ -141,13 +145,39 @@ class Outcome:
     violations: list[str] = field(default_factory=list)
 
 
+class FuzzSide(Recorder):
+    """Side A: a Recorder that may write more from resume_writing."""
+
+    def __init__(self, keep_open: bool) -> None:
+        super().__init__(keep_open)
+        self.on_resume: Callable[[], None] | None = None
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.on_resume is not None:
+            self.on_resume()
+
+
+class FuzzPeer(BufferedRecorder):
+    """Side B: a BufferedRecorder that may echo from buffer_updated."""
+
+    def __init__(self, chunks: list[int], keep_open: bool) -> None:
+        super().__init__(chunks, keep_open)
+        self.on_data: Callable[[bytes], None] | None = None
+
+    def buffer_updated(self, nbytes: int) -> None:
+        super().buffer_updated(nbytes)
+        if self.on_data is not None:
+            self.on_data(bytes(self._buf[:nbytes]))
+
+
 class _Pair:
     """Side A, its peer B, and the bookkeeping of what write() accepted."""
 
-    def __init__(self, a: Recorder, b: BufferedRecorder, ta: asyncio.Transport):
+    def __init__(self, a: FuzzSide, b: FuzzPeer, ta: asyncio.Transport):
         self.a, self.b, self.ta = a, b, ta
         self.a_off = 0      # bytes of PATTERN_A that A's write() accepted
-        self.b_off = 0
+        self.b_sent = bytearray()   # what B's write() accepted, in order
         self.a_eof = False  # write_eof() returned normally
         self.b_eof = False
         self.violations: list[str] = []
@@ -172,6 +202,25 @@ class _Pair:
         n = make(self.a_off)   # raises before touching a_off on error
         if accepting:
             self.a_off += n
+
+    def write_b(self, data: bytes) -> None:
+        accepting = self._accepting(self.b, self.tb)
+        self.tb.write(data)
+        if accepting:
+            self.b_sent += data
+
+    def _echo(self, data: bytes) -> None:
+        if not self.b_eof and not self.tb.is_closing():
+            self.write_b(data)
+
+    def _write_from_callback(self, size: int) -> None:
+        if self.a_eof or self.ta.is_closing():
+            return
+        def make(off: int) -> int:
+            data = PATTERN_A[off:off + size]
+            self.ta.write(data)
+            return len(data)
+        self.write_a(make)
 
     def check_sizes(self) -> None:
         for name, tr in (("A", self.ta), ("B", self.b.transport)):
@@ -225,12 +274,16 @@ class _Pair:
         elif kind == "peer_resume":
             self.tb.resume_reading()
         elif kind == "peer_write":
-            tb, off = self.tb, self.b_off
-            accepting = self._accepting(self.b, tb)
-            data = PATTERN_B[off:off + op[1]]
-            tb.write(data)
-            if accepting:
-                self.b_off += len(data)
+            off = len(self.b_sent)
+            self.write_b(PATTERN_B[off % len(PATTERN_B):][:op[1]])
+        elif kind == "peer_echo":
+            # B writes back what it reads, from inside buffer_updated.
+            self.b.on_data = self._echo if op[1] else None
+        elif kind == "write_on_resume":
+            # A writes more from inside resume_writing (asyncio: "may append
+            # to the buffer" while the transport is flushing).
+            size = op[1]
+            self.a.on_resume = (lambda: self._write_from_callback(size)) if size else None
         elif kind == "peer_write_eof":
             self.tb.write_eof()
             self.b_eof = True
@@ -293,7 +346,7 @@ async def _settle(pair: _Pair) -> None:
         if tr is not None and not tr.is_closing():
             tr.resume_reading()
     await until(lambda: _delivered(a, pair.a_off, pair.a_eof, b)
-                and _delivered(b, pair.b_off, pair.b_eof, a), "data to settle", timeout=10)
+                and _delivered(b, len(pair.b_sent), pair.b_eof, a), "data to settle", timeout=10)
     for proto in (a, b):
         tr = proto.transport
         if tr is not None and not proto.lost:
@@ -307,20 +360,20 @@ async def _run_script(family: str, path: str | None, script: list[tuple],
                       chunks: list[int], a_keep: bool, b_keep: bool) -> Outcome:
     loop = asyncio.get_running_loop()
     handler = HandlerLog(loop)  # nothing in a script may reach it
-    b = BufferedRecorder(chunks, keep_open=b_keep)
-    accepted: list[BufferedRecorder] = []
+    b = FuzzPeer(chunks, keep_open=b_keep)
+    accepted: list[FuzzPeer] = []
 
-    def factory() -> BufferedRecorder:
+    def factory() -> FuzzPeer:
         accepted.append(b)
         return b
 
     if family == "tcp":
         server = await loop.create_server(factory, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        ta, a = await loop.create_connection(lambda: Recorder(a_keep), "127.0.0.1", port)
+        ta, a = await loop.create_connection(lambda: FuzzSide(a_keep), "127.0.0.1", port)
     else:
         server = await loop.create_unix_server(factory, path)
-        ta, a = await loop.create_unix_connection(lambda: Recorder(a_keep), path)
+        ta, a = await loop.create_unix_connection(lambda: FuzzSide(a_keep), path)
     await until(lambda: b.transport is not None, "the server side to be made", timeout=10)
     # Only now: a Unix listener closed before accept() drops the queued
     # connection.  B stays open.
@@ -339,7 +392,11 @@ async def _run_script(family: str, path: str | None, script: list[tuple],
         # I/O the operation caused at the same point of the script.
         await polled(op[1] if op[0] == "yield" else 1)
     await _settle(pair)
-    return Outcome(a.skeleton(), b.skeleton(), errors, pair.a_off, pair.b_off,
+    if bytes(b.received) != PATTERN_A[:len(b.received)]:
+        pair.violations.append("B received bytes A never wrote (gap, repeat or reorder)")
+    if bytes(a.received) != bytes(pair.b_sent[:len(a.received)]):
+        pair.violations.append("A received bytes B never wrote (gap, repeat or reorder)")
+    return Outcome(a.skeleton(), b.skeleton(), errors, pair.a_off, len(pair.b_sent),
                    len(a.received), len(b.received),
                    pair.violations + [f"A: {v}" for v in a.violations]
                    + [f"B: {v}" for v in b.violations]
