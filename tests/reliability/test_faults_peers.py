@@ -174,11 +174,13 @@ def _pattern(offset: int, size: int) -> bytes:
     return bytes(out)
 
 
-def test_reset_while_writing_reaches_connection_lost_once(loop, caplog):
-    """The peer resets (SO_LINGER 0) while the server writes a lot: the
-    error reaches connection_lost once; later writes are dropped silently,
-    with asyncio's warning once five have been dropped; other clients are
-    still served."""
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_reset_while_writing_reaches_connection_lost_once(loop, caplog, family, tmp_path):
+    """The peer resets (TCP: SO_LINGER 0; Unix: closes with unread data, so
+    our next send fails with EPIPE) while the server writes a lot: the error
+    reaches connection_lost once; later writes are dropped silently, with
+    asyncio's warning once five have been dropped; other clients are still
+    served."""
     async def main():
         producers: list[Producer] = []
 
@@ -186,16 +188,24 @@ def test_reset_while_writing_reaches_connection_lost_once(loop, caplog):
             producers.append(Producer(total=64 * MiB, chunk=256 * 1024))
             return producers[-1]
 
-        server = await loop.create_server(factory, "127.0.0.1", 0)
+        if family == "tcp":
+            server = await loop.create_server(factory, "127.0.0.1", 0)
+            peer = socket.create_connection(server.sockets[0].getsockname())
+        else:
+            path = str(tmp_path / "s")
+            server = await loop.create_unix_server(factory, path)
+            peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            peer.connect(path)
         echo_server = await loop.create_server(EchoServer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
         echo_port = echo_server.sockets[0].getsockname()[1]
-        peer = socket.create_connection(("127.0.0.1", port))
         peer.setblocking(False)
         got = 0
         while got < 2 * MiB:
             got += len(await loop.sock_recv(peer, 65536))
-        reset_socket(peer)
+        if family == "tcp":
+            reset_socket(peer)
+        else:
+            peer.close()
         await until(lambda: producers[0].lost_calls, "connection_lost after the reset")
         prod = producers[0]
         (exc,) = prod.lost_calls
