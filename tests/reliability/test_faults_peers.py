@@ -174,6 +174,56 @@ def _pattern(offset: int, size: int) -> bytes:
     return bytes(out)
 
 
+DOWNLOADING_CLIENT = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+while True:
+    if not s.recv(4096):
+        break
+"""
+
+
+def test_peer_killed_while_downloading(loop):
+    """A client process reading a large stream is SIGKILLed: the kernel
+    resets its socket (it dies with unread data), the server's writer gets
+    connection_lost once with the reset, stops producing, and another client
+    is served meanwhile."""
+    async def main():
+        producers: list[Producer] = []
+
+        def factory() -> Producer:
+            producers.append(Producer(total=1 << 40, chunk=128 * 1024))
+            return producers[-1]
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        echo_server = await loop.create_server(EchoServer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        echo_port = echo_server.sockets[0].getsockname()[1]
+        child = spawn_python(DOWNLOADING_CLIENT, str(port))
+        try:
+            await poll(lambda: producers and producers[0].sent >= 8 * MiB,
+                       "the child to download 8 MiB")
+            prod = producers[0]
+            os.kill(child.pid, signal.SIGKILL)
+            assert await echo_once("127.0.0.1", echo_port, b"meanwhile") == b"meanwhile"
+            await poll(lambda: prod.lost_calls, "connection_lost of the killed client")
+            await polled()
+            (exc,) = prod.lost_calls
+            assert isinstance(exc, (ConnectionResetError, BrokenPipeError)), exc
+            sent = prod.sent
+            await polled()
+            assert prod.sent == sent  # the producer stopped
+            assert prod.transport.get_write_buffer_size() == 0  # type: ignore[attr-defined]
+            assert await echo_once("127.0.0.1", echo_port, b"after") == b"after"
+        finally:
+            child.kill()
+            child.wait(TIMEOUT)
+            server.close()
+            echo_server.close()
+
+    run(loop, main(), 60)
+
+
 @pytest.mark.parametrize("family", ["tcp", "unix"])
 def test_reset_while_writing_reaches_connection_lost_once(loop, caplog, family, tmp_path):
     """The peer resets (TCP: SO_LINGER 0; Unix: closes with unread data, so
