@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -111,6 +112,36 @@ def run_python(code: str, *args: str, timeout: float = 120.0) -> subprocess.Comp
     """Run ``python -c code args...`` to completion (bounded), capturing output."""
     return subprocess.run([sys.executable, "-c", code, *args], env=child_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+class LineReader:
+    """Lines from a child's stdout (a pipe), each awaited with a deadline:
+    ``expect(word)`` returns the words after ``word`` on the first line that
+    starts with it."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.buf = b""
+
+    def expect(self, word: str, timeout: float = TIMEOUT) -> list[str]:
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                parts = line.decode().split()
+                if parts and parts[0] == word:
+                    return parts[1:]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"child said no {word!r} in time; got {self.buf!r}")
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    err = self.proc.stderr.read().decode(errors="replace")
+                    raise AssertionError(f"child exited before {word!r}: {err}")
+                self.buf += chunk
 
 
 class HandlerLog:

@@ -10,15 +10,13 @@ queued clients and serve them.
 
 from __future__ import annotations
 
-import os
-import select
 import socket
+import subprocess
 import sys
-import time
 
 import pytest
 
-from ._fault_util import TIMEOUT, spawn_python
+from ._fault_util import TIMEOUT, LineReader, spawn_python
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -91,34 +89,6 @@ loop.close()
 """
 
 
-class LineReader:
-    """Lines from a child's stdout, each awaited with a deadline."""
-
-    def __init__(self, proc):
-        self.proc = proc
-        self.buf = b""
-
-    def expect(self, word: str, timeout: float = TIMEOUT) -> list[str]:
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while True:
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                parts = line.decode().split()
-                if parts and parts[0] == word:
-                    return parts[1:]
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"child said no {word!r} in time; got {self.buf!r}")
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    err = self.proc.stderr.read().decode(errors="replace")
-                    raise AssertionError(f"child exited before {word!r}: {err}")
-                self.buf += chunk
-
-
 def _echo(sock: socket.socket, payload: bytes) -> bytes:
     sock.sendall(payload)
     got = b""
@@ -131,8 +101,6 @@ def _echo(sock: socket.socket, payload: bytes) -> bytes:
 
 
 def test_emfile_on_accept_recovers(loop_name):
-    import subprocess
-
     proc = spawn_python(EMFILE_SERVER, loop_name, stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     clients: list[socket.socket] = []

@@ -18,14 +18,12 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from ._fault_util import TIMEOUT, spawn_python
-from .test_faults_resources import LineReader
+from ._fault_util import TIMEOUT, LineReader, spawn_python
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -33,7 +31,7 @@ pytestmark = [
 ]
 
 STORM_SERVER = r"""
-import asyncio, os, signal, sys, threading, time
+import asyncio, os, signal, sys, threading
 
 name, sender = sys.argv[1], sys.argv[2]
 if name == "pyloop":
