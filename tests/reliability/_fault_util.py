@@ -220,7 +220,7 @@ class Recorder(asyncio.Protocol):
         return [e for e in self.events if e[0] in ("made", "eof", "lost")]
 
 
-class BufferedRecorder(asyncio.BufferedProtocol, Recorder):
+class BufferedRecorder(Recorder, asyncio.BufferedProtocol):
     """A Recorder that reads through ``get_buffer``, at most ``chunks[i]``
     bytes per read, cycling through ``chunks``: a reader that takes the
     data in the sizes the test chooses."""

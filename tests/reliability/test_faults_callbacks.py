@@ -83,7 +83,7 @@ class Faulty(asyncio.Protocol):
         self._maybe_raise("connection_lost")
 
 
-class FaultyBuffered(asyncio.BufferedProtocol, Faulty):
+class FaultyBuffered(Faulty, asyncio.BufferedProtocol):
     def __init__(self, fail: str) -> None:
         Faulty.__init__(self, fail)
         self.buf = bytearray(65536)

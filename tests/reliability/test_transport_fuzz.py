@@ -2,7 +2,8 @@
 operations runs on stock asyncio and on pyloop, and what the protocols
 observed is compared.
 
-A script drives a connected pair: side ``A`` (a client ``Protocol``) and its
+A script drives a connected pair: side ``A`` (a client ``Protocol``, or a
+``BufferedProtocol`` reading in chosen sizes) and its
 peer ``B`` (the server side, a ``BufferedProtocol`` that reads in sizes the
 script chooses, so that slow readers and odd chunkings are exercised).  The
 operations: writes of random sizes, ``writelines``, pause/resume reading on
@@ -145,17 +146,23 @@ class Outcome:
     violations: list[str] = field(default_factory=list)
 
 
-class FuzzSide(Recorder):
-    """Side A: a Recorder that may write more from resume_writing."""
+class _WritesOnResume:
+    """Mixin for side A: may write more from inside resume_writing."""
 
-    def __init__(self, keep_open: bool) -> None:
-        super().__init__(keep_open)
-        self.on_resume: Callable[[], None] | None = None
+    on_resume: Callable[[], None] | None = None
 
     def resume_writing(self) -> None:
-        super().resume_writing()
+        super().resume_writing()  # type: ignore[misc]
         if self.on_resume is not None:
             self.on_resume()
+
+
+class FuzzSide(_WritesOnResume, Recorder):
+    """Side A reading through data_received."""
+
+
+class FuzzSideBuffered(_WritesOnResume, BufferedRecorder):
+    """Side A reading through get_buffer/buffer_updated, in chosen sizes."""
 
 
 class FuzzPeer(BufferedRecorder):
@@ -174,7 +181,7 @@ class FuzzPeer(BufferedRecorder):
 class _Pair:
     """Side A, its peer B, and the bookkeeping of what write() accepted."""
 
-    def __init__(self, a: FuzzSide, b: FuzzPeer, ta: asyncio.Transport):
+    def __init__(self, a: Recorder, b: FuzzPeer, ta: asyncio.Transport):
         self.a, self.b, self.ta = a, b, ta
         self.a_off = 0      # bytes of PATTERN_A that A's write() accepted
         self.b_sent = bytearray()   # what B's write() accepted, in order
@@ -357,7 +364,8 @@ async def _settle(pair: _Pair) -> None:
 
 
 async def _run_script(family: str, path: str | None, script: list[tuple],
-                      chunks: list[int], a_keep: bool, b_keep: bool) -> Outcome:
+                      chunks: list[int], a_keep: bool, b_keep: bool,
+                      a_chunks: list[int] | None) -> Outcome:
     loop = asyncio.get_running_loop()
     handler = HandlerLog(loop)  # nothing in a script may reach it
     b = FuzzPeer(chunks, keep_open=b_keep)
@@ -367,13 +375,18 @@ async def _run_script(family: str, path: str | None, script: list[tuple],
         accepted.append(b)
         return b
 
+    def make_a() -> Recorder:
+        if a_chunks is None:
+            return FuzzSide(a_keep)
+        return FuzzSideBuffered(a_chunks, a_keep)
+
     if family == "tcp":
         server = await loop.create_server(factory, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        ta, a = await loop.create_connection(lambda: FuzzSide(a_keep), "127.0.0.1", port)
+        ta, a = await loop.create_connection(make_a, "127.0.0.1", port)
     else:
         server = await loop.create_unix_server(factory, path)
-        ta, a = await loop.create_unix_connection(lambda: FuzzSide(a_keep), path)
+        ta, a = await loop.create_unix_connection(make_a, path)
     await until(lambda: b.transport is not None, "the server side to be made", timeout=10)
     # Only now: a Unix listener closed before accept() drops the queued
     # connection.  B stays open.
@@ -404,13 +417,13 @@ async def _run_script(family: str, path: str | None, script: list[tuple],
                       for c in handler.contexts])
 
 
-def _run_on(new_loop, family: str, script, chunks, a_keep, b_keep) -> tuple[Outcome, Recorder]:
+def _run_on(new_loop, family: str, script, chunks, a_keep, b_keep, a_chunks) -> Outcome:
     loop = new_loop()
     directory = tempfile.mkdtemp(prefix="pyl-fz-")
     try:
         path = os.path.join(directory, "s") if family == "unix" else None
         return loop.run_until_complete(asyncio.wait_for(
-            _run_script(family, path, script, chunks, a_keep, b_keep), 60))
+            _run_script(family, path, script, chunks, a_keep, b_keep, a_chunks), 60))
     finally:
         loop.close()
         shutil.rmtree(directory, ignore_errors=True)
@@ -448,10 +461,10 @@ def _normalise_asyncio_errors(out: Outcome) -> list[str | None]:
     return [None if e == "AttributeError" else e for e in out.op_errors]
 
 
-def _compare(family: str, script, chunks, a_keep, b_keep) -> None:
+def _compare(family: str, script, chunks, a_keep, b_keep, a_chunks=None) -> None:
     clean = not any(op[0] in DIRTY for op in script)
-    ref = _run_on(asyncio.new_event_loop, family, script, chunks, a_keep, b_keep)
-    got = _run_on(pyloop.new_event_loop, family, script, chunks, a_keep, b_keep)
+    ref = _run_on(asyncio.new_event_loop, family, script, chunks, a_keep, b_keep, a_chunks)
+    got = _run_on(pyloop.new_event_loop, family, script, chunks, a_keep, b_keep, a_chunks)
     _check_one("asyncio", ref, clean)
     _check_one("pyloop", got, clean)
     assert got.op_errors == _normalise_asyncio_errors(ref), (ref.op_errors, got.op_errors)
@@ -477,16 +490,18 @@ scripts = st.lists(a_op, min_size=1, max_size=24)
 
 
 @FUZZ
-@given(script=scripts, chunks=chunk_cycle, a_keep=st.booleans(), b_keep=st.booleans())
-def test_fuzz_tcp_transport_pair_matches_asyncio(script, chunks, a_keep, b_keep):
-    _compare("tcp", script, chunks, a_keep, b_keep)
+@given(script=scripts, chunks=chunk_cycle, a_keep=st.booleans(), b_keep=st.booleans(),
+       a_chunks=st.none() | chunk_cycle)
+def test_fuzz_tcp_transport_pair_matches_asyncio(script, chunks, a_keep, b_keep, a_chunks):
+    _compare("tcp", script, chunks, a_keep, b_keep, a_chunks)
 
 
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX")
 @FUZZ
-@given(script=scripts, chunks=chunk_cycle, a_keep=st.booleans(), b_keep=st.booleans())
-def test_fuzz_unix_transport_pair_matches_asyncio(script, chunks, a_keep, b_keep):
-    _compare("unix", script, chunks, a_keep, b_keep)
+@given(script=scripts, chunks=chunk_cycle, a_keep=st.booleans(), b_keep=st.booleans(),
+       a_chunks=st.none() | chunk_cycle)
+def test_fuzz_unix_transport_pair_matches_asyncio(script, chunks, a_keep, b_keep, a_chunks):
+    _compare("unix", script, chunks, a_keep, b_keep, a_chunks)
 
 
 @FUZZ
