@@ -112,6 +112,7 @@ cdef class SocketTransport:
     cdef object _server
     cdef bint _closing
     cdef bint _eof
+    cdef bint _read_eof_seen      # eof_received ran; nothing more to read
     cdef bint _paused
     cdef bint _protocol_connected
     cdef bint _protocol_paused
@@ -266,7 +267,9 @@ cdef class SocketTransport:
             logger.debug('%r resumes reading', self)
 
     def _start_reading(self):
-        if not self.is_reading() or self._sock is None:
+        if not self.is_reading() or self._sock is None or self._read_eof_seen:
+            # After EOF the socket stays readable (recv returns 0) for ever:
+            # watching it again would call eof_received a second time.
             return
         self._loop._add_watcher(self._fd, self._read_ready_cb, (), False,
                                 '_read_ready')
@@ -335,6 +338,7 @@ cdef class SocketTransport:
     cdef _read_eof(self):
         if self._loop._debug:
             logger.debug('%r received EOF', self)
+        self._read_eof_seen = True
         try:
             keep_open = self._protocol.eof_received()
         except (SystemExit, KeyboardInterrupt):
@@ -607,6 +611,12 @@ cdef class SocketTransport:
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
+        # A graceful close() that had to flush first ends here without
+        # having counted the loss: count it now, so that a later write()
+        # or abort() is dropped instead of touching ``_fd`` -- by then the
+        # number may belong to another connection's socket.
+        if self._conn_lost == 0:
+            self._conn_lost = 1
         try:
             if self._protocol_connected:
                 self._protocol.connection_lost(exc)
