@@ -679,6 +679,8 @@ def _as_index(value: Any) -> int:
 # Text cookies pack the byte position with the decoder state needed to resume
 # there, as io.TextIOWrapper's do: position | flags << 64 | chars_to_skip << 128.
 def _pack_cookie(pos: int, flags: int, skip: int) -> int:
+    if pos == 0 and skip == 0:
+        return 0  # nothing decoded yet: the decoder's initial state
     return pos | (flags << 64) | (skip << 128)
 
 
@@ -946,7 +948,9 @@ class AsyncTextFile(AsyncFile):
                 return self._raw_pos
             pos, flags, skip = _unpack_cookie(cookie)
             self._raw_pos = await run_blocking(self._raw.seek, pos, 0)
-            if flags:
+            if pos or flags:
+                # Not `if flags`: 0 is a real state for some codecs (UTF-16's
+                # "native byte order, BOM already read").
                 self._decoder.setstate((b"", flags))
             self._set_encoder_for(pos)
             if skip:
