@@ -182,6 +182,11 @@ class Stream:
         """Whether ``close()`` was called or the connection is gone."""
         return self._closing or self._lost
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet read."""
+        return self._size
+
     def at_eof(self) -> bool:
         """True once the peer's EOF was seen and every buffered byte was read."""
         return self._eof and not self._size
