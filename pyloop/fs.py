@@ -242,6 +242,42 @@ def _seek_then_truncate(raw: io.FileIO, pos: int, size: int) -> int:
     return raw.truncate(size)
 
 
+async def _hop(fn: Any, *args: Any, apply: Any = None) -> Any:
+    """``apply(run_blocking(fn, *args))``, where a cancellation cannot drop the result.
+
+    A thread cannot be stopped, so a read, write or seek handed to the pool
+    happens even if the caller stops waiting; if its result were dropped, the
+    file's buffers and position would no longer match the OS.  So, as trio does
+    for files, a cancelled call is allowed to finish, ``apply`` records its
+    result in the file's state (bytes read stay in the read-ahead buffer for
+    the next read), and only then does ``CancelledError`` propagate, unchanged,
+    so ``asyncio.timeout()`` still reports ``TimeoutError``.
+    """
+    inner = asyncio.ensure_future(run_blocking(fn, *args))
+    try:
+        result = await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        if inner.cancelled():
+            raise
+        while not inner.done():
+            try:
+                await asyncio.wait([inner])
+            except asyncio.CancelledError:
+                pass
+        if apply is not None and not inner.cancelled() and inner.exception() is None:
+            try:
+                apply(inner.result())
+            except Exception:
+                pass  # e.g. a decoding error: the cancellation is what the caller sees
+        raise
+    return result if apply is None else apply(result)
+
+
+def _close_if_opened(fut: "asyncio.Future") -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result()[0].close()
+
+
 class _Opening:
     """What :func:`open` returns: await it for the file, or ``async with`` it."""
 
@@ -318,7 +354,12 @@ def open(file: StrPath | int, mode: str = "r", *, encoding: str | None = None,
             errors = "strict"
 
     async def opener() -> AsyncFile:
-        raw, seekable, pos = await run_blocking(_open_raw, file, rawmode)
+        inner = asyncio.ensure_future(run_blocking(_open_raw, file, rawmode))
+        try:
+            raw, seekable, pos = await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            inner.add_done_callback(_close_if_opened)  # nobody will own it
+            raise
         if binary:
             return AsyncFile(raw, file, mode, seekable, pos, block_size)
         return AsyncTextFile(raw, file, mode, seekable, pos, block_size,
@@ -414,12 +455,41 @@ class AsyncFile:
         if self._wbuf:
             data, self._wbuf = self._wbuf, bytearray()
             try:
-                self._raw_pos = await run_blocking(_write_all, self._raw, data, self._seekable)
+                await _hop(_write_all, self._raw, data, self._seekable, apply=self._set_raw_pos)
+            except asyncio.CancelledError:
+                raise  # the write was completed before the cancellation went on
             except BaseException:
                 # Keep what was not written so a later flush or close retries it.
                 data.extend(self._wbuf)
                 self._wbuf = data
                 raise
+
+    def _set_raw_pos(self, pos: int) -> int:
+        self._raw_pos = pos
+        return pos
+
+    def _append_read(self, data: bytes) -> bytes:
+        """Record bytes read from the OS: they join the unread read-ahead."""
+        self._raw_pos += len(data)
+        if data:
+            if self._rpos:
+                self._rbuf = self._rbuf[self._rpos:] + data
+                self._rpos = 0
+            elif self._rbuf:
+                self._rbuf += data
+            else:
+                self._rbuf = data
+        return data
+
+    def _take(self, n: int) -> bytes:
+        start = self._rpos
+        end = min(start + n, len(self._rbuf))
+        buf = self._rbuf
+        if start == 0 and end == len(buf):
+            self._rbuf, self._rpos = b"", 0
+            return buf
+        self._rpos = end
+        return buf[start:end]
 
     async def _drop_read_ahead(self) -> None:
         """Move the OS offset back to the logical position before a write."""
@@ -427,13 +497,13 @@ class AsyncFile:
         self._rbuf, self._rpos = b"", 0
         if unread and self._seekable:
             target = self._raw_pos - unread
-            self._raw_pos = await run_blocking(self._raw.seek, target, 0)
+            await _hop(self._raw.seek, target, 0, apply=self._set_raw_pos)
 
-    async def _read_block(self, need: int) -> bytes:
-        size = max(self._block, need)
-        data = await run_blocking(_read_some, self._raw, need, size)
-        self._raw_pos += len(data)
-        return data
+    async def _fill(self, need: int) -> int:
+        """Read at least ``need`` more bytes (fewer at EOF) into the read-ahead; returns how many."""
+        # Growing with what is already buffered keeps a very long line linear.
+        size = max(self._block, need, len(self._rbuf) - self._rpos)
+        return len(await _hop(_read_some, self._raw, need, size, apply=self._append_read))
 
     # -- reading
     async def read(self, size: int | None = -1) -> bytes:
@@ -453,25 +523,13 @@ class AsyncFile:
         async with self._lock:
             self._check_readable()
             await self._flush_locked()
-            head = self._rbuf[self._rpos:]
-            self._rbuf, self._rpos = b"", 0
             if size < 0:
-                rest = await run_blocking(self._raw.readall)
-                self._raw_pos += len(rest)
-                return head + rest
-            need = size - len(head)
-            if need <= 0:
-                self._rbuf, self._rpos = head, size
-                return head[:size]
-            if need >= self._block:
-                data = await run_blocking(_read_some, self._raw, need, need)
-                self._raw_pos += len(data)
-                return head + data
-            data = await self._read_block(need)
-            buf = head + data if head else data
-            n = min(size, len(buf))
-            self._rbuf, self._rpos = buf, n
-            return buf[:n]
+                await _hop(self._raw.readall, apply=self._append_read)
+                return self._take(len(self._rbuf))
+            unread = len(self._rbuf) - self._rpos
+            if unread < size:
+                await self._fill(size - unread)
+            return self._take(size)
 
     async def readline(self, size: int | None = -1) -> bytes:
         """Read one line, up to and including ``b'\\n'``; ``b''`` at end of file."""
@@ -487,24 +545,19 @@ class AsyncFile:
         async with self._lock:
             self._check_readable()
             await self._flush_locked()
-            parts = []
-            got = 0
+            scan_off = 0  # bytes after _rpos already searched
             while True:
                 buf, start = self._rbuf, self._rpos
-                end = buf.find(b"\n", start) + 1 or len(buf)
-                if size >= 0 and got + end - start > size:
-                    end = start + size - got
-                if end > start:
-                    parts.append(buf[start:end])
-                    got += end - start
-                    self._rpos = end
-                if (parts and parts[-1][-1:] == b"\n") or got == size:
-                    break
-                data = await self._read_block(1)
-                self._rbuf, self._rpos = data, 0
-                if not data:
-                    break
-            return parts[0] if len(parts) == 1 else b"".join(parts)
+                end = buf.find(b"\n", start + scan_off)
+                if end >= 0:
+                    end += 1
+                if 0 <= size and (end < 0 or end - start > size) and len(buf) - start >= size:
+                    end = start + size
+                if end >= 0:
+                    return self._take(end - start)
+                scan_off = len(buf) - start
+                if not await self._fill(1):
+                    return self._take(len(self._rbuf))
 
     async def readlines(self, hint: int = -1) -> list:
         """Read the remaining lines (stopping once ``hint`` bytes or characters were read)."""
@@ -523,6 +576,13 @@ class AsyncFile:
         return self
 
     async def __anext__(self) -> Any:
+        # The readline fast path inlined: one coroutine per line, not two.
+        if not self._closed and self._readable and not self._lock.locked():
+            buf, start = self._rbuf, self._rpos
+            end = buf.find(b"\n", start) + 1
+            if end:
+                self._rpos = end
+                return buf[start:end]
         line = await self.readline()
         if not line:
             raise StopAsyncIteration
@@ -562,7 +622,7 @@ class AsyncFile:
             await self._flush_locked()
         else:
             # Copy: the caller may reuse its buffer once write() returns.
-            self._raw_pos = await run_blocking(_write_all, self._raw, bytes(view), self._seekable)
+            await _hop(_write_all, self._raw, bytes(view), self._seekable, apply=self._set_raw_pos)
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         """Write each item of ``lines`` (no separators are added)."""
@@ -605,8 +665,7 @@ class AsyncFile:
             if whence == 1:
                 offset, whence = self._logical_pos() + offset, 0
             self._rbuf, self._rpos = b"", 0
-            self._raw_pos = await run_blocking(self._raw.seek, offset, whence)
-            return self._raw_pos
+            return await _hop(self._raw.seek, offset, whence, apply=self._set_raw_pos)
 
     async def truncate(self, size: int | None = None) -> int:
         """Resize the file to ``size`` bytes (default: the current position); the position is unchanged."""
@@ -622,9 +681,12 @@ class AsyncFile:
             self._rbuf, self._rpos = b"", 0
             if size is None:
                 size = pos
-            result = await run_blocking(_seek_then_truncate, self._raw, pos, size)
-            self._raw_pos = pos
-            return result
+
+            def done(result: int) -> int:
+                self._raw_pos = pos
+                return result
+
+            return await _hop(_seek_then_truncate, self._raw, pos, size, apply=done)
 
     # -- closing
     async def close(self) -> None:
@@ -643,7 +705,7 @@ class AsyncFile:
                 self._closed = True
                 self._wbuf = bytearray()
                 self._rbuf, self._rpos = b"", 0
-                await run_blocking(self._raw.close)
+                await _hop(self._raw.close)
 
     async def __aenter__(self) -> "AsyncFile":
         self._check_open()
@@ -707,6 +769,7 @@ class AsyncTextFile(AsyncFile):
         self._newline = newline
         self._universal = newline in (None, "")
         self._translate = newline is None
+        self._lf_only = newline is None or newline == "\n"  # lines end at '\n' only
         self._write_nl = os.linesep if newline is None else (newline or "\n")
         self._decoder = self._new_decoder()
         self._encoder = codecs.getincrementalencoder(encoding)(errors)
@@ -759,20 +822,29 @@ class AsyncTextFile(AsyncFile):
         i = text.find(nl, start)
         return -1 if i < 0 else i + len(nl)
 
-    async def _feed(self) -> bool:
-        """Decode one more block into _text; False at end of file."""
+    def _ensure_snapshot(self) -> None:
+        """Start a new snapshot once every decoded character has been consumed."""
         if self._snap is None or self._tpos >= len(self._text):
             pending, flags = self._decoder.getstate()
             self._snap = (flags, self._raw_pos - len(pending))
             self._snap_bytes = bytearray(pending)
             self._text, self._tpos = "", 0
-        data = await self._read_block(1)
+
+    def _decode(self, data: bytes, final: bool) -> bool:
+        """Record bytes read from the OS: they go through the decoder into _text."""
+        self._raw_pos += len(data)
         self._snap_bytes += data
-        self._dec_eof = not data
-        new = self._decoder.decode(data, final=not data)
+        self._dec_eof = final
+        new = self._decoder.decode(data, final=final)
         if new:
             self._text += new
         return bool(data) or bool(new)
+
+    async def _feed(self) -> bool:
+        """Decode one more block into _text; False at end of file."""
+        self._ensure_snapshot()
+        return await _hop(_read_some, self._raw, 1, self._block,
+                          apply=lambda data: self._decode(data, not data))
 
     async def _leave_read_state(self) -> None:
         """Before a write: put the OS offset where the reader logically is."""
@@ -784,7 +856,7 @@ class AsyncTextFile(AsyncFile):
                 "cannot write at this text position; seek() to a known position first")
         self._reset_text()
         if self._seekable and pos != self._raw_pos:
-            self._raw_pos = await run_blocking(self._raw.seek, pos, 0)
+            await _hop(self._raw.seek, pos, 0, apply=self._set_raw_pos)
 
     # -- reading
     async def read(self, size: int | None = -1) -> str:  # type: ignore[override]
@@ -798,12 +870,11 @@ class AsyncTextFile(AsyncFile):
             self._check_readable()
             await self._flush_locked()
             if size < 0:
-                head = self._text[self._tpos:]
-                rest = await run_blocking(self._raw.readall)
-                self._raw_pos += len(rest)
-                out = head + self._decoder.decode(rest, final=True)
-                self._reset_text()
-                return out
+                self._ensure_snapshot()
+                await _hop(self._raw.readall, apply=lambda data: self._decode(data, True))
+                start = self._tpos
+                self._tpos = len(self._text)
+                return self._text[start:]
             while len(self._text) - self._tpos < size:
                 if not await self._feed():
                     break
@@ -943,11 +1014,11 @@ class AsyncTextFile(AsyncFile):
             self._rbuf, self._rpos = b"", 0
             self._reset_text()
             if whence == 2:
-                self._raw_pos = await run_blocking(self._raw.seek, 0, 2)
+                await _hop(self._raw.seek, 0, 2, apply=self._set_raw_pos)
                 self._set_encoder_for(self._raw_pos)
                 return self._raw_pos
             pos, flags, skip = _unpack_cookie(cookie)
-            self._raw_pos = await run_blocking(self._raw.seek, pos, 0)
+            await _hop(self._raw.seek, pos, 0, apply=self._set_raw_pos)
             if pos or flags:
                 # Not `if flags`: 0 is a real state for some codecs (UTF-16's
                 # "native byte order, BOM already read").
@@ -974,6 +1045,13 @@ class AsyncTextFile(AsyncFile):
         return await super().truncate(size)
 
     async def __anext__(self) -> str:
+        if (self._lf_only and not self._closed and self._readable and self._snap is not None
+                and not self._lock.locked()):
+            text, start = self._text, self._tpos
+            end = text.find("\n", start) + 1
+            if end:
+                self._tpos = end
+                return text[start:end]
         line = await self.readline()
         if not line:
             raise StopAsyncIteration

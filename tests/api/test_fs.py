@@ -677,3 +677,100 @@ def test_line_iteration_batches_thread_hops(loop, tmp_path, monkeypatch):
     assert len(hops) <= 3 * (blocks + 4), len(hops)
     assert len(hops) * 1000 < 3 * n_lines
     assert get(tmp_path / "out.txt") == get(p)
+
+
+# -- cancellation ------------------------------------------------------------------
+
+class Gate:
+    """Wraps fs.run_blocking so a test can hold pool calls until it says go."""
+
+    def __init__(self, monkeypatch):
+        self.real = fs.run_blocking
+        self.held = 0
+        self.go: asyncio.Event | None = None
+        monkeypatch.setattr(fs, "run_blocking", self)
+
+    async def __call__(self, fn, *args, **kwargs):
+        if self.go is not None:
+            self.held += 1
+            await self.go.wait()
+        return await self.real(fn, *args, **kwargs)
+
+
+async def until(predicate):
+    for _ in range(100_000):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+@pytest.mark.parametrize("mode", ["rb", "r"])
+def test_cancelled_read_keeps_the_file_consistent(loop, tmp_path, monkeypatch, mode):
+    p = tmp_path / "c.txt"
+    put(p, b"".join(b"line %d\n" % i for i in range(1000)))
+    gate = Gate(monkeypatch)
+    conv = (lambda b: b) if mode == "rb" else (lambda b: b.decode())
+
+    async def main():
+        async with fs.open(p, mode, block_size=64) as f:
+            assert await f.readline() == conv(b"line 0\n")
+            gate.go = asyncio.Event()
+            reader = asyncio.create_task(f.read(500))
+            await until(lambda: gate.held == 1)
+            reader.cancel()
+            await until(lambda: not reader.done() or reader.cancelled())
+            gate.go.set()
+            with pytest.raises(asyncio.CancelledError):
+                await reader
+            gate.go = None
+            # The read happened in its thread anyway; its bytes wait in the
+            # read-ahead, so nothing is lost or skipped.
+            assert await f.tell() == 7
+            assert await f.read(500) == conv(get(p)[7:507])
+            assert await f.readline() == conv(get(p)[507:].split(b"\n")[0] + b"\n")
+
+    run(loop, main())
+
+
+def test_timeout_around_a_file_read_raises_timeout_error(loop, tmp_path, monkeypatch):
+    p = tmp_path / "t.txt"
+    put(p, b"data\n")
+    gate = Gate(monkeypatch)
+
+    async def main():
+        async with fs.open(p, "rb") as f:
+            gate.go = asyncio.Event()
+            loop.call_later(0.2, gate.go.set)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await f.read()
+            gate.go = None
+            assert await f.tell() == 0
+            assert await f.read() == b"data\n"
+            assert await f.read() == b""
+
+    run(loop, main())
+
+
+def test_cancelled_open_leaks_nothing(loop, tmp_path, monkeypatch):
+    p = tmp_path / "o.txt"
+    put(p, b"x")
+    gate = Gate(monkeypatch)
+
+    async def main():
+        gate.go = asyncio.Event()
+        opening = asyncio.create_task(fs.open(p, "rb").__aenter__())
+        await until(lambda: gate.held == 1)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        gate.go.set()
+        for _ in range(200):  # let the pool call finish and its callback close the file
+            await asyncio.sleep(0.005)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(loop, main())
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
