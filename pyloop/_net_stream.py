@@ -324,7 +324,7 @@ class Stream:
 
     async def read_to_end(self) -> bytes:
         """Read everything until EOF."""
-        parts = []
+        parts: list[bytes] = []
         while True:
             while not self._size:
                 if self._eof and self._ended():

@@ -40,7 +40,7 @@ import re
 import shutil
 import warnings
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Generator, Iterable, Union
+from typing import Any, Generator, Iterable, Union
 
 from ._blocking import run_blocking
 
@@ -107,18 +107,19 @@ async def write(path: StrPath, data: str | bytes, *, encoding: str | None = None
     >>> await pyloop.fs.write("out.txt", "hello\\n", encoding="utf-8")
     """
     path = os.fspath(path)
+    payload: Any = data
     if isinstance(data, str):
         mode = "a" if append else "w"
     else:
         try:
-            data = memoryview(data)
+            payload = memoryview(data)
         except TypeError:
             raise TypeError(f"data must be str or a bytes-like object, "
                             f"not {type(data).__name__}") from None
         if encoding is not None or errors is not None:
             raise ValueError("binary data doesn't take an encoding or errors argument")
         mode = "ab" if append else "wb"
-    return await run_blocking(_write_data, path, data, mode, encoding, errors)
+    return await run_blocking(_write_data, path, payload, mode, encoding, errors)
 
 
 @dataclass(frozen=True)
@@ -327,8 +328,9 @@ def open(file: StrPath | int, mode: str = "r", *, encoding: str | None = None,
     ...         handle(line)
     """
     rawmode, binary = _parse_mode(mode)
+    target: Any = file
     if isinstance(file, bool) or not isinstance(file, int):
-        file = os.fspath(file)
+        target = os.fspath(file)  # type: ignore[arg-type]
     if not isinstance(block_size, int) or isinstance(block_size, bool):
         raise TypeError(f"block_size must be an int, not {type(block_size).__name__}")
     if block_size < 1:
@@ -354,16 +356,16 @@ def open(file: StrPath | int, mode: str = "r", *, encoding: str | None = None,
             errors = "strict"
 
     async def opener() -> AsyncFile:
-        inner = asyncio.ensure_future(run_blocking(_open_raw, file, rawmode))
+        inner = asyncio.ensure_future(run_blocking(_open_raw, target, rawmode))
         try:
             raw, seekable, pos = await asyncio.shield(inner)
         except asyncio.CancelledError:
             inner.add_done_callback(_close_if_opened)  # nobody will own it
             raise
         if binary:
-            return AsyncFile(raw, file, mode, seekable, pos, block_size)
-        return AsyncTextFile(raw, file, mode, seekable, pos, block_size,
-                             encoding, errors, newline)
+            return AsyncFile(raw, target, mode, seekable, pos, block_size)
+        return AsyncTextFile(raw, target, mode, seekable, pos, block_size,
+                             encoding or "", errors or "strict", newline)
 
     return _Opening(opener)
 
@@ -561,7 +563,7 @@ class AsyncFile:
 
     async def readlines(self, hint: int = -1) -> list:
         """Read the remaining lines (stopping once ``hint`` bytes or characters were read)."""
-        lines = []
+        lines: list[Any] = []
         total = 0
         while True:
             line = await self.readline()
@@ -792,7 +794,7 @@ class AsyncTextFile(AsyncFile):
         return self._errors
 
     def _new_decoder(self) -> Any:
-        dec = codecs.getincrementaldecoder(self._encoding)(self._errors)
+        dec: Any = codecs.getincrementaldecoder(self._encoding)(self._errors)
         if self._universal:
             dec = io.IncrementalNewlineDecoder(dec, translate=self._translate)
         return dec

@@ -35,12 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import os
 import socket
 import ssl as _ssl
 import stat
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 from ._net_stream import DEFAULT_LIMIT, Stream
 
@@ -103,9 +102,12 @@ class TcpStream(Stream):
         _check_int(limit, "limit", 1)
         loop = asyncio.get_running_loop()
         stream = cls(loop, limit)
+        extra: dict[str, Any] = {}
+        if happy_eyeballs_delay is not None:  # uvloop does not take the argument
+            extra["happy_eyeballs_delay"] = happy_eyeballs_delay
         coro = loop.create_connection(
             stream._protocol, host, port, ssl=ssl, server_hostname=server_hostname,
-            local_addr=local_addr, happy_eyeballs_delay=happy_eyeballs_delay)
+            local_addr=local_addr, **extra)
         if timeout is None:
             await coro
         else:
@@ -335,7 +337,7 @@ def _bind_all(infos: list, port: int, backlog: int, reuse_address: bool,
                 sock.bind(addr)
             except OSError as err:
                 raise OSError(err.errno, f"error while attempting to bind on address "
-                                         f"{addr!r}: {err.strerror.lower()}") from None
+                                         f"{addr!r}: {(err.strerror or str(err)).lower()}") from None
             sock.listen(backlog)
             sock.setblocking(False)
     except BaseException:

@@ -7,7 +7,6 @@ import gc
 import io
 import os
 import random
-import time
 import warnings
 
 import pytest
