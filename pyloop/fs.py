@@ -784,6 +784,9 @@ class AsyncTextFile(AsyncFile):
         self._text = ""
         self._tpos = 0
         self._dec_eof = False
+        # (text offset, snap_bytes offset, decoder flags, byte position) of a
+        # later point where a snapshot may start: see _ensure_snapshot.
+        self._checkpoint: tuple[int, int, int, int] | None = None
 
     @property
     def encoding(self) -> str:
@@ -805,6 +808,7 @@ class AsyncTextFile(AsyncFile):
         self._text = ""
         self._tpos = 0
         self._dec_eof = False
+        self._checkpoint = None
         self._decoder.reset()
 
     def _find_eol(self, text: str, start: int) -> int:
@@ -825,12 +829,27 @@ class AsyncTextFile(AsyncFile):
         return -1 if i < 0 else i + len(nl)
 
     def _ensure_snapshot(self) -> None:
-        """Start a new snapshot once every decoded character has been consumed."""
+        """Before decoding another block: drop consumed text so memory stays bounded.
+
+        When everything was consumed, start afresh at the decoder's state.  When
+        a partial line remains, move the snapshot up to the checkpoint taken
+        before the previous block (if the reader is past it): the text kept is
+        then at most about two blocks plus the current line.
+        """
         if self._snap is None or self._tpos >= len(self._text):
             pending, flags = self._decoder.getstate()
             self._snap = (flags, self._raw_pos - len(pending))
             self._snap_bytes = bytearray(pending)
             self._text, self._tpos = "", 0
+            return
+        cp = self._checkpoint
+        if cp is not None and 0 < cp[0] <= self._tpos:
+            text_off, bytes_off, flags, pos = cp
+            self._text = self._text[text_off:]
+            self._tpos -= text_off
+            del self._snap_bytes[:bytes_off]
+            self._snap = (flags, pos)
+            self._checkpoint = None
 
     def _decode(self, data: bytes, final: bool) -> bool:
         """Record bytes read from the OS: they go through the decoder into _text."""
@@ -845,6 +864,10 @@ class AsyncTextFile(AsyncFile):
     async def _feed(self) -> bool:
         """Decode one more block into _text; False at end of file."""
         self._ensure_snapshot()
+        # The decoder's state here is a valid snapshot for the text that follows.
+        pending, flags = self._decoder.getstate()
+        self._checkpoint = (len(self._text), len(self._snap_bytes) - len(pending), flags,
+                            self._raw_pos - len(pending))
         return await _hop(_read_some, self._raw, 1, self._block,
                           apply=lambda data: self._decode(data, not data))
 

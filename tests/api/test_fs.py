@@ -773,3 +773,29 @@ def test_cancelled_open_leaks_nothing(loop, tmp_path, monkeypatch):
         run(loop, main())
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+@pytest.mark.parametrize("mode", ["r", "rb"])
+def test_line_iteration_memory_stays_bounded(loop, tmp_path, mode):
+    import tracemalloc
+
+    p = tmp_path / "long.txt"
+    with open(p, "w", encoding="utf-8") as f:
+        for i in range(20_000):
+            f.write(f"line {i} \u00e9\u00e9\u00e9 of a file much larger than the block\n")
+    size = os.path.getsize(p)
+
+    async def main():
+        n = 0
+        async with fs.open(p, mode, block_size=4096) as f:
+            async for _ in f:
+                n += 1
+            return n
+
+    tracemalloc.start()
+    try:
+        assert run(loop, main()) == 20_000
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size // 4, (peak, size)
