@@ -574,3 +574,19 @@ def test_tls(loop, tls):  # noqa: F811
         await server
 
     run(loop, main())
+
+
+def test_unclosed_listener_warns(loop):
+    import gc
+
+    async def main():
+        return await TcpListener.bind("127.0.0.1", 0)
+
+    listener = run(loop, main())
+    port = listener.local_addr[1]
+    with pytest.warns(ResourceWarning, match="unclosed listener"):
+        del listener
+        gc.collect()
+    with socket.socket() as probe:  # the port was released
+        with pytest.raises(ConnectionRefusedError):
+            probe.connect(("127.0.0.1", port))
