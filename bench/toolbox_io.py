@@ -62,7 +62,7 @@ def bench_fs(lines: int, rounds: int) -> None:
     path = os.path.join(d, "lines.txt")
     make_file(path, lines)
     hops = 0
-    real = fs.run_blocking
+    real = _blocking.run_blocking
 
     async def counting(fn, *a, **k):
         nonlocal hops
@@ -87,13 +87,13 @@ def bench_fs(lines: int, rounds: int) -> None:
                     timed(f"hop per line [{loop_name}]", lambda: lp.run_until_complete(hop_per_line(path)))
             finally:
                 lp.close()
-    fs.run_blocking = counting
+    _blocking.run_blocking = counting
     try:
         lp = pyloop.new_event_loop()
         lp.run_until_complete(fs_lines(path, "r"))
         lp.close()
     finally:
-        fs.run_blocking = real
+        _blocking.run_blocking = real
     base = statistics.median(results["sync open()"])
     print(f"\n{lines} lines ({os.path.getsize(path)} bytes); pool hops for one fs text pass: {hops}")
     print(f"{'variant':28} {'median ms':>10} {'ns/line':>9} {'x sync':>7}")

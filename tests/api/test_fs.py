@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from pyloop import fs
+from pyloop import _blocking, fs
 
 TIMEOUT = 60.0
 
@@ -193,13 +193,13 @@ def test_seek_inside_read_ahead_needs_no_hop(loop, tmp_path, monkeypatch):
     p = tmp_path / "s.bin"
     put(p, bytes(range(256)) * 64)
     calls = []
-    real = fs.run_blocking
+    real = _blocking.run_blocking
 
     async def counting(fn, *args, **kwargs):
         calls.append(getattr(fn, "__name__", repr(fn)))
         return await real(fn, *args, **kwargs)
 
-    monkeypatch.setattr(fs, "run_blocking", counting)
+    monkeypatch.setattr(_blocking, "run_blocking", counting)
 
     async def main():
         async with fs.open(p, "rb", block_size=4096) as f:
@@ -646,13 +646,13 @@ def test_line_iteration_batches_thread_hops(loop, tmp_path, monkeypatch):
         for i in range(n_lines):
             f.write(f"line {i}\n")
     hops = []
-    real = fs.run_blocking
+    real = _blocking.run_blocking
 
     async def counting(fn, *args, **kwargs):
         hops.append(fn)
         return await real(fn, *args, **kwargs)
 
-    monkeypatch.setattr(fs, "run_blocking", counting)
+    monkeypatch.setattr(_blocking, "run_blocking", counting)
 
     async def main():
         count = 0
@@ -681,13 +681,13 @@ def test_line_iteration_batches_thread_hops(loop, tmp_path, monkeypatch):
 # -- cancellation ------------------------------------------------------------------
 
 class Gate:
-    """Wraps fs.run_blocking so a test can hold pool calls until it says go."""
+    """Wraps the blocking pool's entry point so a test can hold pool calls until it says go."""
 
     def __init__(self, monkeypatch):
-        self.real = fs.run_blocking
+        self.real = _blocking.run_blocking
         self.held = 0
         self.go: asyncio.Event | None = None
-        monkeypatch.setattr(fs, "run_blocking", self)
+        monkeypatch.setattr(_blocking, "run_blocking", self)
 
     async def __call__(self, fn, *args, **kwargs):
         if self.go is not None:
