@@ -46,7 +46,9 @@ class _StreamProtocol(asyncio.Protocol):
         self._s = stream
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._s._transport = transport  # type: ignore[assignment]
+        s = self._s
+        s._transport = transport  # type: ignore[assignment]
+        s._tls = transport.get_extra_info("sslcontext") is not None
 
     def data_received(self, data: bytes) -> None:
         s = self._s
@@ -61,7 +63,8 @@ class _StreamProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._s._set_eof()
         # True keeps the transport open for writing: the peer only half-closed.
-        return True
+        # TLS has no half-close (asyncio warns if asked), so there it closes.
+        return not self._s._tls
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._s._on_lost(exc)
@@ -100,6 +103,7 @@ class Stream:
         self._loop = loop
         self._limit = limit
         self._transport: asyncio.Transport | None = None
+        self._tls = False
         self._chunks: collections.deque[bytes] = collections.deque()
         self._off = 0            # bytes of _chunks[0] already read
         self._size = 0           # unread bytes in _chunks
@@ -375,9 +379,15 @@ class Stream:
             await self.drain()
 
     async def shutdown(self) -> None:
-        """Half-close: send EOF once buffered data is out; reading goes on."""
+        """Half-close: send EOF once buffered data is out; reading goes on.
+
+        TLS connections cannot half-close: ``NotImplementedError`` (use ``close``).
+        """
         if self._shut or self._closing or self._lost:
             return
+        if not self._transport.can_write_eof():  # type: ignore[union-attr]
+            raise NotImplementedError("this transport cannot half-close (TLS has no "
+                                      "half-close); use close()")
         await self.drain()
         if not (self._shut or self._closing or self._lost):
             self._shut = True

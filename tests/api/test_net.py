@@ -571,6 +571,8 @@ def test_tls(loop, tls):  # noqa: F811
                 assert s.get_extra_info("ssl_object") is not None
                 await s.write_all(b"secret" * 1000)
                 assert await s.read_exact(6000) == b"secret" * 1000
+                with pytest.raises(NotImplementedError):
+                    await s.shutdown()  # no half-close in TLS
         await server
 
     run(loop, main())
