@@ -133,29 +133,36 @@ class AsyncFile:
     # -- properties and checks
     @property
     def name(self) -> Any:
+        """The path (or fd) the file was opened with, as ``io`` files report it."""
         return self._name
 
     @property
     def mode(self) -> str:
+        """The mode string given to ``fs.open``."""
         return self._mode
 
     @property
     def closed(self) -> bool:
+        """True once ``close()`` has been awaited (or the open failed)."""
         return self._closed
 
     def fileno(self) -> int:
+        """The OS file descriptor; ValueError on a closed file."""
         self._check_open()
         return self._raw.fileno()
 
     def readable(self) -> bool:
+        """Whether the file was opened for reading; ValueError on a closed file."""
         self._check_open()
         return self._readable
 
     def writable(self) -> bool:
+        """Whether the file was opened for writing; ValueError on a closed file."""
         self._check_open()
         return self._writable
 
     def seekable(self) -> bool:
+        """Whether seek/tell work (False for pipes and terminals); ValueError on a closed file."""
         self._check_open()
         return self._seekable
 
@@ -526,10 +533,12 @@ class AsyncTextFile(AsyncFile):
 
     @property
     def encoding(self) -> str:
+        """The text encoding used to decode and encode."""
         return self._encoding
 
     @property
     def errors(self) -> str:
+        """The codec error handler (``'strict'`` unless ``errors=`` said otherwise)."""
         return self._errors
 
     def _new_decoder(self) -> Any:

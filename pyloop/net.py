@@ -178,6 +178,7 @@ class Listener:
     sockname = local_addr
 
     def is_closed(self) -> bool:
+        """True once ``close()`` was called: no more connections will be accepted."""
         return self._closed
 
     def __repr__(self) -> str:
