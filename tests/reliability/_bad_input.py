@@ -53,6 +53,9 @@ class Case:
     per_loop: dict[str, type[BaseException] | None] = field(default_factory=dict)
     #: loop name -> reason: a known bug of that implementation (strict xfail).
     bugs: dict[str, str] = field(default_factory=dict)
+    #: loop name -> reason: that implementation's loop is known to be left unusable
+    #: (the after-check that the loop still runs is skipped for it).
+    wedges: dict[str, str] = field(default_factory=dict)
     #: extra pytest marks (e.g. a filterwarnings for noise asyncio itself makes)
     marks: tuple = ()
 
@@ -230,11 +233,13 @@ def run_case(case: Case, loop_factory) -> None:
                 _call(case, loop, env)
         except BaseException as exc:  # noqa: BLE001 - the type is what is being tested
             raised = exc
-        if not loop.is_closed():
+        if not loop.is_closed() and name not in case.wedges:
             # The loop must survive bad input: it still runs a coroutine afterwards.
             loop.run_until_complete(asyncio.wait_for(asyncio.sleep(0), TIMEOUT))
     finally:
         env.close()
+        if name in case.wedges and not loop.is_closed():
+            loop.close()
         if not loop.is_closed() and not loop.is_running():
             with contextlib.suppress(Exception):
                 loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), TIMEOUT))

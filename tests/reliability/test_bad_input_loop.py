@@ -10,6 +10,9 @@ import asyncio
 import concurrent.futures
 import os
 import signal
+import threading
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -223,6 +226,30 @@ def _call_at_past_runs(loop, env):
     return main()
 
 
+def _far_past_runs_now(schedule):
+    """A deadline far in the past runs at once.  A watchdog thread wakes the loop after
+    3 s, so a loop that would otherwise sleep forever fails the check instead of hanging."""
+    def call(loop, env):
+        async def main():
+            fut = loop.create_future()
+            t0 = loop.time()
+            schedule(loop, fut)
+            rescue = threading.Timer(3.0, loop.call_soon_threadsafe, (_cb,))
+            rescue.start()
+            try:
+                await fut
+            finally:
+                rescue.cancel()
+            assert loop.time() - t0 < 2.5, f"the timer ran after {loop.time() - t0:.1f} s"
+        return main()
+    return call
+
+
+FAR_PAST_BUG = ("pyloop: a deadline before -9.2e9 s is clamped to -INT64_MAX ns, and the poll timeout"
+                " (deadline - now) overflows to a huge positive value: the loop sleeps until something"
+                " else wakes it (_loop.pyx, the timeout computed from the first timer)")
+
+
 def _bad_callback_reported(schedule):
     """Without debug mode asyncio only finds out when the callback runs; the loop survives."""
     def call(loop, env):
@@ -339,6 +366,27 @@ CASES: list[Case] = [
     Case("call_later-inf-accepted", _call_later_inf, NO_RAISE),
     Case("call_later-negative-runs-now", _call_later_negative_runs, NO_RAISE),
     Case("call_at-past-runs-now", _call_at_past_runs, NO_RAISE),
+    Case("call_at-far-past-runs-now", _far_past_runs_now(lambda lp, f: lp.call_at(-1e10, f.set_result, 1)),
+         NO_RAISE, bugs={"pyloop": FAR_PAST_BUG}),
+    Case("call_at-minus-inf-runs-now", _far_past_runs_now(lambda lp, f: lp.call_at(float("-inf"), f.set_result,
+                                                                                   1)),
+         NO_RAISE, bugs={"pyloop": FAR_PAST_BUG}),
+    Case("call_later-minus-1e300-runs-now", _far_past_runs_now(lambda lp, f: lp.call_later(-1e300, f.set_result,
+                                                                                           1)),
+         NO_RAISE, bugs={"pyloop": FAR_PAST_BUG}),
+    Case("call_later-nan-accepted", lambda lp, env: lp.call_later(float("nan"), _cb).cancel(), NO_RAISE),
+    Case("call_later-1e300-accepted", lambda lp, env: lp.call_later(1e300, _cb).cancel(), NO_RAISE),
+    Case("call_later-huge-int-accepted", lambda lp, env: lp.call_later(2 ** 70, _cb).cancel(), NO_RAISE),
+    Case("call_later-Fraction-accepted", lambda lp, env: lp.call_later(Fraction(1, 2), _cb).cancel(), NO_RAISE),
+    Case("call_later-complex", lambda lp, env: lp.call_later(1j, _cb), TypeError,
+         per_loop={"asyncio": NO_RAISE},
+         wedges={"asyncio": "asyncio accepts a complex delay into its heap; its next iteration raises"
+                            " TypeError computing the poll timeout, and so does every one after"},
+         reason="pyloop raises TypeError at once, which is what asyncio should do"),
+    Case("call_later-Decimal", lambda lp, env: lp.call_later(Decimal(1), _cb).cancel(), TypeError,
+         per_loop={"pyloop": NO_RAISE},
+         reason="asyncio fails adding a Decimal to its float clock; pyloop converts any real number with"
+                " float(), which is harmless"),
     Case("handle-cancel-twice", _handle_cancel_twice, NO_RAISE),
     Case("timer-cancelled-never-runs", _timer_cancelled_then_run, NO_RAISE),
     # --- running
@@ -428,6 +476,21 @@ CASES: list[Case] = [
          reason="asyncio never checks add_reader/add_writer callbacks; pyloop raises TypeError at once",
          marks=(pytest.mark.filterwarnings("ignore:coroutine '_coro_fn' was never awaited"),)),
     Case("add_writer-transport-fd", _writer_on_transport_fd, RuntimeError),
+    Case("add_reader-fd-2**31", lambda lp, env: lp.add_reader(2 ** 31, _cb), OverflowError,
+         bugs={"pyloop": "pyloop rejects fds above INT_MAX with ValueError in _loop.pyx's fd check; asyncio"
+                                 " raises OverflowError from add_*, and remove_* returns False"}),
+    Case("add_writer-fd-2**31", lambda lp, env: lp.add_writer(2 ** 31, _cb), OverflowError,
+         bugs={"pyloop": "pyloop rejects fds above INT_MAX with ValueError in _loop.pyx's fd check; asyncio"
+                                 " raises OverflowError from add_*, and remove_* returns False"}),
+    Case("add_reader-fd-2**64", lambda lp, env: lp.add_reader(2 ** 64, _cb), OverflowError),
+    Case("remove_reader-fd-2**31", lambda lp, env: lp.remove_reader(2 ** 31), NO_RAISE,
+         bugs={"pyloop": "pyloop rejects fds above INT_MAX with ValueError in _loop.pyx's fd check; asyncio"
+                                 " raises OverflowError from add_*, and remove_* returns False"}),
+    Case("remove_writer-fd-2**64", lambda lp, env: lp.remove_writer(2 ** 64), NO_RAISE,
+         bugs={"pyloop": "pyloop rejects fds above INT_MAX with ValueError in _loop.pyx's fd check; asyncio"
+                                 " raises OverflowError from add_*, and remove_* returns False"}),
+    Case("add_reader-fd-above-table-closed", lambda lp, env: lp.add_reader(19999, _cb), OSError,
+         reason="a plausible fd number with nothing open: EBADF"),
     Case("remove_reader-fd-minus-1", lambda lp, env: lp.remove_reader(-1), ValueError),
     Case("remove_reader-str", lambda lp, env: lp.remove_reader("x"), ValueError),
     Case("remove_writer-fd-minus-1", lambda lp, env: lp.remove_writer(-1), ValueError),
