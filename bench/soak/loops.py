@@ -8,7 +8,8 @@ Each loop runs one small piece of work and is closed the way careful code does
 * a bare coroutine with a task, a timer and ``call_soon``;
 * ``sock_sendall``/``sock_recv`` over a socketpair;
 * a TCP echo server and one client connection (``create_server``/``open_connection``);
-* an ``add_reader`` on a pipe, and a ``run_in_executor`` call.
+* an ``add_reader`` on a pipe, and a ``run_in_executor`` call;
+* a signal handler (added, delivered, removed) and a child process.
 
 RSS and the fd count are sampled after a warm-up, then every tenth of the run.  A
 leak shows as growth: fds must come back exactly, RSS should level off (the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
 import socket
 import sys
 import time
@@ -79,7 +81,21 @@ async def reader_and_executor() -> None:
     assert await loop.run_in_executor(None, sum, [1, 2]) == 3
 
 
-WORK = (tiny, socketpair_io, tcp_echo, reader_and_executor)
+async def signal_and_subprocess() -> None:
+    loop = asyncio.get_running_loop()
+    got = loop.create_future()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: got.done() or got.set_result(True))
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await got
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+    proc = await asyncio.create_subprocess_exec("echo", "ok", stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert out.strip() == b"ok" and proc.returncode == 0
+
+
+WORK = (tiny, socketpair_io, tcp_echo, reader_and_executor, signal_and_subprocess)
 
 
 def one_loop(new_loop, i: int) -> None:

@@ -9,7 +9,9 @@ cancels a random half, runs the loop until the last live one fires, and checks:
 * exactly the timers that were not cancelled fired, each once;
 * they fired in deadline order, and none fired before its deadline.
 
-Prints the time to schedule, cancel and run, the peak RSS and how late timers ran.
+Prints the time to schedule, cancel and run, the peak RSS and how late timers ran
+(counted from their deadline, or from the start of the run for the ones whose
+deadline passed while the million were still being scheduled).
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ def measure(loop_name: str, count: int, spread: float, seed: int) -> dict:
         handles[i].cancel()
     t_cancel = time.perf_counter() - t0
 
+    run_start = loop.time()
     t0 = time.perf_counter()
     guard = loop.call_later(spread + 600, loop.stop)  # a hang ends the run, and the checks fail
     loop.run_forever()
@@ -75,14 +78,17 @@ def measure(loop_name: str, count: int, spread: float, seed: int) -> dict:
         max_inversion = max(max_inversion, latest - when)
     in_order = max_inversion <= slack
     never_early = all(now >= when - slack for _, when, now in fired)
-    late_ms = [(now - when) * 1e3 for _, when, now in fired]
+    # Lateness counts from when a timer became runnable: its deadline, or the start of
+    # the run for deadlines that passed while the timers were still being scheduled.
+    late_ms = [(now - max(when, run_start)) * 1e3 for _, when, now in fired]
+    overdue = sum(1 for _, when, _ in fired if when < run_start)
     return {
         "loop": loop_name, "count": count, "cancelled": len(cancel), "fired": len(fired),
         "slack_ms": slack * 1e3, "max_inversion_ms": max_inversion * 1e3, "exact": exact, "in_order": in_order, "never_early": never_early,
         "schedule_s": t_schedule, "cancel_s": t_cancel, "run_s": t_run,
         "schedule_ns_per_timer": t_schedule / count * 1e9,
         "rss_start_kib": rss0, "rss_scheduled_kib": rss_scheduled, "peak_rss_kib": C.peak_rss_kib(),
-        "late_ms_p50": C.percentile(late_ms, 50), "late_ms_p99": C.percentile(late_ms, 99),
+        "overdue_at_start": overdue, "late_ms_p50": C.percentile(late_ms, 50), "late_ms_p99": C.percentile(late_ms, 99),
         "late_ms_max": max(late_ms) if late_ms else float("nan"),
     }
 
@@ -97,7 +103,8 @@ def lines_for(r: dict) -> list[str]:
         f"cancel {r['cancel_s']:.2f} s, run {r['run_s']:.2f} s",
         f"  RSS start {r['rss_start_kib'] / 1024:.1f} MiB, after scheduling {r['rss_scheduled_kib'] / 1024:.1f} MiB,"
         f" peak {r['peak_rss_kib'] / 1024:.1f} MiB",
-        f"  lateness p50 {r['late_ms_p50']:.2f} ms, p99 {r['late_ms_p99']:.2f} ms, max {r['late_ms_max']:.2f} ms",
+        f"  lateness (from max(deadline, run start); {r['overdue_at_start']:,} were due before the run began):"
+        f" p50 {r['late_ms_p50']:.2f} ms, p99 {r['late_ms_p99']:.2f} ms, max {r['late_ms_max']:.2f} ms",
     ]
 
 

@@ -2,7 +2,8 @@
 
 * a thousand connections on one loop, every one served;
 * 100,000 timers, half cancelled: exactly the rest fire, in deadline order, none early;
-* 200 loops created, used and closed: the fd count comes back exactly, RSS stays bounded;
+* 200 loops created, used (sockets, a server, an executor, signals, child processes)
+  and closed: the fd count comes back exactly, RSS stays bounded;
 * a ~5 s echo soak with message sizes that exercise flow control: RSS growth bounded.
 
 The semantic checks run on every loop under test (asyncio is the reference); the
@@ -17,6 +18,7 @@ import gc
 import os
 import random
 import resource
+import signal
 import socket
 import time
 
@@ -153,7 +155,18 @@ def test_hundred_thousand_timers_half_cancelled(loop) -> None:
 
 async def _small_work(i: int) -> None:
     loop = asyncio.get_running_loop()
-    if i % 3 == 0:
+    if i % 4 == 3:
+        got = loop.create_future()
+        loop.add_signal_handler(signal.SIGUSR1, lambda: got.done() or got.set_result(True))
+        try:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            await got
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
+        if i % 8 == 3:  # a child process in one loop of eight
+            proc = await asyncio.create_subprocess_exec("true")
+            assert await proc.wait() == 0
+    elif i % 3 == 0:
         a, b = socket.socketpair()
         with a, b:
             a.setblocking(False)
