@@ -19,7 +19,15 @@ overrides the expectation for one implementation, with a reason.
               thread checks).
 
 After every case that leaves the loop open, the loop must still run a coroutine:
-bad input may raise, but it may never wedge the loop.
+bad input may raise, but it may never wedge the loop (``wedges`` names an
+implementation known to be left unusable, with the reason).  ``bugs`` marks a row
+``xfail(strict=True)`` on an implementation with a known, reported bug, so the row
+starts failing -- and must be unmarked -- once the bug is fixed.
+
+Adding a row: find out what stock asyncio raises (run the row on asyncio alone with
+``PYLOOP_TEST_LOOPS=asyncio``), put that type in ``exc``, and say in ``reason`` why
+when it is surprising.  Every call is bounded by TIMEOUT and the test by
+pytest-timeout, so a hanging implementation fails one row instead of the run.
 """
 from __future__ import annotations
 

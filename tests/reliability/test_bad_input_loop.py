@@ -245,6 +245,9 @@ def _far_past_runs_now(schedule):
     return call
 
 
+FD_BUG = ("pyloop raises for fds above INT_MAX (ValueError from _loop.pyx's _fileobj_to_fd, OverflowError"
+          " beyond a C long) where asyncio's add_reader/add_writer raise OverflowError and"
+          " remove_reader/remove_writer return False")
 FAR_PAST_BUG = ("pyloop: a deadline before -9.2e9 s is clamped to -INT64_MAX ns, and the poll timeout"
                 " (deadline - now) overflows to a huge positive value: the loop sleeps until something"
                 " else wakes it (_loop.pyx, the timeout computed from the first timer)")
@@ -477,18 +480,14 @@ CASES: list[Case] = [
          marks=(pytest.mark.filterwarnings("ignore:coroutine '_coro_fn' was never awaited"),)),
     Case("add_writer-transport-fd", _writer_on_transport_fd, RuntimeError),
     Case("add_reader-fd-2**31", lambda lp, env: lp.add_reader(2 ** 31, _cb), OverflowError,
-         bugs={"pyloop": "pyloop rejects fds above INT_MAX with ValueError in _loop.pyx's fd check; asyncio"
-                                 " raises OverflowError from add_*, and remove_* returns False"}),
+         bugs={"pyloop": FD_BUG}),
     Case("add_writer-fd-2**31", lambda lp, env: lp.add_writer(2 ** 31, _cb), OverflowError,
-         bugs={"pyloop": "pyloop rejects fds above INT_MAX with ValueError in _loop.pyx's fd check; asyncio"
-                                 " raises OverflowError from add_*, and remove_* returns False"}),
+         bugs={"pyloop": FD_BUG}),
     Case("add_reader-fd-2**64", lambda lp, env: lp.add_reader(2 ** 64, _cb), OverflowError),
     Case("remove_reader-fd-2**31", lambda lp, env: lp.remove_reader(2 ** 31), NO_RAISE,
-         bugs={"pyloop": "pyloop rejects fds above INT_MAX with ValueError in _loop.pyx's fd check; asyncio"
-                                 " raises OverflowError from add_*, and remove_* returns False"}),
+         bugs={"pyloop": FD_BUG}),
     Case("remove_writer-fd-2**64", lambda lp, env: lp.remove_writer(2 ** 64), NO_RAISE,
-         bugs={"pyloop": "pyloop rejects fds above INT_MAX with ValueError in _loop.pyx's fd check; asyncio"
-                                 " raises OverflowError from add_*, and remove_* returns False"}),
+         bugs={"pyloop": FD_BUG}),
     Case("add_reader-fd-above-table-closed", lambda lp, env: lp.add_reader(19999, _cb), OSError,
          reason="a plausible fd number with nothing open: EBADF"),
     Case("remove_reader-fd-minus-1", lambda lp, env: lp.remove_reader(-1), ValueError),

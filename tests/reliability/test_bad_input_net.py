@@ -7,7 +7,6 @@ The table machinery (and how to add a row) is in _bad_input.py.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import ssl
 import sys
@@ -48,10 +47,6 @@ def _closed_socket(env):
     s = env.sock()
     s.close()
     return s
-
-
-def _connected_pair(env):
-    return env.socketpair()
 
 
 def _unix_stream_path(env):
