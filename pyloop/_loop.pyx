@@ -134,7 +134,8 @@ cdef int _fileobj_to_fd(object fileobj) except -1:
     if fd < 0:
         raise ValueError(f'Invalid file descriptor: {fd}')
     if fd > 0x7fffffff:
-        raise ValueError(f'Invalid file descriptor: {fd}')
+        # What selectors (and so asyncio) raise for an fd no C int can hold.
+        raise OverflowError(f'file descriptor {fd} is out of range')
     return <int>fd
 
 
@@ -600,9 +601,10 @@ cdef class BaseLoop(LoopCore):
                 _bury(self)
                 first = pl_timer_heap_peek(&self.timers)
             if first != NULL:
-                timeout = first.deadline_ns - _loop_now(self)
-                if timeout < 0:
-                    timeout = 0
+                now = _loop_now(self)
+                # Compare first: a deadline clamped near INT64_MIN would
+                # overflow the subtraction into a very long wait.
+                timeout = 0 if first.deadline_ns <= now else first.deadline_ns - now
         if timeout != -2:
             self._poll(timeout)
             self.last_poll_ns = pl_clock_now_ns()
@@ -945,6 +947,10 @@ cdef class BaseLoop(LoopCore):
         """Stop watching ``fd`` for reading; return True if it was watched."""
         if self._closed:
             return False
+        try:
+            _fileobj_to_fd(fd)
+        except OverflowError:
+            return False              # no such fd can be watched (asyncio agrees)
         self._ensure_fd_no_transport(fd)
         return self._remove_watcher(fd, False)
 
@@ -957,6 +963,10 @@ cdef class BaseLoop(LoopCore):
         """Stop watching ``fd`` for writing; return True if it was watched."""
         if self._closed:
             return False
+        try:
+            _fileobj_to_fd(fd)
+        except OverflowError:
+            return False              # no such fd can be watched (asyncio agrees)
         self._ensure_fd_no_transport(fd)
         return self._remove_watcher(fd, True)
 

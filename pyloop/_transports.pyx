@@ -529,8 +529,9 @@ cdef class SocketTransport:
         if not high >= low >= 0:
             raise ValueError(
                 f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
-        self._high_water = high
-        self._low_water = low
+        # asyncio accepts floats (``high=1e6`` is common); the marks are byte counts.
+        self._high_water = int(high)
+        self._low_water = int(low)
         self._maybe_pause_protocol()
 
     cdef _maybe_pause_protocol(self):
