@@ -57,6 +57,7 @@ cdef extern from "Python.h":
     PyObject* _list_get "PyList_GET_ITEM"(object, Py_ssize_t)
     void _list_set "PyList_SET_ITEM"(object, Py_ssize_t, PyObject*)
     void _decref "Py_DECREF"(PyObject*)
+    Py_ssize_t _refcnt "Py_REFCNT"(PyObject*)
     # am_send (3.10+): lets `await` finish an operation by returning its result, with no
     # StopIteration set and fetched (PyIter_Send prefers it to tp_iternext).
     ctypedef int (*_sendfunc "sendfunc")(PyObject*, PyObject*, PyObject**) except -1

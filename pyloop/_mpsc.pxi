@@ -275,6 +275,7 @@ cdef class _ChanOp:
             raise _CancelledError()
         if self.state == ST_GRANTED:
             self.state = ST_DONE
+            self.handle = None
             if self.kind == OP_SEND:
                 ch.reserved -= 1
                 v = self.value
@@ -289,18 +290,21 @@ cdef class _ChanOp:
         if self.state == ST_CLOSED:
             self.state = ST_DONE
             self.value = None
-            self._raise_closed(ch)
+            h = self.handle
+            self.handle = None
+            self._raise_closed(ch, h)
         raise RuntimeError("a channel operation can be awaited only once")
 
     cdef inline object _start_send(self, _Chan ch):
-        if self.handle.closed:
+        if self.handle.closed or ch.rx_closed:
             self.state = ST_DONE
-            raise Closed("send on a closed sender")
-        if ch.rx_closed:
-            self.state = ST_DONE
-            raise Closed("send on a channel whose receiver is closed")
+            self.value = None
+            h = self.handle
+            self.handle = None
+            self._raise_closed(ch, h)
         if ch._can_send_now():
             self.state = ST_DONE
+            self.handle = None             # no endpoint <-> cached op cycle once finished
             if self.kind == OP_SEND:
                 v = self.value
                 self.value = None
@@ -323,7 +327,7 @@ cdef class _ChanOp:
             return None
         if ch._at_end():
             self.state = ST_DONE
-            self._raise_closed(ch)
+            self._raise_closed(ch, None)
         ch._compact(ch.recv_waiters)
         ch.recv_waiters.append(self)
         ch.n_recv_waiting += 1
@@ -342,13 +346,13 @@ cdef class _ChanOp:
         fut._asyncio_future_blocking = True
         return fut
 
-    cdef void _raise_closed(self, _Chan ch) except *:
+    cdef void _raise_closed(self, _Chan ch, _SenderBase h) except *:
         if self.kind == OP_ANEXT:
             raise StopAsyncIteration
         if self.kind == OP_RECV:
             raise Closed("channel closed: every sender is closed and the buffer is empty"
                          if not ch.rx_closed else "channel closed: the receiver is closed")
-        if self.handle.closed:
+        if h is not None and h.closed:
             raise Closed("send on a closed sender")
         raise Closed("send on a channel whose receiver is closed")
 
@@ -356,6 +360,7 @@ cdef class _ChanOp:
         cdef _Chan ch = self.chan
         cdef int state = self.state
         self.state = ST_DONE
+        self.handle = None
         if self.fut is not None and not self.fut.done():
             self.fut.cancel()
         if state == ST_WAITING:
@@ -397,6 +402,19 @@ cdef inline _ChanOp _new_op(_Chan ch, _SenderBase handle, object value, int kind
     op.handle = handle
     op.value = value
     op.kind = kind
+    return op
+
+
+cdef inline _ChanOp _reset_op(_ChanOp op, _SenderBase handle, object value, int kind):
+    # An endpoint keeps its last operation object.  When nothing but the endpoint refers to it any
+    # more (refcount 1: the await finished and the caller dropped it; the callers check that on the
+    # attribute itself, so no temporary reference is counted), it is reset and handed out again:
+    # invisible to everyone, and it saves an allocation, a GC track/untrack and a deallocation.
+    op.state = ST_NEW
+    op.kind = kind
+    op.value = value
+    op.handle = handle
+    op.fut = None
     return op
 
 
@@ -459,6 +477,7 @@ cdef Permit _new_permit(_Chan ch):
 cdef class _SenderBase:
     cdef _Chan chan
     cdef readonly bint closed
+    cdef object _op                # the last operation object, for _reuse_op
 
     def __init__(self):
         raise TypeError(f"{type(self).__name__} objects come from channel()/unbounded_channel()")
@@ -514,7 +533,10 @@ cdef class Sender(_SenderBase):
         Raises Closed if this sender or the receiver is closed.  If the await is cancelled, the
         value was not sent.
         """
-        return _new_op(self.chan, self, value, OP_SEND)
+        if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
+            return _reset_op(<_ChanOp>self._op, self, value, OP_SEND)
+        op = self._op = _new_op(self.chan, self, value, OP_SEND)
+        return op
 
     def try_send(self, value) -> None:
         """Send ``value`` now, or raise Full (no room) or Closed."""
@@ -529,7 +551,10 @@ cdef class Sender(_SenderBase):
 
     def reserve(self):
         """Wait for room and return a Permit holding it.  Awaitable; cancellation-safe."""
-        return _new_op(self.chan, self, None, OP_RESERVE)
+        if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
+            return _reset_op(<_ChanOp>self._op, self, None, OP_RESERVE)
+        op = self._op = _new_op(self.chan, self, None, OP_RESERVE)
+        return op
 
     def try_reserve(self) -> Permit:
         """A Permit now, or raise Full or Closed."""
@@ -574,6 +599,7 @@ cdef class Receiver:
     stream; ``async with rx`` closes it on exit."""
     cdef _Chan chan
     cdef readonly bint closed
+    cdef object _op                # the last operation object, for _reuse_op
 
     def __init__(self):
         raise TypeError("Receiver objects come from channel()/unbounded_channel()")
@@ -583,7 +609,10 @@ cdef class Receiver:
 
         Raises Closed at the end of the stream.  If the await is cancelled, no value was consumed.
         """
-        return _new_op(self.chan, None, None, OP_RECV)
+        if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
+            return _reset_op(<_ChanOp>self._op, None, None, OP_RECV)
+        op = self._op = _new_op(self.chan, None, None, OP_RECV)
+        return op
 
     def try_recv(self):
         """The next value now, or raise Empty (none ready) or Closed (end of the stream)."""
@@ -621,7 +650,10 @@ cdef class Receiver:
         return self
 
     def __anext__(self):
-        return _new_op(self.chan, None, None, OP_ANEXT)
+        if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
+            return _reset_op(<_ChanOp>self._op, None, None, OP_ANEXT)
+        op = self._op = _new_op(self.chan, None, None, OP_ANEXT)
+        return op
 
     async def __aenter__(self):
         return self

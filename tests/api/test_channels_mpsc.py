@@ -317,6 +317,25 @@ def test_operations_are_coroutines(loop):
     run(loop, main)
 
 
+def test_operations_held_by_the_caller_stay_separate(loop):
+    # Operation objects are recycled only once nobody holds them: a held one keeps its own value.
+    async def main():
+        tx, rx = sync.channel(4)
+        s1 = tx.send("one")
+        s2 = tx.send("two")
+        assert s1 is not s2
+        await s2
+        await s1
+        r1, r2 = rx.recv(), rx.recv()
+        assert r1 is not r2
+        got = [await r2, await r1]
+        tx.close()
+        rx.close()
+        return got
+
+    assert run(loop, main) == ["two", "one"]
+
+
 def test_values_are_returned_as_is(loop):
     async def main():
         tx, rx = sync.channel(8)
