@@ -405,11 +405,26 @@ cdef inline _ChanOp _new_op(_Chan ch, _SenderBase handle, object value, int kind
     return op
 
 
+cdef inline void _reclaim(PyObject* cached) except *:
+    # An operation that holds a handed value or a grant and that nobody but its endpoint refers to
+    # was abandoned without close() (its task -- whose own coroutine it was -- was destroyed while
+    # pending).  Deallocation would give the value/slot back; the endpoint's reference delays that,
+    # so the endpoint does it whenever it next looks at the channel.
+    # `cached` is borrowed (a PyObject*), so no temporary reference inflates the count.
+    cdef _ChanOp op
+    if cached != <PyObject*>None and _refcnt(cached) == 1:
+        op = <_ChanOp>cached
+        if op.state == ST_HANDED or op.state == ST_GRANTED:
+            op._abandon()
+
+
 cdef inline _ChanOp _reset_op(_ChanOp op, _SenderBase handle, object value, int kind):
     # An endpoint keeps its last operation object.  When nothing but the endpoint refers to it any
     # more (refcount 1: the await finished and the caller dropped it; the callers check that on the
     # attribute itself, so no temporary reference is counted), it is reset and handed out again:
     # invisible to everyone, and it saves an allocation, a GC track/untrack and a deallocation.
+    if op.state == ST_HANDED or op.state == ST_GRANTED:
+        op._abandon()                  # its task was destroyed before resuming: see _reclaim
     op.state = ST_NEW
     op.kind = kind
     op.value = value
@@ -488,6 +503,7 @@ cdef class _SenderBase:
         Closed; a slot already granted (a Permit) stays usable."""
         if not self.closed:
             self.closed = True
+            _reclaim(<PyObject*>self._op)
             self.chan._sender_closed(self)
 
     def is_closed(self) -> bool:
@@ -617,6 +633,7 @@ cdef class Receiver:
     def try_recv(self):
         """The next value now, or raise Empty (none ready) or Closed (end of the stream)."""
         cdef _Chan ch = self.chan
+        _reclaim(<PyObject*>self._op)
         if ch.count:
             v = ch._pop()
             if ch.n_send_waiting:
@@ -632,6 +649,7 @@ cdef class Receiver:
         and slots already granted to senders, can still be received.  Idempotent."""
         if not self.closed:
             self.closed = True
+            _reclaim(<PyObject*>self._op)
             self.chan._receiver_closed()
 
     def is_closed(self) -> bool:

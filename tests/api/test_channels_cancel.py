@@ -187,6 +187,24 @@ def test_closed_coroutine_gives_value_back(loop):
     run(loop, main)
 
 
+def test_abandoned_operation_gives_value_back(loop):
+    # An operation driven by hand and dropped after it was handed a value (what happens when a task
+    # whose own coroutine it is gets destroyed while pending): the value is not lost.
+    async def main():
+        tx, rx = sync.channel(1)
+        op = rx.recv()
+        fut = op.send(None)                 # waiting
+        tx.try_send("v")                    # handed to it
+        assert fut.done()
+        del op, fut
+        gc.collect()
+        assert rx.try_recv() == "v"
+        tx.close()
+        rx.close()
+
+    run(loop, main)
+
+
 def test_many_cancellations_lose_and_duplicate_nothing(loop):
     async def main():
         tx, rx = sync.channel(2)
