@@ -9,13 +9,18 @@ they cost what they cost there.
 Why the mpsc operations are not ``async def``
 --------------------------------------------
 ``tx.send(v)`` and ``rx.recv()`` return a small object (``_ChanOp``) that implements the coroutine
-protocol by hand (``__await__`` returns itself; ``__next__``/``send``/``throw``/``close``).  When the
-operation can complete at once -- the common case in a busy pipeline -- the first ``__next__`` does the
-work and finishes the await by raising StopIteration(value) without a traceback, so a send+recv pair
-allocates two small objects from a freelist and touches neither the loop nor a future.  Only an
-operation that must wait creates a future and yields it to the task.  The objects pass
-``asyncio.iscoroutine`` (collections.abc.Coroutine), so ``asyncio.create_task(rx.recv())``,
-``wait_for`` and ``TaskGroup.create_task`` accept them.
+protocol by hand (``__await__`` returns itself; ``send``/``throw``/``close``, plus the ``am_send`` slot
+that ``await`` calls first).  When the operation can complete at once -- the common case in a busy
+pipeline -- the first ``am_send`` does the work and returns the result directly: no StopIteration, no
+future, no trip through the loop.  Each endpoint also keeps its last operation object and hands it out
+again once nobody else refers to it, so a steady send+recv stream allocates nothing.  Only an operation
+that must wait creates a future (``loop.create_future()`` of the running loop) and yields it to the
+task.  The objects pass ``asyncio.iscoroutine`` (collections.abc.Coroutine), so
+``asyncio.create_task(rx.recv())``, ``wait_for`` and ``TaskGroup.create_task`` accept them.
+
+Measured (bench/toolbox.py, CPU clock, loaded 2-core machine): a producer task -> consumer task item
+through ``channel(1024)`` costs ~220 ns on either loop, against ~1,050-1,250 ns for asyncio.Queue
+(callgrind: 1,499 against 9,708 instructions per item on a pyloop loop).
 
 Cancellation: what a CancelledError means
 -----------------------------------------

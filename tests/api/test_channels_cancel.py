@@ -112,6 +112,46 @@ def test_handed_value_given_back_to_next_waiting_receiver(loop):
     run(loop, main)
 
 
+def test_give_back_may_exceed_capacity_briefly(loop):
+    async def main():
+        tx, rx = sync.channel(1)
+        receiver = asyncio.ensure_future(rx.recv())
+        await settle()
+        tx.try_send("a")                    # handed to the receiver: the buffer is free again
+        tx.try_send("b")                    # fills it
+        receiver.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await receiver
+        assert len(rx) == 2                 # "a" came back in front of "b"
+        with pytest.raises(sync.Full):
+            tx.try_send("c")
+        assert [rx.try_recv(), rx.try_recv()] == ["a", "b"]
+        tx.try_send("c")
+        assert rx.try_recv() == "c"
+        tx.close()
+        rx.close()
+
+    run(loop, main)
+
+
+def test_unbounded_cancelled_receiver(loop):
+    async def main():
+        tx, rx = sync.unbounded_channel()
+        receiver = asyncio.ensure_future(rx.recv())
+        await settle()
+        tx.send(1)
+        tx.send(2)
+        receiver.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await receiver
+        tx.close()
+        got = [v async for v in rx]
+        rx.close()
+        return got
+
+    assert run(loop, main) == [1, 2]
+
+
 def test_wait_for_timeout_loses_nothing(loop):
     async def main():
         tx, rx = sync.channel(0)

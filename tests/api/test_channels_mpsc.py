@@ -164,6 +164,21 @@ def test_receiver_close_refuses_sends_keeps_buffer(loop):
     run(loop, main)
 
 
+def test_async_with_receiver_closes_it(loop):
+    async def main():
+        tx, rx = sync.channel(1)
+        async with rx as r:
+            assert r is rx
+            await tx.send(1)
+            assert await r.recv() == 1
+        assert rx.closed
+        with pytest.raises(sync.Closed):
+            await tx.send(2)
+        tx.close()
+
+    run(loop, main)
+
+
 def test_unbounded_send_after_close(loop):
     async def main():
         tx, rx = sync.unbounded_channel()
