@@ -92,7 +92,7 @@ cdef class BroadcastSender:
 
 
 @cython.final
-cdef class BroadcastReceiver:
+cdef class BroadcastReceiver(_Waitable):
     """A receiving half of a broadcast channel (``tx.subscribe()`` makes more)."""
     cdef _Bcast st
     cdef Py_ssize_t next
@@ -123,15 +123,22 @@ cdef class BroadcastReceiver:
         self.next += 1
         return v
 
-    async def recv(self):
-        """The next value, waiting for one.  Raises Lagged if values were missed (then continues
-        with the oldest value still held) and Closed after the last value once every sender is
-        closed."""
-        while not self._ready():
-            fut = _get_running_loop().create_future()
-            self.st.waiters.append(fut)
-            await fut
-        return self._take()
+    def recv(self):
+        """The next value, waiting for one.  Awaitable.  Raises Lagged if values were missed (then
+        continues with the oldest value still held) and Closed after the last value once every
+        sender is closed."""
+        return _new_wait(self, 0)
+
+    cdef object _poll(self, int kind):
+        # kind 1: __anext__, where the end of the stream is StopAsyncIteration
+        if kind == 1 and not self.closed and self.next >= self.st.tail and self.st.n_senders == 0:
+            raise StopAsyncIteration
+        if self._ready():
+            return self._take()
+        return _PENDING
+
+    cdef void _park(self, object fut) except *:
+        self.st.waiters.append(fut)
 
     def try_recv(self):
         """The next value now, or raise Empty, Lagged or Closed."""
@@ -156,13 +163,8 @@ cdef class BroadcastReceiver:
     def __aiter__(self):
         return self
 
-    async def __anext__(self):
-        try:
-            return await self.recv()
-        except Closed:
-            if self.closed or self.st.n_senders:
-                raise
-            raise StopAsyncIteration from None
+    def __anext__(self):
+        return _new_wait(self, 1)
 
     async def __aenter__(self):
         return self

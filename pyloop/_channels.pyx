@@ -155,6 +155,7 @@ cdef inline void _warn_unclosed(object obj) noexcept:
 
 
 include "_mpsc.pxi"
+include "_waitop.pxi"
 include "_oneshot.pxi"
 include "_broadcast.pxi"
 include "_watch.pxi"

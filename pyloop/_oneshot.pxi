@@ -72,7 +72,7 @@ cdef class OneshotSender:
 
 
 @cython.final
-cdef class OneshotReceiver:
+cdef class OneshotReceiver(_Waitable):
     """The receiving half of a oneshot channel: ``await rx`` gives the value."""
     cdef _OneshotCell cell
     cdef readonly bint closed
@@ -81,30 +81,30 @@ cdef class OneshotReceiver:
         raise TypeError("OneshotReceiver objects come from oneshot()")
 
     def __await__(self):
-        return self.recv().__await__()
+        return _new_wait(self, 0)
 
-    async def recv(self):
-        """The value, waiting for it.  Raises Closed if the sender closed (or was collected) without
-        sending, or the value was already received.  Cancelling the await loses nothing."""
+    def recv(self):
+        """The value, waiting for it.  Awaitable.  Raises Closed if the sender closed (or was
+        collected) without sending, or the value was already received.  Cancelling the await loses
+        nothing: the value stays in the channel until a receive completes."""
+        return _new_wait(self, 0)
+
+    cdef object _poll(self, int kind):
         cdef _OneshotCell c = self.cell
-        if not c.has_value:
-            if c.taken:
-                raise Closed("the oneshot value was already received")
-            if self.closed:
-                raise Closed("receive on a closed oneshot receiver")
-            if not c.tx_closed:
-                if c.waiter is not None:
-                    raise RuntimeError("another task is already awaiting this oneshot receiver")
-                fut = _get_running_loop().create_future()
-                c.waiter = fut
-                try:
-                    await fut
-                finally:
-                    if c.waiter is fut:
-                        c.waiter = None
-            if not c.has_value:
-                raise Closed("the oneshot sender was closed without sending a value")
-        return self._take()
+        if c.has_value:
+            return self._take()
+        if c.taken:
+            raise Closed("the oneshot value was already received")
+        if self.closed:
+            raise Closed("receive on a closed oneshot receiver")
+        if c.tx_closed:
+            raise Closed("the oneshot sender was closed without sending a value")
+        if c.waiter is not None and not c.waiter.done():
+            raise RuntimeError("another task is already awaiting this oneshot receiver")
+        return _PENDING
+
+    cdef void _park(self, object fut) except *:
+        self.cell.waiter = fut
 
     def try_recv(self):
         """The value now, or raise Empty (not sent yet) or Closed."""

@@ -83,7 +83,7 @@ cdef class WatchSender:
 
 
 @cython.final
-cdef class WatchReceiver:
+cdef class WatchReceiver(_Waitable):
     """A receiving half of a watch channel."""
     cdef _WatchCell cell
     cdef Py_ssize_t seen
@@ -110,17 +110,26 @@ cdef class WatchReceiver:
             raise Closed("watch channel closed")
         return False
 
-    async def changed(self):
+    def changed(self):
         """Wait for a value newer than the last one seen, and mark it seen (read it with
-        ``borrow()``).  Raises Closed when the sender is closed and nothing new is left."""
+        ``borrow()``).  Awaitable.  Raises Closed when the sender is closed and nothing new is
+        left."""
+        return _new_wait(self, 0)
+
+    cdef object _poll(self, int kind):
+        # kind 1: __anext__, which gives the new value and ends the iteration at Closed
         cdef _WatchCell c = self.cell
-        while c.version == self.seen:
-            if c.tx_closed or self.closed:
-                raise Closed("watch channel closed: the sender is closed")
-            fut = _get_running_loop().create_future()
-            c.waiters.append(fut)
-            await fut
-        self.seen = c.version
+        if c.version != self.seen:
+            self.seen = c.version
+            return c.value if kind == 1 else None
+        if c.tx_closed or self.closed:
+            if kind == 1 and not self.closed:
+                raise StopAsyncIteration
+            raise Closed("watch channel closed: the sender is closed")
+        return _PENDING
+
+    cdef void _park(self, object fut) except *:
+        self.cell.waiters.append(fut)
 
     def clone(self) -> WatchReceiver:
         """Another receiver that has seen what this one has."""
@@ -135,16 +144,10 @@ cdef class WatchReceiver:
     def __aiter__(self):
         return self
 
-    async def __anext__(self):
+    def __anext__(self):
         """Each change: waits for ``changed()`` and gives the new value; ends when the sender
         closes."""
-        try:
-            await self.changed()
-        except Closed:
-            if self.closed:
-                raise
-            raise StopAsyncIteration from None
-        return self.cell.value
+        return _new_wait(self, 1)
 
     async def __aenter__(self):
         return self

@@ -136,3 +136,26 @@ def test_unreceived_receiver_warns():
 
     caught = collect_warnings(scenario)
     assert [str(w.message).split()[1] for w in caught] == ["OneshotReceiver"]
+
+
+def test_one_waiter_at_a_time(loop):
+    async def main():
+        tx, rx = sync.oneshot()
+        first = asyncio.ensure_future(rx.recv())
+        await settle()
+        with pytest.raises(RuntimeError):
+            await rx                        # a second concurrent receive is a usage error
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        second = asyncio.ensure_future(rx.recv())   # a cancelled waiter does not block the next
+        await settle()
+        tx.send(7)
+        assert await second == 7
+        op = rx.recv()
+        with pytest.raises(sync.Closed):
+            await op
+        with pytest.raises(RuntimeError):
+            await op                        # one await per operation
+
+    run(loop, main)
