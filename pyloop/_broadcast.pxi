@@ -138,7 +138,7 @@ cdef class BroadcastReceiver(_Waitable):
         return _PENDING
 
     cdef void _park(self, object fut) except *:
-        self.st.waiters.append(fut)
+        _park_in(self.st.waiters, fut)
 
     def try_recv(self):
         """The next value now, or raise Empty, Lagged or Closed."""

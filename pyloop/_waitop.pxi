@@ -103,6 +103,15 @@ cdef int _waitop_am_send(PyObject* self, PyObject* arg, PyObject** result) excep
 collections.abc.Coroutine.register(_WaitOp)
 
 
+cdef inline void _park_in(list waiters, object fut) except *:
+    # Cancelled waiters stay in the list until the next wake-up; a receiver that keeps timing out
+    # with no value ever coming would grow it without bound, so prune it at each power of two.
+    cdef Py_ssize_t n = len(waiters)
+    if n >= 64 and (n & (n - 1)) == 0:
+        waiters[:] = [w for w in waiters if not w.done()]
+    waiters.append(fut)
+
+
 cdef inline _WaitOp _new_wait(_Waitable src, int kind):
     cdef _WaitOp op = _WaitOp.__new__(_WaitOp)
     op.src = src

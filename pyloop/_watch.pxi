@@ -129,7 +129,7 @@ cdef class WatchReceiver(_Waitable):
         return _PENDING
 
     cdef void _park(self, object fut) except *:
-        self.cell.waiters.append(fut)
+        _park_in(self.cell.waiters, fut)
 
     def clone(self) -> WatchReceiver:
         """Another receiver that has seen what this one has."""

@@ -131,6 +131,27 @@ def test_broadcast_cancelled_receive_loses_nothing(loop):
     run(loop, main)
 
 
+def test_timed_out_receives_do_not_pile_up(loop):
+    async def main():
+        tx, rx = sync.broadcast(2)
+        w_tx, w_rx = sync.watch(0)
+        for _ in range(300):
+            for op in (rx.recv(), w_rx.changed()):
+                task = asyncio.ensure_future(op)
+                await asyncio.sleep(0)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+        tx.send("still works")
+        w_tx.send(1)
+        assert await rx.recv() == "still works"
+        await w_rx.changed()
+        for e in (tx, rx, w_tx, w_rx):
+            e.close()
+
+    run(loop, main)
+
+
 def test_broadcast_receiver_count_and_warnings(loop):
     def scenario():
         tx, rx = sync.broadcast(1)
