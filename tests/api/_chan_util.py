@@ -22,15 +22,6 @@ async def settle(rounds: int = 5) -> None:
         await asyncio.sleep(0)
 
 
-async def until(pred: Callable[[], bool], limit: int = 10_000) -> None:
-    """Yield to the loop until ``pred()`` holds (bounded, so a bug fails instead of hanging)."""
-    for _ in range(limit):
-        if pred():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never became true")
-
-
 def collect_warnings(fn: Callable[[], None]) -> list[warnings.WarningMessage]:
     """Run ``fn`` (which drops references) and collect the warnings emitted when they are freed."""
     with warnings.catch_warnings(record=True) as caught:

@@ -11,7 +11,7 @@ import pytest
 
 from pyloop import sync
 
-from ._chan_util import collect_warnings, run, settle, until
+from ._chan_util import collect_warnings, run, settle
 
 
 @pytest.mark.parametrize("cap", [1, 3, 1024])
