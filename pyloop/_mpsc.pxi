@@ -258,9 +258,17 @@ cdef class _ChanOp:
             except BaseException:
                 pass
 
+    @property
+    def __qualname__(self):
+        # What asyncio shows for a task whose coroutine this is: "Receiver.recv()".
+        return ("Sender.send", "Sender.reserve", "Receiver.recv", "Receiver.__anext__")[self.kind]
+
+    @property
+    def __name__(self):
+        return self.__qualname__.partition(".")[2]
+
     def __repr__(self):
-        names = ("send", "reserve", "recv", "__anext__")
-        return f"<pyloop.sync channel {names[self.kind]} state={self.state}>"
+        return f"<pyloop.sync {self.__qualname__} operation, state {self.state}>"
 
     cdef inline object _step(self):
         cdef _Chan ch = self.chan

@@ -32,6 +32,19 @@ cdef class _WaitOp:
     def __await__(self):
         return self
 
+    @property
+    def __qualname__(self):
+        # What asyncio shows for a task whose coroutine this is: "BroadcastReceiver.recv()".
+        if self.kind == 1:
+            method = ".__anext__"
+        else:
+            method = ".changed" if type(self.src).__name__ == "WatchReceiver" else ".recv"
+        return type(self.src).__name__ + method
+
+    @property
+    def __name__(self):
+        return self.__qualname__.partition(".")[2]
+
     def __next__(self):
         r = self._step()
         if r is _PENDING:
