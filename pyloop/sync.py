@@ -1,0 +1,71 @@
+"""pyloop.sync: Tokio-style synchronisation for asyncio, on any event loop (fastest on pyloop's).
+
+Channels (written in Cython, :mod:`pyloop._channels`):
+
+* :func:`channel` -- bounded multi-producer single-consumer queue (capacity 0: rendezvous);
+* :func:`unbounded_channel` -- the same, with a send that never waits;
+* :func:`oneshot` -- exactly one value from one task to another;
+* :func:`broadcast` -- every receiver sees every value (slow receivers get :class:`Lagged`);
+* :func:`watch` -- one current value that many tasks observe.
+
+Errors: :class:`Closed` (the other side is gone, or the stream ended), :class:`Full` and :class:`Empty`
+(``try_*`` could not complete now; subclasses of asyncio.QueueFull/QueueEmpty), :class:`Lagged`.
+
+    import asyncio, pyloop
+    from pyloop import sync
+
+    async def main():
+        tx, rx = sync.channel(64)
+
+        async def produce():
+            async with tx:                      # closing the last sender ends the stream
+                for i in range(3):
+                    await tx.send(i)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(produce())
+            print([v async for v in rx])        # [0, 1, 2]
+
+    pyloop.run(main())
+
+Closing is explicit (``close()`` or ``async with``).  An endpoint collected while still open emits
+ResourceWarning and is then treated as closed, so a forgotten sender never hangs its receiver.
+"""
+
+from ._channels import (
+    BroadcastReceiver,
+    BroadcastSender,
+    Closed,
+    Empty,
+    Full,
+    Lagged,
+    OneshotReceiver,
+    OneshotSender,
+    Permit,
+    Receiver,
+    Sender,
+    UnboundedSender,
+    WatchReceiver,
+    WatchSender,
+    broadcast,
+    channel,
+    oneshot,
+    unbounded_channel,
+    watch,
+)
+
+__all__ = [
+    # channels (pyloop._channels)
+    "channel", "unbounded_channel", "oneshot", "broadcast", "watch",
+    "Sender", "UnboundedSender", "Receiver", "Permit",
+    "OneshotSender", "OneshotReceiver",
+    "BroadcastSender", "BroadcastReceiver",
+    "WatchSender", "WatchReceiver",
+    "Closed", "Full", "Empty", "Lagged",
+]
+
+# ---- primitives (pyloop._primitives, written by another session) ----------------------------------
+# Semaphore, Notify, Barrier, CancellationToken, RateLimiter will be imported here and added to
+# __all__, e.g.:
+#   from ._primitives import Barrier, CancellationToken, Notify, RateLimiter, Semaphore
+#   __all__ += ["Semaphore", "Notify", "Barrier", "CancellationToken", "RateLimiter"]
