@@ -18,7 +18,7 @@ import math
 import threading
 from typing import Any, Awaitable, Callable, Deque, TypeVar
 
-from ._errors import Closed
+from ._channels import Closed
 
 __all__ = [
     "Semaphore",

@@ -8,6 +8,9 @@ Channels (written in Cython, :mod:`pyloop._channels`):
 * :func:`broadcast` -- every receiver sees every value (slow receivers get :class:`Lagged`);
 * :func:`watch` -- one current value that many tasks observe.
 
+Primitives (:mod:`pyloop._primitives`): :class:`Semaphore` (FIFO-fair, permits, ``acquire_many``),
+:class:`Notify`, :class:`Barrier`, :class:`CancellationToken` and :class:`RateLimiter` (token bucket).
+
 Errors: :class:`Closed` (the other side is gone, or the stream ended), :class:`Full` and :class:`Empty`
 (``try_*`` could not complete now; subclasses of asyncio.QueueFull/QueueEmpty), :class:`Lagged`.
 
@@ -64,8 +67,16 @@ __all__ = [
     "Closed", "Full", "Empty", "Lagged",
 ]
 
-# ---- primitives (pyloop._primitives, written by another session) ----------------------------------
-# Semaphore, Notify, Barrier, CancellationToken, RateLimiter will be imported here and added to
-# __all__, e.g.:
-#   from ._primitives import Barrier, CancellationToken, Notify, RateLimiter, Semaphore
-#   __all__ += ["Semaphore", "Notify", "Barrier", "CancellationToken", "RateLimiter"]
+# ---- primitives -------------------------------------------------------------------------------
+from ._primitives import (  # noqa: E402
+    Barrier,
+    BarrierWaitResult,
+    CancellationToken,
+    Notify,
+    RateLimiter,
+    Semaphore,
+    SemaphorePermit,
+)
+
+__all__ += ["Semaphore", "SemaphorePermit", "Notify", "Barrier", "BarrierWaitResult",
+            "CancellationToken", "RateLimiter"]

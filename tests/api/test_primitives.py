@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from pyloop._errors import Closed
-from pyloop._primitives import (Barrier, CancellationToken, Notify, RateLimiter, Semaphore,
+from pyloop.sync import Closed
+from pyloop.sync import (Barrier, CancellationToken, Notify, RateLimiter, Semaphore,
                                 SemaphorePermit)
 
 TIMEOUT = 30.0

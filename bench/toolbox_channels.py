@@ -17,12 +17,12 @@ pyloop.sync works on any asyncio loop:
     broadcast_10            10 asyncio.Queue()s                        one value to 10 consumer tasks
     ======================  =========================================  ==================================
 
-Other sessions add task/semaphore benchmarks in their own modules (bench/toolbox_tasks.py); this one
+Task and semaphore benchmarks live in bench/toolbox_tasks.py and bench/toolbox_sync.py; this one
 is only about channels.
 
 Run it alone for a quick table (asyncio and pyloop loops, a few rounds, median)::
 
-    PYTHONPATH=. python bench/toolbox.py [--rounds 5] [--scale 0.2] [--bench mpsc_1024,...]
+    PYTHONPATH=. python bench/toolbox_channels.py [--rounds 5] [--scale 0.2] [--bench mpsc_1024,...]
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import asyncio
 import statistics
 import sys
 
-try:  # imported as bench.toolbox (namespace package) or as toolbox (bench/ on sys.path)
+try:  # imported as bench.toolbox_channels or as toolbox_channels (bench/ on sys.path)
     from . import benchlib
 except ImportError:
     import benchlib
