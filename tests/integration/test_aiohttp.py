@@ -1,0 +1,290 @@
+"""aiohttp server and client on pyloop (and on stock asyncio for comparison).
+
+The server is a real ``web.Application`` behind ``AppRunner`` + ``TCPSite`` on
+an OS-chosen loopback port; the client is ``aiohttp.ClientSession``.  Every
+handler records which loop implementation served it, so a test that passed on
+the wrong loop would fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+
+pytest.importorskip("pyloop._loop", reason="pyloop is not built")
+aiohttp = pytest.importorskip("aiohttp")
+from aiohttp import web  # noqa: E402
+
+import pyloop  # noqa: E402
+
+from .loops import LoopThread, run, running_loop_kind  # noqa: E402
+
+
+class Barrier:
+    """Releases every waiter once ``n`` have arrived: proves they were all in flight at once."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.arrived = 0
+        self.event = asyncio.Event()
+
+    async def wait(self) -> None:
+        self.arrived += 1
+        if self.arrived >= self.n:
+            self.event.set()
+        await asyncio.wait_for(self.event.wait(), 30)
+
+
+SERVED_ON = web.AppKey("served_on", set)
+WS_CLOSED = web.AppKey("ws_closed", asyncio.Queue)
+BARRIER = web.AppKey("barrier", Barrier)
+
+
+def make_app() -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[SERVED_ON] = set()
+    app[WS_CLOSED] = asyncio.Queue()
+
+    @web.middleware
+    async def record_loop(request, handler):
+        request.app[SERVED_ON].add(running_loop_kind())
+        return await handler(request)
+
+    app.middlewares.append(record_loop)
+
+    async def loop_kind(request):
+        return web.json_response({"loop": running_loop_kind()})
+
+    async def echo_json(request):
+        body = await request.json()
+        return web.json_response({"sum": sum(body["numbers"]), "echo": body, "method": request.method},
+                                 status=201)
+
+    async def stream(request):
+        count = int(request.query["count"])
+        size = int(request.query["size"])
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(count):
+            await resp.write(bytes([i % 256]) * size)
+            if i % 10 == 0:
+                await asyncio.sleep(0)  # let the client see partial bodies
+        await resp.write_eof()
+        return resp
+
+    async def upload(request):
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in request.content.iter_any():
+            digest.update(chunk)
+            size += len(chunk)
+        return web.json_response({"size": size, "sha256": digest.hexdigest(),
+                                  "transfer_encoding": request.headers.get("Transfer-Encoding")})
+
+    async def gather(request):
+        await request.app[BARRIER].wait()
+        return web.Response(text=request.query["i"])
+
+    async def ws_echo(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                if msg.data.startswith("close:"):
+                    code = int(msg.data.split(":")[1])
+                    await ws.close(code=code, message=b"server says bye")
+                    break
+                await ws.send_str(msg.data.upper())
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                await ws.send_bytes(msg.data[::-1])
+        await request.app[WS_CLOSED].put(ws.close_code)
+        return ws
+
+    app.router.add_get("/loop", loop_kind)
+    app.router.add_post("/json", echo_json)
+    app.router.add_put("/json", echo_json)
+    app.router.add_get("/stream", stream)
+    app.router.add_post("/upload", upload)
+    app.router.add_get("/gather", gather)
+    app.router.add_get("/ws", ws_echo)
+    return app
+
+
+async def start(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+def test_json_round_trip(loop_factory, loop_name):
+    async def main():
+        app = make_app()
+        runner, base = await start(app)
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{base}/loop") as resp:
+                    assert resp.status == 200
+                    assert await resp.json() == {"loop": loop_name}
+                payload = {"numbers": list(range(100)), "text": "héllo ☃", "nested": {"a": [None, True, 1.5]}}
+                for method in ("POST", "PUT"):
+                    async with session.request(method, f"{base}/json", json=payload) as resp:
+                        assert resp.status == 201
+                        assert resp.content_type == "application/json"
+                        assert await resp.json() == {"sum": 4950, "echo": payload, "method": method}
+                async with session.post(f"{base}/json", data=b"not json",
+                                        headers={"Content-Type": "application/json"}) as resp:
+                    assert resp.status == 500  # the handler's JSONDecodeError
+                async with session.get(f"{base}/missing") as resp:
+                    assert resp.status == 404
+        finally:
+            await runner.cleanup()
+        assert app[SERVED_ON] == {loop_name}
+
+    run(loop_factory, main)
+
+
+def test_streaming_chunked_response(loop_factory, loop_name):
+    count, size = 200, 4096
+
+    async def main():
+        runner, base = await start(make_app())
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{base}/stream", params={"count": count, "size": size}) as resp:
+                    assert resp.status == 200
+                    assert resp.headers["Transfer-Encoding"] == "chunked"
+                    assert "Content-Length" not in resp.headers
+                    body = bytearray()
+                    pieces = 0
+                    async for chunk in resp.content.iter_chunked(10_000):
+                        body += chunk
+                        pieces += 1
+                assert pieces > 1
+                assert len(body) == count * size
+                assert body == b"".join(bytes([i % 256]) * size for i in range(count))
+        finally:
+            await runner.cleanup()
+
+    run(loop_factory, main)
+
+
+def test_chunked_upload_from_async_generator(loop_factory):
+    chunks = [os.urandom(n) for n in (1, 1000, 65536, 200_000, 7, 300_000)]
+    expected = hashlib.sha256(b"".join(chunks)).hexdigest()
+
+    async def body():
+        for chunk in chunks:
+            yield chunk
+            await asyncio.sleep(0)
+
+    async def main():
+        runner, base = await start(make_app())
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(f"{base}/upload", data=body()) as resp:
+                    assert resp.status == 200
+                    result = await resp.json()
+        finally:
+            await runner.cleanup()
+        assert result == {"size": sum(map(len, chunks)), "sha256": expected, "transfer_encoding": "chunked"}
+
+    run(loop_factory, main)
+
+
+def test_websocket_echo_and_close_codes(loop_factory):
+    async def main():
+        app = make_app()
+        runner, base = await start(app)
+        try:
+            async with aiohttp.ClientSession() as session:
+                # Client-initiated close: the server sees the client's code.
+                async with session.ws_connect(f"{base}/ws") as ws:
+                    await ws.send_str("hello")
+                    assert (await ws.receive(timeout=30)).data == "HELLO"
+                    await ws.send_bytes(b"\x00\x01\x02abc")
+                    msg = await ws.receive(timeout=30)
+                    assert msg.type == aiohttp.WSMsgType.BINARY and msg.data == b"cba\x02\x01\x00"
+                    big = os.urandom(1 << 20)
+                    await ws.send_bytes(big)
+                    assert (await ws.receive(timeout=30)).data == big[::-1]
+                    await ws.close(code=4000, message=b"client done")
+                    assert ws.closed
+                assert await asyncio.wait_for(app[WS_CLOSED].get(), 30) == 4000
+
+                # Server-initiated close: the client sees the server's code and reason.
+                async with session.ws_connect(f"{base}/ws") as ws:
+                    await ws.send_str("close:4321")
+                    msg = await ws.receive(timeout=30)
+                    assert msg.type == aiohttp.WSMsgType.CLOSE
+                    assert msg.data == 4321 and msg.extra == "server says bye"
+                    assert (await ws.receive(timeout=30)).type == aiohttp.WSMsgType.CLOSED
+                    assert ws.closed and ws.close_code == 4321
+                # The server handler finished; its close_code is the client's reply (aiohttp: 1000).
+                assert await asyncio.wait_for(app[WS_CLOSED].get(), 30) == 1000
+        finally:
+            await runner.cleanup()
+
+    run(loop_factory, main)
+
+
+def test_250_concurrent_requests(loop_factory, loop_name):
+    n = 250
+
+    async def main():
+        app = make_app()
+        app[BARRIER] = Barrier(n)
+        runner, base = await start(app)
+        try:
+            connector = aiohttp.TCPConnector(limit=0)  # one connection per request: all in flight at once
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async def one(i):
+                    async with session.get(f"{base}/gather", params={"i": i}) as resp:
+                        assert resp.status == 200
+                        return int(await resp.text())
+
+                results = await asyncio.gather(*(one(i) for i in range(n)))
+        finally:
+            await runner.cleanup()
+        assert results == list(range(n))
+        assert app[BARRIER].arrived == n
+        assert app[SERVED_ON] == {loop_name}
+
+    run(loop_factory, main)
+
+
+@pytest.mark.parametrize("server_loop, client_loop", [("pyloop", "asyncio"), ("asyncio", "pyloop")])
+def test_server_and_client_on_different_loops_and_threads(server_loop, client_loop):
+    factories = {"pyloop": pyloop.new_event_loop, "asyncio": asyncio.new_event_loop}
+    app = make_app()
+    app[BARRIER] = Barrier(50)
+    with LoopThread(factories[server_loop]) as server:
+        runner, base = server.call(start(app))
+        try:
+            async def client():
+                assert running_loop_kind() == client_loop
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                    async with session.get(f"{base}/loop") as resp:
+                        assert await resp.json() == {"loop": server_loop}
+                    async with session.post(f"{base}/json", json={"numbers": [1, 2, 3]}) as resp:
+                        assert (await resp.json())["sum"] == 6
+
+                    async def one(i):
+                        async with session.get(f"{base}/gather", params={"i": i}) as resp:
+                            return int(await resp.text())
+
+                    assert await asyncio.gather(*(one(i) for i in range(50))) == list(range(50))
+                    async with session.ws_connect(f"{base}/ws") as ws:
+                        await ws.send_str("cross")
+                        assert (await ws.receive(timeout=30)).data == "CROSS"
+
+            run(factories[client_loop], client)
+        finally:
+            server.call(runner.cleanup())
+    assert app[SERVED_ON] == {server_loop}
