@@ -4,6 +4,7 @@ Fixtures
 --------
 ``postgres``   a session-wide PostgreSQL (``.dsn``), see services.py.
 ``redis_server`` a session-wide redis-server (``.url``).
+``certificate`` a self-signed certificate for localhost (openssl), see services.py.
 ``pyloop_factory`` ``pyloop.new_event_loop``, for tests that run on pyloop only.
 
 Both services start on first use.  When one cannot start the tests that need it
@@ -19,10 +20,12 @@ as a known pyloop bug: strict xfail on pyloop, a normal test on the others.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
-from .services import PostgresServer, RedisServer, ServiceUnavailable
+from .services import PostgresServer, RedisServer, ServiceUnavailable, make_certificate
 
 INTEGRATION_TEST_TIMEOUT = 90
 
@@ -47,25 +50,40 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.xfail(strict=True, reason=marker.kwargs.get("reason", "")))
 
 
-def _start(service_cls):
+def _start(what: str, start):
     try:
-        return service_cls().start()
+        return start()
     except ServiceUnavailable as exc:
         if os.environ.get("CI"):
-            pytest.fail(f"{service_cls.__name__} is required under CI but did not start: {exc}", pytrace=False)
-        pytest.skip(f"{service_cls.__name__} unavailable: {exc}")
+            pytest.fail(f"{what} is required under CI but is unavailable: {exc}", pytrace=False)
+        pytest.skip(f"{what} unavailable: {exc}")
 
 
 @pytest.fixture(scope="session")
-def postgres():
-    server = _start(PostgresServer)
+def certificate():
+    """A self-signed certificate for localhost/127.0.0.1 (``.server_context()``, ``.client_context()``)."""
+    directory = tempfile.mkdtemp(prefix="pyloop-tls-")
+    try:
+        yield _start("a TLS certificate (openssl)", lambda: make_certificate(directory))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(request):
+    """PostgreSQL on 127.0.0.1 (with TLS when a certificate can be made) and on a Unix socket."""
+    try:
+        cert = request.getfixturevalue("certificate")
+    except pytest.skip.Exception:
+        cert = None  # the TLS test itself reports why
+    server = _start("PostgreSQL", PostgresServer(certificate=cert).start)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def redis_server():
-    server = _start(RedisServer)
+    server = _start("redis-server", RedisServer().start)
     yield server
     server.stop()
 

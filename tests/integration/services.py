@@ -22,6 +22,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -88,6 +89,41 @@ def _stop_process(proc: subprocess.Popen, sig: int, timeout: float = 30.0) -> No
         proc.wait(timeout)
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate for ``localhost`` and ``127.0.0.1`` (PEM files)."""
+
+    certfile: str
+    keyfile: str
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.certfile, self.keyfile)
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.certfile)
+
+
+def make_certificate(directory: str) -> Certificate:
+    """Generate a fresh self-signed certificate with the ``openssl`` command."""
+    exe = shutil.which("openssl")
+    if exe is None:
+        raise ServiceUnavailable("the openssl command is not installed")
+    cert = os.path.join(directory, "server.crt")
+    key = os.path.join(directory, "server.key")
+    proc = subprocess.run(
+        [exe, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
+        capture_output=True, timeout=STARTUP_TIMEOUT)
+    if proc.returncode != 0:
+        raise ServiceUnavailable(f"openssl could not make a certificate: {proc.stderr.decode(errors='replace')}")
+    return Certificate(cert, key)
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -127,6 +163,8 @@ class PostgresServer:
     port: int = 0
     user: str = "postgres"
     database: str = "pyloop_test"
+    #: when set, the server also accepts TLS (``ssl=on``) with this certificate
+    certificate: Certificate | None = None
     root: str = ""
     socket_dir: str = ""
     _proc: subprocess.Popen | None = field(default=None, repr=False)
@@ -187,6 +225,18 @@ class PostgresServer:
         if rc != 0:
             raise ServiceUnavailable(f"initdb failed ({rc}):\n{_tail(init_log)}")
 
+        options = []
+        if self.certificate is not None:
+            # The key must belong to the server's user and be private, or postgres refuses it.
+            for name, src in (("server.crt", self.certificate.certfile), ("server.key", self.certificate.keyfile)):
+                dst = os.path.join(self.root, name)
+                shutil.copyfile(src, dst)
+                os.chmod(dst, 0o600)
+                if self._run_as:
+                    os.chown(dst, pw.pw_uid, pw.pw_gid)
+            options += ["-c", "ssl=on", "-c", f"ssl_cert_file={os.path.join(self.root, 'server.crt')}",
+                        "-c", f"ssl_key_file={os.path.join(self.root, 'server.key')}"]
+
         log = os.path.join(self.root, "postgres.log")
         for _ in range(PORT_ATTEMPTS):
             self.port = free_port()
@@ -194,7 +244,7 @@ class PostgresServer:
                 os.path.join(self._bin, "postgres"), "-D", data, "-p", str(self.port),
                 "-k", self.socket_dir, "-c", f"listen_addresses={self.host}",
                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                "-c", "shared_buffers=16MB", "-c", "max_connections=100",
+                "-c", "shared_buffers=16MB", "-c", "max_connections=100", *options,
             ], log)
             try:
                 _wait_until(lambda: _pg_startup_probe(self.host, self.port, self.user),

@@ -41,6 +41,7 @@ class Barrier:
 SERVED_ON = web.AppKey("served_on", set)
 WS_CLOSED = web.AppKey("ws_closed", asyncio.Queue)
 BARRIER = web.AppKey("barrier", Barrier)
+FILE_PATH = web.AppKey("file_path", str)
 
 
 def make_app() -> web.Application:
@@ -111,16 +112,25 @@ def make_app() -> web.Application:
     app.router.add_post("/upload", upload)
     app.router.add_get("/gather", gather)
     app.router.add_get("/ws", ws_echo)
+    async def file(request):
+        return web.FileResponse(request.app[FILE_PATH])
+
+    async def tls(request):
+        ssl_object = request.transport.get_extra_info("ssl_object")
+        return web.json_response({"tls": ssl_object.version() if ssl_object else None})
+
+    app.router.add_get("/file", file)
+    app.router.add_get("/tls", tls)
     return app
 
 
-async def start(app: web.Application) -> tuple[web.AppRunner, str]:
+async def start(app: web.Application, ssl_context=None) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
+    return runner, f"{'https' if ssl_context else 'http'}://{host}:{port}"
 
 
 def test_json_round_trip(loop_factory, loop_name):
@@ -288,3 +298,75 @@ def test_server_and_client_on_different_loops_and_threads(server_loop, client_lo
         finally:
             server.call(runner.cleanup())
     assert app[SERVED_ON] == {server_loop}
+
+
+def test_file_response_sendfile_and_range(loop_factory, tmp_path):
+    """web.FileResponse sends with ``loop.sendfile`` (os.sendfile on a plain socket)."""
+    data = os.urandom(5 * 1024 * 1024 + 17)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+
+    async def main():
+        app = make_app()
+        app[FILE_PATH] = str(path)
+        runner, base = await start(app)
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{base}/file") as resp:
+                    assert resp.status == 200
+                    assert int(resp.headers["Content-Length"]) == len(data)
+                    assert await resp.read() == data
+                async with session.get(f"{base}/file", headers={"Range": "bytes=1000-1999"}) as resp:
+                    assert resp.status == 206
+                    assert await resp.read() == data[1000:2000]
+                async with session.get(f"{base}/file", headers={"Range": "bytes=-10"}) as resp:
+                    assert await resp.read() == data[-10:]
+                # Several downloads at once share the loop fairly and all complete.
+                bodies = await asyncio.gather(*(session.get(f"{base}/file") for _ in range(8)))
+                for resp in bodies:
+                    assert await resp.read() == data
+                    resp.release()
+        finally:
+            await runner.cleanup()
+
+    run(loop_factory, main)
+
+
+def test_https_server_and_client(loop_factory, loop_name, certificate, tmp_path):
+    """TLS on both ends: JSON, a large upload, a file (no sendfile under TLS) and a websocket."""
+    data = os.urandom(3 * 1024 * 1024)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+
+    async def main():
+        app = make_app()
+        app[FILE_PATH] = str(path)
+        runner, base = await start(app, ssl_context=certificate.server_context())
+        assert base.startswith("https://")
+        try:
+            connector = aiohttp.TCPConnector(ssl=certificate.client_context())
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with session.get(f"{base}/loop") as resp:
+                    assert await resp.json() == {"loop": loop_name}
+                async with session.get(f"{base}/tls") as resp:
+                    assert (await resp.json())["tls"].startswith("TLSv1.")
+                async with session.post(f"{base}/upload", data=data) as resp:
+                    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+                async with session.get(f"{base}/file") as resp:
+                    assert await resp.read() == data
+                async with session.ws_connect(f"{base}/ws") as ws:
+                    await ws.send_str("secure")
+                    assert (await ws.receive(timeout=30)).data == "SECURE"
+                    await ws.close()
+                results = await asyncio.gather(*(session.get(f"{base}/loop") for _ in range(40)))
+                for resp in results:
+                    assert resp.status == 200
+                    resp.release()
+            # A client that does not trust the certificate is refused.
+            async with aiohttp.ClientSession() as untrusting:
+                with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                    await untrusting.get(f"{base}/loop")
+        finally:
+            await runner.cleanup()
+
+    run(loop_factory, main)

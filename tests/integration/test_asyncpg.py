@@ -264,3 +264,27 @@ def test_cancelled_query_leaves_pool_usable(postgres, loop_factory):
                 assert sleeping == 0
 
     run(loop_factory, main)
+
+
+def test_tls_connection_upgraded_with_start_tls(postgres, certificate, loop_factory):
+    """asyncpg asks for TLS in-band (SSLRequest) and upgrades the open connection
+    with ``loop.start_tls``."""
+    assert postgres.certificate is not None
+
+    async def main():
+        conn = await asyncpg.connect(postgres.dsn, ssl=certificate.client_context())
+        try:
+            assert await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
+            assert await conn.fetchval("SELECT length(repeat('z', 2000000))") == 2_000_000
+            big = bytes(range(256)) * 4096
+            assert await conn.fetchval("SELECT $1::bytea", big) == big
+        finally:
+            await conn.close()
+
+        plain = await asyncpg.connect(postgres.dsn, ssl=False)
+        try:
+            assert await plain.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is False
+        finally:
+            await plain.close()
+
+    run(loop_factory, main)

@@ -220,3 +220,27 @@ def test_client_against_uvicorn_on_pyloop(loop_factory, loop_name):
     with ThreadedServer(make_starlette_app(state), "pyloop:new_event_loop") as server:
         run(loop_factory, lambda: main(server.base))
     assert state.served_on == {"pyloop"}
+
+
+def test_https(loop_factory, certificate):
+    async def main():
+        runner = web.AppRunner(make_app(), handle_signals=False, shutdown_timeout=1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certificate.server_context())
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with httpx.AsyncClient(base_url=f"https://localhost:{port}", timeout=30,
+                                         verify=certificate.client_context()) as client:
+                r = await client.post("/echo", content=pattern(1_000_000))
+                assert r.json()["sha256"] == hashlib.sha256(pattern(1_000_000)).hexdigest()
+                async with client.stream("GET", "/download", params={"size": 3_000_000}) as resp:
+                    body = b"".join([chunk async for chunk in resp.aiter_bytes()])
+                assert body == pattern(3_000_000)
+            async with httpx.AsyncClient(base_url=f"https://localhost:{port}", timeout=30) as untrusting:
+                with pytest.raises(httpx.ConnectError):
+                    await untrusting.get("/echo")
+        finally:
+            await runner.cleanup()
+
+    run(loop_factory, main)

@@ -213,3 +213,20 @@ def test_server_and_client_on_different_loops(server_loop, client_loop):
                 await server.wait_closed()
 
             thread.call(stop())
+
+
+def test_wss_over_tls(loop_factory, loop_name, certificate):
+    async def main():
+        async with serve(echo, "127.0.0.1", 0, ssl=certificate.server_context(), max_size=2 * MIB) as server:
+            host, port = server.sockets[0].getsockname()[:2]
+            async with connect(f"wss://localhost:{port}/", ssl=certificate.client_context(),
+                               max_size=2 * MIB) as ws:
+                assert ws.transport.get_extra_info("ssl_object") is not None
+                await ws.send("whoami")
+                assert await ws.recv() == loop_name
+                big = os.urandom(MIB)
+                await ws.send(big)
+                assert await ws.recv() == big
+                await asyncio.wait_for(await ws.ping(), 30)
+
+    run(loop_factory, main)
