@@ -21,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -69,6 +70,16 @@ def make_app(state: AppState) -> Starlette:
 
         return StreamingResponse(chunks(), media_type="text/plain")
 
+    async def blocks(request):
+        count = int(request.query_params["count"])
+        size = int(request.query_params["size"])
+
+        async def chunks():
+            for i in range(count):
+                yield bytes([i % 251]) * size
+
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
+
     async def slow(request):
         state.entered.set()
         # Blocks a worker thread of the server's own executor, not the loop.
@@ -104,6 +115,7 @@ def make_app(state: AppState) -> Starlette:
         Route("/loop", loop_kind),
         Route("/echo", echo, methods=["POST"]),
         Route("/stream", stream),
+        Route("/blocks", blocks),
         Route("/slow", slow),
         WebSocketRoute("/ws", ws_echo),
     ], lifespan=lifespan)
@@ -118,14 +130,19 @@ def listening_socket() -> socket.socket:
 
 
 class ThreadedServer:
-    """``uvicorn.Server.run`` in a daemon thread, on the loop named by ``loop``."""
+    """``uvicorn.Server.run`` in a daemon thread, on the loop named by ``loop``.
 
-    def __init__(self, app, loop: str, http: str = "auto") -> None:
-        self.sock = listening_socket()
-        self.port = self.sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+    ``sock`` is a listening socket to serve (default: a fresh TCP one on 127.0.0.1).
+    """
+
+    def __init__(self, app, loop: str, http: str = "auto", sock: socket.socket | None = None,
+                 **config_kwargs) -> None:
+        self.sock = sock if sock is not None else listening_socket()
+        if self.sock.family == socket.AF_INET:
+            self.port = self.sock.getsockname()[1]
+            self.base = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, loop=loop, http=http, lifespan="on", log_config=None,
-                                log_level="warning", timeout_graceful_shutdown=TEST_TIMEOUT)
+                                log_level="warning", timeout_graceful_shutdown=TEST_TIMEOUT, **config_kwargs)
         self.server = uvicorn.Server(config)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="uvicorn", daemon=True)
@@ -322,3 +339,118 @@ def test_subprocess_sigterm_graceful_exit_0():
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def _read_responses(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
+    """Read ``count`` HTTP/1.1 responses with Content-Length bodies: (status line, body)."""
+    buf = b""
+    responses = []
+    while len(responses) < count:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buf[:head_end].decode("latin-1")
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            if len(buf) >= head_end + 4 + length:
+                responses.append((head.split("\r\n")[0].encode(), buf[head_end + 4:head_end + 4 + length]))
+                buf = buf[head_end + 4 + length:]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {len(responses)} responses"
+        buf += chunk
+    return responses
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_pipelined_requests_in_one_write(pyloop_factory, http):
+    """100 requests in one segment: uvicorn pauses reading while each is served
+    (transport.pause_reading / resume_reading) and answers all of them in order."""
+    pytest.importorskip(http)
+    state = AppState()
+    with ThreadedServer(make_app(state), "pyloop:new_event_loop", http=http) as server:
+        requests = b"".join(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            for body in (f"request number {i}".encode() for i in range(100)))
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TEST_TIMEOUT) as conn:
+            conn.sendall(requests)
+            responses = _read_responses(conn, 100)
+    assert [status for status, _ in responses] == [b"HTTP/1.1 200 OK"] * 100
+    assert [body for _, body in responses] == [f"request number {i}".encode()[::-1] for i in range(100)]
+    assert state.served_on == {"pyloop"}
+
+
+def dechunk(body: bytes) -> bytes:
+    """The payload of a chunked transfer-encoded HTTP body (no trailers)."""
+    out = bytearray()
+    pos = 0
+    while True:
+        eol = body.index(b"\r\n", pos)
+        size = int(body[pos:eol], 16)
+        if size == 0:
+            return bytes(out)
+        out += body[eol + 2:eol + 2 + size]
+        pos = eol + 2 + size + 2
+
+
+def test_slow_reader_gets_the_whole_stream(loop_name):
+    """A client with a small receive buffer that reads in small pieces makes the
+    server's transport pause writing (uvicorn waits for resume_writing); the
+    4 MiB streaming response still arrives complete and in order."""
+    state = AppState()
+    count, size = 64, 65536
+    with ThreadedServer(make_app(state), UVICORN_LOOPS[loop_name]) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TEST_TIMEOUT) as conn:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            conn.sendall(b"GET /blocks?count=%d&size=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                         % (count, size))
+            received = bytearray()
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert dechunk(body) == b"".join(bytes([i % 251]) * size for i in range(count))
+
+
+def test_unix_socket_server(loop_factory, loop_name, tmp_path):
+    state = AppState()
+    path = str(tmp_path / "uvicorn.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(64)
+
+    async def client():
+        connector = aiohttp.UnixConnector(path=path)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.get("http://localhost/loop") as resp:
+                assert await resp.json() == {"loop": "pyloop"}
+            payload = os.urandom(500_000)
+            async with session.post("http://localhost/echo", data=payload) as resp:
+                assert await resp.read() == payload[::-1]
+            results = await asyncio.gather(*(session.get("http://localhost/loop") for _ in range(50)))
+            for resp in results:
+                assert resp.status == 200
+                resp.release()
+
+    with ThreadedServer(make_app(state), "pyloop:new_event_loop", sock=sock):
+        run(loop_factory, client)
+    assert state.served_on == {"pyloop"}
+
+
+def test_keep_alive_timeout_closes_idle_connection(pyloop_factory):
+    """uvicorn closes an idle keep-alive connection after timeout_keep_alive (a loop timer)."""
+    state = AppState()
+    with ThreadedServer(make_app(state), "pyloop:new_event_loop", timeout_keep_alive=0.3) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TEST_TIMEOUT) as conn:
+            conn.sendall(b"GET /loop HTTP/1.1\r\nHost: x\r\n\r\n")
+            [(status, body)] = _read_responses(conn, 1)
+            assert status == b"HTTP/1.1 200 OK" and b"pyloop" in body
+            start = time.monotonic()
+            assert conn.recv(1) == b""  # the server closed the idle connection
+            assert 0.2 <= time.monotonic() - start < TEST_TIMEOUT
