@@ -11,6 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -370,3 +375,108 @@ def test_https_server_and_client(loop_factory, loop_name, certificate, tmp_path)
             await runner.cleanup()
 
     run(loop_factory, main)
+
+
+def test_server_abort_mid_body_is_a_client_error(loop_factory):
+    """The server drops the connection halfway through a Content-Length body:
+    the client gets ClientPayloadError, not a truncated success or a hang."""
+    async def main():
+        async def truncated(request):
+            resp = web.StreamResponse(headers={"Content-Length": "1000000"})
+            await resp.prepare(request)
+            await resp.write(b"x" * 100_000)
+            request.transport.abort()
+            return resp
+
+        app = web.Application()
+        app.router.add_get("/truncated", truncated)
+        runner, base = await start(app)
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{base}/truncated") as resp:
+                    assert resp.status == 200
+                    with pytest.raises(aiohttp.ClientPayloadError):
+                        await resp.read()
+        finally:
+            await runner.cleanup()
+
+    run(loop_factory, main)
+
+
+def test_debug_mode(loop_factory, loop_name):
+    """The same traffic with the loop in debug mode (extra checks, slow-callback reports)."""
+    async def main():
+        asyncio.get_running_loop().set_debug(True)
+        app = make_app()
+        app[BARRIER] = Barrier(30)
+        runner, base = await start(app)
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                async def one(i):
+                    async with session.get(f"{base}/gather", params={"i": i}) as resp:
+                        return int(await resp.text())
+
+                assert await asyncio.gather(*(one(i) for i in range(30))) == list(range(30))
+                async with session.ws_connect(f"{base}/ws") as ws:
+                    await ws.send_str("debug")
+                    assert (await ws.receive(timeout=30)).data == "DEBUG"
+        finally:
+            await runner.cleanup()
+        assert app[SERVED_ON] == {loop_name}
+
+    run(loop_factory, main)
+
+
+RUN_APP_SCRIPT = textwrap.dedent("""
+    import asyncio, socket, sys
+    from aiohttp import web
+    import pyloop
+
+    async def kind(request):
+        return web.Response(text=type(asyncio.get_running_loop()).__module__)
+
+    async def on_cleanup(app):
+        print("CLEANUP", flush=True)
+
+    app = web.Application()
+    app.router.add_get("/", kind)
+    app.on_cleanup.append(on_cleanup)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # clients may connect (and wait in the backlog) before run_app starts
+    print("PORT", sock.getsockname()[1], flush=True)
+    loop = pyloop.new_event_loop()
+    # handle_signals=True: aiohttp installs SIGINT/SIGTERM with loop.add_signal_handler.
+    web.run_app(app, sock=sock, loop=loop, print=None, handle_signals=True)
+    print("EXITED", flush=True)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_run_app_on_pyloop_stops_on_signal(sig):
+    """web.run_app on a pyloop loop; the signal reaches aiohttp's handler through
+    pyloop's add_signal_handler and the app shuts down cleanly (exit 0)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-c", RUN_APP_SCRIPT], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("PORT "), (line, proc.stderr.read() if proc.poll() is not None else "")
+        port = int(line.split()[1])
+        conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+        with conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            response = b""
+            while chunk := conn.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200")
+        assert response.endswith(b"pyloop._event_loop")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert out.splitlines() == ["CLEANUP", "EXITED"], (out, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
