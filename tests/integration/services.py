@@ -290,6 +290,8 @@ class RedisServer:
     host: str = "127.0.0.1"
     port: int = 0
     root: str = ""
+    #: the server also listens on this Unix socket
+    unix_path: str = ""
     _proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -302,13 +304,15 @@ class RedisServer:
             raise ServiceUnavailable("redis-server is not installed")
         self.root = tempfile.mkdtemp(prefix="pyloop-redis-")
         log = os.path.join(self.root, "redis.log")
+        self.unix_path = os.path.join(self.root, "redis.sock")
         try:
             for _ in range(PORT_ATTEMPTS):
                 self.port = free_port()
                 with open(log, "ab") as out:
                     self._proc = subprocess.Popen(
                         [exe, "--port", str(self.port), "--bind", self.host, "--save", "",
-                         "--appendonly", "no", "--daemonize", "no", "--dir", self.root],
+                         "--appendonly", "no", "--daemonize", "no", "--dir", self.root,
+                         "--unixsocket", self.unix_path, "--unixsocketperm", "700"],
                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 try:
                     _wait_until(lambda: _redis_ping(self.host, self.port), self._proc, log,

@@ -276,3 +276,99 @@ def test_run_process(loop_factory):
             assert await proc.wait() == 3
 
     arun(loop_factory, main)
+
+
+def test_unix_listener_and_connect(loop_factory, tmp_path):
+    path = str(tmp_path / "anyio.sock")
+
+    async def main():
+        async def handle(stream):
+            async with stream:
+                async for chunk in stream:
+                    await stream.send(chunk.upper())
+
+        listener = await anyio.create_unix_listener(path)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            async with await anyio.connect_unix(path) as stream:
+                data = b"abc" * 100_000
+                await stream.send(data)
+                received = bytearray()
+                while len(received) < len(data):
+                    received += await stream.receive()
+                assert bytes(received) == data.upper()
+            tg.cancel_scope.cancel()
+        await listener.aclose()
+
+    arun(loop_factory, main)
+
+
+def test_wait_readable_and_writable_on_raw_sockets(loop_factory):
+    """anyio.wait_readable/wait_writable sit on loop.add_reader/add_writer."""
+    import socket
+
+    async def main():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        try:
+            with anyio.move_on_after(0.05) as scope:
+                await anyio.wait_readable(a)  # nothing sent yet
+            assert scope.cancelled_caught
+            await anyio.wait_writable(b)
+            b.send(b"ping")
+            with anyio.fail_after(30):
+                await anyio.wait_readable(a)
+            assert a.recv(10) == b"ping"
+            # The same socket can be waited on again after a cancelled wait.
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(anyio.wait_readable, a)
+                await anyio.wait_all_tasks_blocked()
+                b.send(b"again")
+            assert a.recv(10) == b"again"
+        finally:
+            a.close()
+            b.close()
+
+    arun(loop_factory, main)
+
+
+def test_getaddrinfo(loop_factory):
+    import socket
+
+    async def main():
+        infos = await anyio.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+        assert infos[0][4][:2] == ("127.0.0.1", 80)
+        infos = await anyio.getaddrinfo("localhost", "https", family=socket.AF_INET, type=socket.SOCK_STREAM)
+        assert ("127.0.0.1", 443) in [info[4][:2] for info in infos]
+
+    arun(loop_factory, main)
+
+
+def test_open_signal_receiver(loop_factory):
+    """Signals delivered through loop.add_signal_handler, as anyio uses them (main thread)."""
+    import os
+    import signal
+
+    async def main():
+        with anyio.open_signal_receiver(signal.SIGUSR1, signal.SIGUSR2) as signals:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            got = []
+            with anyio.fail_after(30):
+                async for signum in signals:
+                    got.append(signum)
+                    if len(got) == 1:
+                        os.kill(os.getpid(), signal.SIGUSR2)
+                    else:
+                        break
+            assert got == [signal.SIGUSR1, signal.SIGUSR2]
+
+    previous = signal_handlers()
+    arun(loop_factory, main)
+    assert signal_handlers() == previous  # the loop put the original handlers back
+
+
+def signal_handlers():
+    import signal
+
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGUSR1, signal.SIGUSR2)}

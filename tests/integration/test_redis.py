@@ -206,3 +206,22 @@ def test_cancelled_blocking_read_leaves_client_usable(redis_server, loop_factory
             await r.aclose()
 
     run(loop_factory, main)
+
+
+def test_unix_socket_connection(redis_server, loop_factory, loop_name):
+    key = f"{loop_name}:unix"
+
+    async def main():
+        r = aioredis.Redis(unix_socket_path=redis_server.unix_path)
+        try:
+            value = os.urandom(300_000)
+            assert await r.set(key, value) is True
+            assert await r.get(key) == value
+            async with r.pipeline(transaction=True) as pipe:
+                pipe.incr(key + ":n").incr(key + ":n")
+                assert await pipe.execute() == [1, 2]
+            assert await r.delete(key, key + ":n") == 2
+        finally:
+            await r.aclose()
+
+    run(loop_factory, main)
