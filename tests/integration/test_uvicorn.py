@@ -454,3 +454,54 @@ def test_keep_alive_timeout_closes_idle_connection(pyloop_factory):
             start = time.monotonic()
             assert conn.recv(1) == b""  # the server closed the idle connection
             assert 0.2 <= time.monotonic() - start < TEST_TIMEOUT
+
+
+CLI_APP = textwrap.dedent("""
+    import asyncio, os
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        body = f"{os.getpid()} {type(asyncio.get_running_loop()).__module__}".encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+""")
+
+
+def test_cli_with_two_workers_on_pyloop(tmp_path):
+    """``uvicorn --loop pyloop:new_event_loop --workers 2``: the deployment path.
+    Each spawned worker runs its own pyloop loop on the shared listening socket;
+    SIGTERM to the supervisor shuts both down and it exits 0."""
+    (tmp_path / "cli_app.py").write_text(CLI_APP)
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--loop", "pyloop:new_event_loop", "--workers", "2",
+         "--fd", str(sock.fileno()), "--app-dir", str(tmp_path), "--no-access-log", "cli_app:app"],
+        pass_fds=[sock.fileno()], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        answers = []
+        for _ in range(10):
+            with socket.create_connection(("127.0.0.1", port), timeout=TEST_TIMEOUT) as conn:
+                conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                [(status, body)] = _read_responses(conn, 1)
+                assert status == b"HTTP/1.1 200 OK"
+                answers.append(body.decode().split())
+        assert {kind for _, kind in answers} == {"pyloop._event_loop"}
+        assert 1 <= len({pid for pid, _ in answers}) <= 2
+        assert str(proc.pid) not in {pid for pid, _ in answers}  # served by workers, not the supervisor
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=TEST_TIMEOUT)
+        assert proc.returncode == 0, err
+        assert err.count("Application shutdown complete") == 2, err
+    finally:
+        sock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
