@@ -480,3 +480,16 @@ def test_run_app_on_pyloop_stops_on_signal(sig):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_connection_refused_is_reported(loop_factory):
+    async def main():
+        with socket.socket() as s:  # a port that was just free and is not listening
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientConnectorError) as info:
+                await session.get(f"http://127.0.0.1:{port}/")
+        assert isinstance(info.value.os_error, ConnectionRefusedError)
+
+    run(loop_factory, main)

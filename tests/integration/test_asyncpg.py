@@ -288,3 +288,19 @@ def test_tls_connection_upgraded_with_start_tls(postgres, certificate, loop_fact
             await plain.close()
 
     run(loop_factory, main)
+
+
+def test_connection_refused_and_bad_database(postgres, loop_factory):
+    import socket
+
+    async def main():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with pytest.raises(OSError):
+            await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", timeout=30)
+        with pytest.raises(asyncpg.InvalidCatalogNameError):
+            await asyncpg.connect(host=postgres.host, port=postgres.port, user=postgres.user,
+                                  database="no_such_database", timeout=30)
+
+    run(loop_factory, main)

@@ -244,3 +244,17 @@ def test_https(loop_factory, certificate):
             await runner.cleanup()
 
     run(loop_factory, main)
+
+
+def test_connection_refused_is_connect_error(loop_factory):
+    import socket
+
+    async def main():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        async with httpx.AsyncClient(timeout=30) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get(f"http://127.0.0.1:{port}/")
+
+    run(loop_factory, main)

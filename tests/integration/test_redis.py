@@ -225,3 +225,25 @@ def test_unix_socket_connection(redis_server, loop_factory, loop_name):
             await r.aclose()
 
     run(loop_factory, main)
+
+
+def test_connection_refused_is_connection_error(loop_factory):
+    import socket
+
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def main():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        r = aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=30,
+                           retry=Retry(NoBackoff(), 0))  # fail at once, no reconnect back-off
+        try:
+            with pytest.raises(RedisConnectionError):
+                await r.ping()
+        finally:
+            await r.aclose()
+
+    run(loop_factory, main)
