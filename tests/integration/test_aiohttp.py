@@ -493,3 +493,49 @@ def test_connection_refused_is_reported(loop_factory):
         assert isinstance(info.value.os_error, ConnectionRefusedError)
 
     run(loop_factory, main)
+
+
+RUNNER_SCRIPT = textwrap.dedent("""
+    import asyncio, sys
+    from aiohttp import web
+    import pyloop
+
+    async def main():
+        runner = web.AppRunner(web.Application(), handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print("PORT", runner.addresses[0][1], flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+            print("CLEANED", flush=True)
+
+    factory = pyloop.new_event_loop if sys.argv[1] == "pyloop" else asyncio.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main())
+    except KeyboardInterrupt:
+        print("INTERRUPTED", flush=True)
+""")
+
+
+def test_ctrl_c_through_asyncio_runner(loop_name):
+    """SIGINT while the loop sleeps in its poll: asyncio.Runner's handler must run
+    promptly, cancel the main task (cleanup runs) and raise KeyboardInterrupt."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER_SCRIPT, loop_name], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("PORT "), (line, proc.stderr.read() if proc.poll() is not None else "")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert out.split() == ["CLEANED", "INTERRUPTED"], (out, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

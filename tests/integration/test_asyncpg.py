@@ -304,3 +304,38 @@ def test_connection_refused_and_bad_database(postgres, loop_factory):
                                   database="no_such_database", timeout=30)
 
     run(loop_factory, main)
+
+
+def test_server_terminated_connection(postgres, loop_factory):
+    """pg_terminate_backend closes a connection from the server side: asyncpg sees
+    connection_lost, the termination listener runs, and a pool replaces the connection."""
+    async def main():
+        victim = await asyncpg.connect(postgres.dsn)
+        admin = await asyncpg.connect(postgres.dsn)
+        terminated = asyncio.Event()
+        victim.add_termination_listener(lambda conn: terminated.set())
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", victim.get_server_pid()) is True
+            await asyncio.wait_for(terminated.wait(), 30)
+            assert victim.is_closed()
+            with pytest.raises(asyncpg.InterfaceError):  # ConnectionDoesNotExistError and kin
+                await victim.fetchval("SELECT 1")
+
+            async with asyncpg.create_pool(postgres.dsn, min_size=1, max_size=1) as pool:
+                first_pid = await pool.fetchval("SELECT pg_backend_pid()")
+                await admin.execute("SELECT pg_terminate_backend($1)", first_pid)
+                # The dead connection is noticed and replaced; a failed attempt is allowed
+                # if the pool handed out the connection before the loss was seen.
+                for _ in range(3):
+                    try:
+                        second_pid = await pool.fetchval("SELECT pg_backend_pid()")
+                        break
+                    except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                            asyncpg.AdminShutdownError, ConnectionError):
+                        continue
+                assert second_pid != first_pid
+        finally:
+            await admin.close()
+            victim.terminate()
+
+    run(loop_factory, main)

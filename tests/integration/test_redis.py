@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("pyloop._loop", reason="pyloop is not built")
 aioredis = pytest.importorskip("redis.asyncio")
+from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402
 from redis.exceptions import ResponseError, WatchError  # noqa: E402
 
 from .loops import run, running_loop_kind  # noqa: E402
@@ -232,7 +233,6 @@ def test_connection_refused_is_connection_error(loop_factory):
 
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError
 
     async def main():
         with socket.socket() as s:
@@ -244,6 +244,31 @@ def test_connection_refused_is_connection_error(loop_factory):
             with pytest.raises(RedisConnectionError):
                 await r.ping()
         finally:
+            await r.aclose()
+
+    run(loop_factory, main)
+
+
+def test_server_side_client_kill_then_reconnect(redis_server, loop_factory, loop_name):
+    async def main():
+        r = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+        admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+        try:
+            await r.client_setname(f"victim-{loop_name}")
+            first_id = await r.client_id()
+            assert await admin.client_kill_filter(_id=first_id) == 1
+            # The pooled connection is dead.  Whether the next command reports it
+            # (ConnectionError) or the pool's check sees the EOF first and reconnects
+            # depends on when the EOF was read; after at most one failure a fresh
+            # connection serves the client.
+            try:
+                await r.ping()
+            except RedisConnectionError:
+                pass
+            assert await r.ping() is True
+            assert await r.client_id() != first_id
+        finally:
+            await admin.aclose()
             await r.aclose()
 
     run(loop_factory, main)
