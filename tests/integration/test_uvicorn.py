@@ -86,6 +86,11 @@ def make_app(state: AppState) -> Starlette:
         released = await asyncio.get_running_loop().run_in_executor(None, state.release.wait, TEST_TIMEOUT)
         return PlainTextResponse("finished" if released else "timed out")
 
+    def sync_handler(request):
+        # Starlette runs plain functions in anyio's worker threads, off the loop.
+        return JSONResponse({"thread": threading.current_thread().name != "uvicorn",
+                             "n": int(request.query_params["n"]) ** 2})
+
     async def ws_echo(websocket: WebSocket):
         state.served_on.add(running_loop_kind())
         await websocket.accept()
@@ -116,6 +121,7 @@ def make_app(state: AppState) -> Starlette:
         Route("/echo", echo, methods=["POST"]),
         Route("/stream", stream),
         Route("/blocks", blocks),
+        Route("/sync", sync_handler),
         Route("/slow", slow),
         WebSocketRoute("/ws", ws_echo),
     ], lifespan=lifespan)
@@ -190,6 +196,10 @@ def test_http_and_websocket(loop_factory, loop_name):
             results = await asyncio.gather(*(session.get(f"{base}/loop") for _ in range(100)))
             for resp in results:
                 assert (await resp.json())["loop"] == loop_name
+                resp.release()
+            results = await asyncio.gather(*(session.get(f"{base}/sync", params={"n": i}) for i in range(40)))
+            assert [await resp.json() for resp in results] == [{"thread": True, "n": i * i} for i in range(40)]
+            for resp in results:
                 resp.release()
 
             async with session.ws_connect(f"{base}/ws") as ws:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
 import pytest
 
@@ -228,5 +229,41 @@ def test_wss_over_tls(loop_factory, loop_name, certificate):
                 await ws.send(big)
                 assert await ws.recv() == big
                 await asyncio.wait_for(await ws.ping(), 30)
+
+    run(loop_factory, main)
+
+
+def test_backpressure_with_a_client_that_falls_behind(loop_factory):
+    """The server streams far more than the client's queue and socket buffers hold
+    before the client reads anything: the client transport pauses reading, the
+    server's send() waits for drain, and every message still arrives in order."""
+    count, size = 400, 10_000
+
+    async def main():
+        first_batch_sent = asyncio.Event()
+        done_sending = asyncio.Event()
+
+        async def blaster(conn):
+            conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            for i in range(count):
+                await conn.send(i.to_bytes(4, "big") * (size // 4))
+                if i == 8:  # fits in the client's queue of 16 whatever the kernel buffers
+                    first_batch_sent.set()
+            done_sending.set()
+            await conn.wait_closed()
+
+        async with serve(blaster, "127.0.0.1", 0, compression=None, write_limit=32768) as server:
+            # Fixed kernel buffers (no autotuning): with the client's queue of 16
+            # messages they hold well under 1 MB of the 4 MB sent.
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.connect(server.sockets[0].getsockname())
+            async with connect(uri(server), sock=sock, compression=None, max_queue=16) as ws:
+                await asyncio.wait_for(first_batch_sent.wait(), 30)
+                assert not done_sending.is_set()
+                for i in range(count):
+                    message = await asyncio.wait_for(ws.recv(), 30)
+                    assert message[:4] == i.to_bytes(4, "big") and len(message) == size
+                await asyncio.wait_for(done_sending.wait(), 30)
 
     run(loop_factory, main)
