@@ -515,3 +515,52 @@ def test_cli_with_two_workers_on_pyloop(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+POLICY_SCRIPT = textwrap.dedent("""
+    import asyncio, socket, threading
+    import aiohttp, uvicorn
+    import pyloop
+
+    pyloop.install()  # asyncio.run / asyncio.new_event_loop now make pyloop loops
+
+    async def app(scope, receive, send):
+        assert scope["type"] == "http"
+        body = type(asyncio.get_running_loop()).__module__.encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    # loop="none": uvicorn makes no loop of its own and asyncio's policy decides.
+    server = uvicorn.Server(uvicorn.Config(app, loop="none", lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
+    thread.start()
+
+    async def client():
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/") as resp:
+                served_by = await resp.text()
+        return type(asyncio.get_running_loop()).__module__, served_by
+
+    print("asyncio.run", *asyncio.run(client()), flush=True)
+    print("pyloop.run", *pyloop.run(client()), flush=True)
+    server.should_exit = True
+    thread.join(60)
+    print("stopped", not thread.is_alive(), flush=True)
+""")
+
+
+def test_install_policy_with_asyncio_run_and_uvicorn_loop_none():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", POLICY_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=TEST_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "asyncio.run pyloop._event_loop pyloop._event_loop",
+        "pyloop.run pyloop._event_loop pyloop._event_loop",
+        "stopped True",
+    ], proc.stderr
