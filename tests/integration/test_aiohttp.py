@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import signal
 import socket
@@ -355,7 +356,7 @@ def test_https_server_and_client(loop_factory, loop_name, certificate, tmp_path)
                     assert await resp.json() == {"loop": loop_name}
                 async with session.get(f"{base}/tls") as resp:
                     assert (await resp.json())["tls"].startswith("TLSv1.")
-                async with session.post(f"{base}/upload", data=data) as resp:
+                async with session.post(f"{base}/upload", data=io.BytesIO(data)) as resp:
                     assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
                 async with session.get(f"{base}/file") as resp:
                     assert await resp.read() == data

@@ -133,6 +133,7 @@ def test_memory_object_streams_producers_consumers(loop_factory):
         await receive.aclose()
         with pytest.raises(anyio.BrokenResourceError):
             await send.send("c")
+        await send.aclose()
 
     arun(loop_factory, main)
 

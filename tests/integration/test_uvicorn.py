@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -184,7 +185,7 @@ def test_http_and_websocket(loop_factory, loop_name):
                 assert resp.status == 200
                 assert await resp.json() == {"loop": loop_name}
             payload = os.urandom(300_000)
-            async with session.post(f"{base}/echo", data=payload) as resp:
+            async with session.post(f"{base}/echo", data=io.BytesIO(payload)) as resp:
                 assert resp.status == 200
                 assert resp.headers["x-length"] == str(len(payload))
                 assert await resp.read() == payload[::-1]
@@ -233,7 +234,7 @@ def test_pyloop_server_with_each_http_parser(pyloop_factory, http):
         async with aiohttp.ClientSession() as session:
             for size in (0, 1, 65536, 1 << 20):
                 payload = os.urandom(size)
-                async with session.post(f"{base}/echo", data=payload) as resp:
+                async with session.post(f"{base}/echo", data=io.BytesIO(payload)) as resp:
                     assert await resp.read() == payload[::-1]
             async with session.get(f"{base}/loop") as resp:
                 assert await resp.json() == {"loop": "pyloop"}
@@ -441,7 +442,7 @@ def test_unix_socket_server(loop_factory, loop_name, tmp_path):
             async with session.get("http://localhost/loop") as resp:
                 assert await resp.json() == {"loop": "pyloop"}
             payload = os.urandom(500_000)
-            async with session.post("http://localhost/echo", data=payload) as resp:
+            async with session.post("http://localhost/echo", data=io.BytesIO(payload)) as resp:
                 assert await resp.read() == payload[::-1]
             results = await asyncio.gather(*(session.get("http://localhost/loop") for _ in range(50)))
             for resp in results:
