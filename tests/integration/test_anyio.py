@@ -7,7 +7,6 @@ worker threads, raw socket wrappers and ``loop.sock_*``-style waits.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 
