@@ -32,6 +32,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+# Loop times are seconds since boot as floats: differences below this are rounding.
+_CLOCK_EPSILON = 1e-6
+
 
 def _check_count(n: Any, what: str) -> int:
     if not isinstance(n, int) or isinstance(n, bool):
@@ -558,6 +561,9 @@ class RateLimiter:
         tat = now if self._tat is None or self._tat < now else self._tat
         new_tat = tat + n * self._interval
         allowed_at = new_tat - self._burst * self._interval
+        # Float rounding must not turn "exactly allowed now" into "wait 1e-10 s".
+        if allowed_at - now < _CLOCK_EPSILON:
+            allowed_at = now
         return new_tat, allowed_at
 
     def try_acquire(self, n: int = 1) -> bool:

@@ -11,6 +11,7 @@ command -v clang >/dev/null || need+=(clang)
 command -v llvm-symbolizer >/dev/null || need+=(llvm)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v wrk >/dev/null || need+=(wrk)
+command -v openssl >/dev/null || need+=(openssl)
 command -v cc >/dev/null || need+=(build-essential)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
