@@ -61,7 +61,8 @@ async def main(host: str, port: int, requests: int, connections: int) -> None:
         finally:
             pool_tx.try_send(conn)
 
-    async with task.JoinSet() as js:
+    js = task.JoinSet[int]()
+    async with js:
         for i in range(requests):
             js.spawn(add(i, i))
         total = 0

@@ -19,7 +19,7 @@ from pyloop import net, task
 MAX_HEADER = 64 * 1024
 
 
-async def read_request(conn: net.TcpStream, buf: bytearray) -> tuple[str, str, dict, bytes] | None:
+async def read_request(conn: net.Stream, buf: bytearray) -> tuple[str, str, dict, bytes] | None:
     """One request from the connection, or None at a clean EOF between requests."""
     while b"\r\n\r\n" not in buf:
         if len(buf) > MAX_HEADER:
@@ -58,7 +58,7 @@ def route(method: str, path: str, body: bytes) -> tuple[int, dict]:
     return 404, {"error": f"no route for {method} {path}"}
 
 
-async def serve_connection(conn: net.TcpStream) -> None:
+async def serve_connection(conn: net.Stream) -> None:
     buf = bytearray()
     async with conn:
         while True:

@@ -19,7 +19,8 @@ async def main() -> None:
 
     print("join:", await task.join(*(square(i) for i in range(5))))
 
-    async with task.JoinSet() as js:
+    js = task.JoinSet[int]()
+    async with js:
         for i in range(5):
             js.spawn(square(i))
         done_order = [await js.join_next() for _ in range(len(js))]

@@ -10,7 +10,7 @@ import pyloop
 from pyloop import net, task
 
 
-async def echo(conn: net.TcpStream) -> None:
+async def echo(conn: net.Stream) -> None:
     async with conn:
         async for chunk in conn:          # ends at the client's EOF
             await conn.write_all(chunk)

@@ -62,6 +62,7 @@ cdef class WatchSender:
             self.cell._wake()
 
     def is_closed(self) -> bool:
+        """True once this sender is closed: receivers then see the end of the stream."""
         return self.closed
 
     async def __aenter__(self):
