@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,7 +201,8 @@ def run_micro(args, loops: list[str], benches: list[benchlib.Benchmark], version
     os.makedirs(args.out, exist_ok=True)
     md_path = os.path.join(args.out, f"{group}.md")
     with open(md_path, "w") as f:
-        f.write(report.markdown(rows, loops, results, info, versions, missing, settings))
+        f.write(report.markdown(rows, loops, results, info, versions, missing, settings,
+                                TABLE_TITLES.get(group, f"{group} benchmarks")))
     print(f"\nwrote {md_path}")
     if not args.no_plot:
         png_path = os.path.join(args.out, f"{group}.png")
@@ -217,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, all_benches)
     chosen = [all_benches[name] for name in args.bench]
 
+    run_started = time.time() - 1.0   # reports older than this are from an earlier run
     load_before = load_average()
     versions, missing, broken = probe_loops(args.loops, min(args.timeout, 60.0))
     for name, why in missing.items():
@@ -242,7 +245,45 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(file=sys.stderr)
         status = max(status, mod.run_group(args, loops, benches, versions, missing, worker_env()))
+    write_results_page(args, run_started)
     return status
+
+
+def write_results_page(args, run_started: float) -> None:
+    """Gather this run's group reports into one page: <out>/RESULTS.md, and (a full run with the default
+    --out) bench/RESULTS.md with the plots copied to bench/plots/, which the README shows."""
+    parts, plots = [], []
+    for group in benchlib.GROUPS:
+        md = os.path.join(args.out, f"{group}.md")
+        if not os.path.exists(md) or os.path.getmtime(md) < run_started:
+            continue  # not measured in this run
+        with open(md) as f:  # each report's headings go one level down on the page
+            parts.append("\n".join("#" + line if line.startswith("#") else line
+                                   for line in f.read().strip().splitlines()))
+        png = os.path.join(args.out, f"{group}.png")
+        if os.path.exists(png) and os.path.getmtime(png) >= run_started:
+            plots.append((group, png))
+    if not parts:
+        return
+    command = "python bench/compare.py " + " ".join(sys.argv[1:])
+    header = ["# Benchmark results", "",
+              f"Written by `{command.strip()}` (one run, all loops interleaved); the per-group reports "
+              "below are its tables, the plots its figures.", ""]
+    pages = [(os.path.join(args.out, "RESULTS.md"), "")]
+    publish = not args.quick and os.path.abspath(args.out) == os.path.abspath(os.path.join(HERE, "results"))
+    if publish:
+        pages.append((os.path.join(HERE, "RESULTS.md"), "plots/"))
+        os.makedirs(os.path.join(HERE, "plots"), exist_ok=True)
+        for group, png in plots:
+            shutil.copyfile(png, os.path.join(HERE, "plots", f"{group}.png"))
+    for path, plot_dir in pages:
+        body = list(header)
+        for group, _ in plots:
+            body.append(f"![{group}]({plot_dir}{group}.png)")
+        body += ["", "\n\n".join(parts), ""]
+        with open(path, "w") as f:
+            f.write("\n".join(body))
+        print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

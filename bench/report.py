@@ -142,10 +142,11 @@ def system_info() -> dict[str, str]:
 
 
 def markdown(rows: list[Row], loops: list[str], results: Results, info: dict[str, str],
-             versions: dict[str, str], missing: dict[str, str], settings: str) -> str:
+             versions: dict[str, str], missing: dict[str, str], settings: str,
+             title: str = "pyloop micro-benchmarks") -> str:
     head, body = _columns(rows, loops, results)
     md = lambda r: "| " + " | ".join(r) + " |"  # noqa: E731
-    out = ["# pyloop micro-benchmarks", "",
+    out = [f"# {title}", "",
            f"- Date: {info['date']}", f"- Python: {info['python']}", f"- CPU: {info['cpu']}",
            f"- OS: {info['os']}", f"- Load: {info.get('load', '?')}",
            "- Loops: " + ", ".join(versions[name] for name in loops),
