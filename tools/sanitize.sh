@@ -33,6 +33,11 @@
 #                                   ASan sees a use-after-free or overflow of a
 #                                   Python object in Cython code too (pymalloc
 #                                   would hide it inside its arenas).
+#   PYLOOP_TEST_LOOPS=pyloop        (unless set) the loop tests run on pyloop
+#                                   only: their stock-asyncio runs exercise no
+#                                   code of ours and, at ASan speed, some of
+#                                   them (a 256 KiB stream read a byte at a
+#                                   time) take most of their 30 s guard.
 # PYLOOP_SANITIZED_RUN=1 tells tests/core to run its own C drivers (and
 # valgrind) without these.
 #
@@ -145,6 +150,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN
 export PYTHONMALLOC=malloc
 export PYTHONPATH="$pkg"
 export PYLOOP_SANITIZED_RUN=1
+export PYLOOP_TEST_LOOPS="${PYLOOP_TEST_LOOPS:-pyloop}"
 sym=$(command -v llvm-symbolizer || true)
 [ -n "$sym" ] && export ASAN_SYMBOLIZER_PATH="$sym"
 

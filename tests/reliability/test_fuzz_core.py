@@ -173,3 +173,38 @@ def test_seed_corpus_is_current(tmp_path):
         assert fresh == committed, (
             f"corpus/{name} differs from make_seeds.py's output; "
             "run python tests/core/fuzz/make_seeds.py")
+
+
+# One planted bug per harness: the committed seeds alone must expose it, or
+# the model has stopped checking what it claims to.
+PLANTED = {
+    "timer_heap": ("timer_heap.c", "return a->seq < b->seq;",
+                   "return a->seq > b->seq;"),      # ties out of push order
+    "ready_queue": ("ready_queue.c", "    q->head = 0;\n    q->mask = new_cap - 1;",
+                    "    q->mask = new_cap - 1;"),  # growth forgets to unwrap
+}
+
+
+@pytest.mark.parametrize("name", HARNESSES)
+def test_harness_catches_a_planted_bug(name, tmp_path):
+    cc = _sanitizer_cc()
+    if cc is None:
+        _unavailable("no C compiler found")
+    mutant = tmp_path / "csrc"
+    shutil.copytree(CSRC, mutant)
+    fname, old, new = PLANTED[name]
+    src = (mutant / fname).read_text()
+    assert src.count(old) == 1, f"{fname} changed: update PLANTED"
+    (mutant / fname).write_text(src.replace(old, new))
+    exe = tmp_path / "replay"
+    proc = subprocess.run(
+        [cc, "-g", "-O1", f"-I{mutant}", f"-I{FUZZ}",
+         str(FUZZ / f"fuzz_{name}.c"), str(FUZZ / "replay_main.c"),
+         "-o", str(exe)],
+        capture_output=True, text=True, env=CHILD_ENV, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = subprocess.run([str(exe), str(CORPUS / name)], capture_output=True,
+                          text=True, env=CHILD_ENV, timeout=300)
+    assert proc.returncode != 0, proc.stdout
+    assert "MODEL MISMATCH" in proc.stderr, proc.stderr[-3000:]

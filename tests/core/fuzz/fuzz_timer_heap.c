@@ -48,6 +48,7 @@ typedef struct tok_s {
 static struct model_s {
     tok_t tok[POOL];
     size_t stored;
+    size_t flagged;        /* stored entries whose owner flagged them */
     size_t counter;        /* model of h->cancelled */
     uint64_t next_seq;
     int callbacks_allowed;
@@ -86,6 +87,8 @@ static void cb_release(void *token, void *ctx)
     FZ_CHECK(t->flagged || M.clearing);   /* never a live timer otherwise */
     if (!M.clearing)
         M.counter = M.counter ? M.counter - 1 : 0;
+    if (t->flagged)
+        M.flagged--;
     t->stored = 0;
     t->flagged = 0;
     t->noted = 0;
@@ -196,27 +199,28 @@ static void check_shrink(size_t cap_before)
 /* Flag t cancelled and, if note, tell the heap; check the compaction rule. */
 static void do_cancel(tok_t *t, int note)
 {
-    size_t i, flagged = 0, cap;
+    size_t flagged, cap;
     int expect_compaction;
 
     FZ_CHECK(t->stored && !t->noted);
-    t->flagged = 1;
+    if (!t->flagged) {
+        t->flagged = 1;
+        M.flagged++;
+    }
     if (!note)
         return;
     t->noted = 1;
     M.counter++;
     expect_compaction = M.stored >= PL_TIMER_HEAP_COMPACT_MIN &&
                         M.counter * 2 > M.stored;
-    for (i = 0; i < POOL; i++)
-        flagged += M.tok[i].stored && M.tok[i].flagged;
+    flagged = M.flagged;
     M.released = 0;
     cap = H.cap;
     pl_timer_heap_note_cancelled(&H);
     check_shrink(cap);
     if (expect_compaction) {
         FZ_CHECK_EQ(M.released, flagged);
-        for (i = 0; i < POOL; i++)
-            FZ_CHECK(!(M.tok[i].stored && M.tok[i].flagged));
+        FZ_CHECK_EQ(M.flagged, 0);
     } else {
         FZ_CHECK_EQ(M.released, 0);
     }
@@ -291,10 +295,8 @@ static void do_pop(void)
 
 static void do_compact(void)
 {
-    size_t i, flagged = 0, dropped, cap = H.cap;
+    size_t flagged = M.flagged, dropped, cap = H.cap;
 
-    for (i = 0; i < POOL; i++)
-        flagged += M.tok[i].stored && M.tok[i].flagged;
     M.released = 0;
     dropped = pl_timer_heap_compact(&H);
     check_shrink(cap);
@@ -330,7 +332,7 @@ static void do_clear(int destroy)
 static void check_invariants(void)
 {
     static unsigned char seen[POOL];
-    size_t i;
+    size_t i, flagged = 0;
 
     FZ_CHECK_EQ(pl_timer_heap_len(&H), M.stored);
     FZ_CHECK(H.len <= H.cap);
@@ -349,11 +351,13 @@ static void check_invariants(void)
         FZ_CHECK(t->stored);
         FZ_CHECK(!seen[idx]);
         seen[idx] = 1;
+        flagged += t->flagged;
         FZ_CHECK_EQ(e->deadline_ns, t->deadline);
         FZ_CHECK_EQ(e->seq, t->seq);
         if (i > 0 && timer_less(e, &H.items[(i - 1) / D]))
             fz_fail(__FILE__, __LINE__, "heap order broken at index %zu", i);
     }
+    FZ_CHECK_EQ(flagged, M.flagged);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -423,10 +427,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 8:
             fz_op = "note_flagged";
             t = pick(&in, 1, 1, 0);
-            if (t != NULL) {
-                t->flagged = 0;     /* do_cancel flags it again */
+            if (t != NULL)
                 do_cancel(t, 1);
-            }
             break;
         case 9:
             fz_op = "pop";
