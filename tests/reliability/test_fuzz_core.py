@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -55,7 +56,7 @@ if not sys.platform.startswith(("linux", "darwin", "freebsd")):
     pytest.skip("the harnesses need a POSIX C toolchain", allow_module_level=True)
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{reason} (CI is set: install clang with libFuzzer; "
                     "tools/ci_setup.sh does on Debian/Ubuntu)")
