@@ -135,6 +135,39 @@ tar -C "$root" --exclude='*.so' --exclude=__pycache__ --exclude=_build \
   --exclude=.pytest_cache -cf - pyloop tests csrc examples pyproject.toml |
   tar -C "$pkg" -xf -
 [ -d "$cache" ] && mv "$cache" "$pkg/tests/core/_build"
+# An editable install (`pip install -e .`, as CI does) puts an import hook at
+# the front of sys.meta_path that sends `import pyloop` to the worktree,
+# whatever PYTHONPATH says.  site runs sitecustomize after the .pth files that
+# install such hooks, so this one (first on PYTHONPATH) can drop them again.
+cat > "$pkg/sitecustomize.py" <<'EOF'
+"""Written by tools/sanitize.sh: make `import pyloop` find this sanitized copy.
+
+Removes any import hook ahead of sys.path (an editable install's redirect)
+that would load pyloop from somewhere else.  Shadows any other sitecustomize.
+"""
+import importlib.machinery
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_STANDARD = (importlib.machinery.BuiltinImporter,
+             importlib.machinery.FrozenImporter,
+             importlib.machinery.PathFinder)
+
+
+def _sends_pyloop_elsewhere(finder):
+    if finder in _STANDARD or isinstance(finder, _STANDARD):
+        return False
+    try:
+        spec = finder.find_spec("pyloop", None)
+    except Exception:
+        return False
+    origin = getattr(spec, "origin", None)
+    return origin is not None and not os.path.abspath(origin).startswith(_HERE + os.sep)
+
+
+sys.meta_path[:] = [f for f in sys.meta_path if not _sends_pyloop_elsewhere(f)]
+EOF
 shopt -s nullglob
 sos=("$bdir"/_*.so)
 if [ ${#sos[@]} -eq 0 ]; then
