@@ -78,8 +78,10 @@ if "$cc" --version 2>/dev/null | grep -qi clang; then
   lib=$(runtime "libclang_rt.asan-$(uname -m).so")
   [ -n "$lib" ] && preload+=("$lib")
 else
-  lib=$(runtime libasan.so)
-  [ -n "$lib" ] && preload+=("$lib")
+  if [[ "$sanitize" == *address* ]]; then
+    lib=$(runtime libasan.so)
+    [ -n "$lib" ] && preload+=("$lib")
+  fi
   if [[ "$sanitize" == *undefined* ]]; then
     lib=$(runtime libubsan.so)
     [ -n "$lib" ] && preload+=("$lib") || preload=()
@@ -197,7 +199,9 @@ here = os.getcwd()
 for m in (pyloop._loop, pyloop._handles, pyloop._transports):
     if not os.path.abspath(m.__file__).startswith(here + os.sep):
         sys.exit(f"sanitize.sh: {m.__name__} came from {m.__file__}, not {here}")
-want = [b"__asan_report"]
+want = []
+if "address" in os.environ["SANITIZE_LIST"]:
+    want.append(b"__asan_report")
 if "undefined" in os.environ["SANITIZE_LIST"]:
     want.append(b"__ubsan_handle")
 for so in glob.glob(os.path.join(here, "pyloop", "_*.so")):
@@ -207,8 +211,11 @@ for so in glob.glob(os.path.join(here, "pyloop", "_*.so")):
         if sym not in body:
             sys.exit(f"sanitize.sh: {so} is not instrumented ({sym.decode()})")
 with open("/proc/self/maps") as f:
-    if "asan" not in f.read():
-        sys.exit("sanitize.sh: the ASan runtime is not loaded")
+    maps = f.read()
+for part in os.environ["SANITIZE_LIST"].split(","):
+    lib = {"address": "asan", "undefined": "ubsan"}.get(part)
+    if lib and lib not in maps and "asan" not in maps:   # clang's asan has ubsan
+        sys.exit(f"sanitize.sh: the {lib} runtime is not loaded")
 print(f"sanitize.sh: sanitized pyloop at {os.path.dirname(pyloop._loop.__file__)}")
 EOF
 case "$mode" in
