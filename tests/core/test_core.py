@@ -62,6 +62,21 @@ WRAP = ["-DPLTEST_WRAP_ALLOC", "-Wl,--wrap=malloc,--wrap=realloc,--wrap=calloc"]
 CASE_TIMEOUT = 120
 VALGRIND_TIMEOUT = 900
 
+# tools/sanitize.sh runs the suite with the ASan runtime preloaded for the
+# Python process.  The C drivers here are their own programs: valgrind cannot
+# run one with ASan preloaded, and the driver's own ASan build must keep
+# LeakSanitizer on.  So they get the environment without that setup.
+_SANITIZER_ENV = ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC")
+CHILD_ENV = (
+    {k: v for k, v in os.environ.items() if k not in _SANITIZER_ENV}
+    if os.environ.get("PYLOOP_SANITIZED_RUN")
+    else None
+)
+
+
+def _run(args, **kwargs):
+    return subprocess.run(args, env=CHILD_ENV, **kwargs)
+
 
 def _find_cc():
     for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
@@ -142,7 +157,7 @@ def _compile(name, sources, flags):
                 shutil.rmtree(d, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"driver.tmp{os.getpid()}"
-    proc = subprocess.run(
+    proc = _run(
         cmd + [str(s) for s in sources] + ["-o", str(tmp)] + link,
         capture_output=True,
         text=True,
@@ -163,7 +178,7 @@ def _build(variant):
     exe, err = _compile(variant, sources, spec["flags"])
     if err:
         return Build(variant, error=err)
-    proc = subprocess.run([str(exe), "--list"], capture_output=True, text=True)
+    proc = _run([str(exe), "--list"], capture_output=True, text=True)
     if proc.returncode != 0:
         return Build(variant, error=f"--list failed:\n{proc.stdout}{proc.stderr}")
     return Build(variant, exe, cases=proc.stdout.split())
@@ -191,7 +206,7 @@ def test_variants_list_the_same_cases():
 @pytest.mark.parametrize("variant,case", CASES)
 def test_c_case(variant, case):
     exe = BUILDS[variant].path
-    proc = subprocess.run(
+    proc = _run(
         [str(exe), case],
         capture_output=True,
         text=True,
@@ -228,7 +243,7 @@ def test_csrc_compiles_strict(src):
     ] + WARN
     if src.name == "reactor_kqueue.c" and IS_LINUX:
         cmd += [f"-I{EMUL}", "-D_DEFAULT_SOURCE"]
-    proc = subprocess.run(cmd + [str(src)], capture_output=True, text=True)
+    proc = _run(cmd + [str(src)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -241,7 +256,7 @@ def test_valgrind_clean(variant):
         pytest.skip("valgrind not installed")
     b = BUILDS[variant]
     assert b.error is None, b.error
-    proc = subprocess.run(
+    proc = _run(
         [
             valgrind,
             "--leak-check=full",
@@ -287,7 +302,7 @@ def test_sanitizers_clean():
         if "sanitize" in err or "asan" in err or "ubsan" in err:
             pytest.skip("compiler lacks the sanitizer runtimes")
         pytest.fail(err)
-    proc = subprocess.run(
+    proc = _run(
         [str(exe), "--all"],
         capture_output=True,
         text=True,
