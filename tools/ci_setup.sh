@@ -9,6 +9,13 @@ command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v clang >/dev/null || need+=(clang)
 command -v llvm-symbolizer >/dev/null || need+=(llvm)
+if command -v clang >/dev/null &&
+   ! [ -e "$(clang -print-file-name=libclang_rt.fuzzer-$(uname -m).a 2>/dev/null)" ] &&
+   apt-cache show libclang-rt-dev >/dev/null 2>&1; then
+  need+=(libclang-rt-dev)   # libFuzzer and clang's sanitizer runtimes: clang only recommends them
+elif ! command -v clang >/dev/null; then
+  need+=(libclang-rt-dev)
+fi
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v wrk >/dev/null || need+=(wrk)
 command -v openssl >/dev/null || need+=(openssl)
