@@ -6,7 +6,7 @@ every operation against a brute-force model, under ASan and UBSan.  Here:
 
 * ``test_fuzz``: build each harness with clang's libFuzzer into a temporary
   directory and fuzz it for a bounded time (``PYLOOP_FUZZ_SECONDS``, default
-  20), starting from the committed seed corpus.  Exit status 0 means no model
+  10), starting from the committed seed corpus.  Exit status 0 means no model
   mismatch, no sanitizer report, no crash and no hang; the number of
   executions is printed.
 * ``test_corpus_replays_clean``: replay the committed corpus through the
@@ -37,7 +37,7 @@ FUZZ = ROOT / "tests" / "core" / "fuzz"
 CORPUS = FUZZ / "corpus"
 HARNESSES = ["timer_heap", "ready_queue"]
 
-FUZZ_SECONDS = int(os.environ.get("PYLOOP_FUZZ_SECONDS", "20"))
+FUZZ_SECONDS = int(os.environ.get("PYLOOP_FUZZ_SECONDS", "10"))
 IN_CI = bool(os.environ.get("CI"))
 
 SANITIZE = [
