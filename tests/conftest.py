@@ -168,6 +168,18 @@ def loop(loop_factory):
     _close_loop(lp)
 
 
+def pytest_collection_finish(session):
+    """Move everything alive after collection (modules, test parameters) out of the collector's reach.
+
+    Each loop test ends with a full ``gc.collect()`` so that what it leaked is finalised (and
+    reported) while it is still the test under way.  With aiohttp, hypothesis and friends
+    imported, a full collection walks ~10^5 long-lived objects (~40 ms); frozen, it only walks
+    what the tests themselves create.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_report_header(config):
     return f"event loops under test: {', '.join(_selected_loops())} (PYLOOP_TEST_LOOPS)"
 
