@@ -467,6 +467,11 @@ def interval(period: float | datetime.timedelta, *,
 # wakes another ...) settles in a handful; the cap only stops a task that
 # spins with sleep(0) from turning advance() into a hang.
 _SETTLE_TURNS = 1000
+# Deadlines are float seconds rounded up to whole nanoseconds, so "t0 + 10" computed
+# by call_later can land a nanosecond past the same instant reached by advancing
+# 9.999 s and then 0.001 s.  advance() counts a timer within this slack after its
+# target as due at the target, so advancing by the delay always fires the timer.
+_ADVANCE_SLACK_NS = 1000
 
 
 def _virtual_loop(loop: asyncio.AbstractEventLoop | None) -> BaseLoop:
@@ -548,7 +553,7 @@ async def advance(dt: float | datetime.timedelta) -> None:
     await _settle(loop)
     while loop._clock_is_paused():
         due = loop._clock_next_deadline_ns()
-        if due is None or due > target or due <= loop._clock_now_ns():
+        if due is None or due > target + _ADVANCE_SLACK_NS or due <= loop._clock_now_ns():
             # Nothing more before the target -- or a timer is due that the
             # settling could not get to (a task keeps the loop busy): jump.
             break

@@ -378,3 +378,20 @@ def test_pause_resume_advance_misuse(ploop):
     run(ploop, main())
     with pytest.raises(RuntimeError, match="running pyloop loop"):
         ptime.pause()
+
+
+def test_advance_by_the_delay_in_steps_always_fires_the_timer(ploop):
+    # Deadlines are float seconds rounded up to nanoseconds: at some clock values
+    # "now + 10" lands a nanosecond past "now + 9.999 + 0.001".  Across many
+    # start values (each round moves the clock 10 s on) the timer must still fire.
+    async def main():
+        ptime.pause(auto_advance=False)
+        for round_no in range(300):
+            woke = []
+            asyncio.get_running_loop().call_later(10, woke.append, round_no)
+            await ptime.advance(9.999)
+            assert woke == []
+            await ptime.advance(0.001)
+            assert woke == [round_no]
+
+    run(ploop, main())
