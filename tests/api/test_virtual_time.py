@@ -201,32 +201,8 @@ def test_pause_before_the_loop_runs(ploop):
     ptime.resume(loop=ploop)
 
 
-def test_spawn_blocking_holds_auto_advance(ploop):
-    async def main():
-        lp = asyncio.get_running_loop()
-        ptime.pause()
-        order = []
-
-        async def timer():
-            await asyncio.sleep(10)
-            order.append("timer")
-
-        def blocking():
-            time.sleep(0.05)                  # real work, while the loop is idle
-            return "blocking"
-
-        t0 = lp.time()
-        spawn(timer())
-        order.append(await spawn_blocking(blocking))
-        assert lp.time() == t0                # the clock did not jump meanwhile
-        await asyncio.sleep(20)
-        assert order == ["blocking", "timer"]
-
-    run(ploop, main())
-
-
-@pytest.mark.parametrize("how", ["run_in_executor", "to_thread"])
-def test_executor_calls_hold_auto_advance(ploop, how):
+@pytest.mark.parametrize("how", ["spawn_blocking", "run_in_executor", "to_thread"])
+def test_blocking_calls_hold_auto_advance(ploop, how):
     async def main():
         lp = asyncio.get_running_loop()
         ptime.pause()
@@ -240,12 +216,12 @@ def test_executor_calls_hold_auto_advance(ploop, how):
             time.sleep(0.05)                  # real work, while the loop is idle
             return how
 
+        calls = {"spawn_blocking": lambda: spawn_blocking(blocking),
+                 "run_in_executor": lambda: lp.run_in_executor(None, blocking),
+                 "to_thread": lambda: asyncio.to_thread(blocking)}
         t0 = lp.time()
         spawn(timer())
-        if how == "run_in_executor":
-            order.append(await lp.run_in_executor(None, blocking))
-        else:
-            order.append(await asyncio.to_thread(blocking))
+        order.append(await calls[how]())
         assert lp.time() == t0                # the clock did not jump meanwhile
         await asyncio.sleep(20)
         assert order == [how, "timer"]
