@@ -8,17 +8,7 @@ import gc
 import pytest
 
 from pyloop.task import TaskAborted, join, spawn, try_join
-
-GUARD = 30.0
-
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, GUARD))
-
-
-async def turns(n=5):
-    for _ in range(n):
-        await asyncio.sleep(0)
+from tests.api._util import run, turns
 
 
 async def value_after(n, value):

@@ -9,17 +9,7 @@ import warnings
 import pytest
 
 from pyloop.task import Selected, TaskAborted, select, spawn
-
-GUARD = 30.0
-
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, GUARD))
-
-
-async def turns(n=5):
-    for _ in range(n):
-        await asyncio.sleep(0)
+from tests.api._util import run, turns
 
 
 async def after(gate, value):

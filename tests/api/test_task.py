@@ -12,23 +12,13 @@ import weakref
 import pytest
 
 from pyloop.task import JoinHandle, TaskAborted, spawn, spawn_blocking, yield_now
-
-GUARD = 30.0  # only ever reached by a hang
-
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, GUARD))
+from tests.api._util import run, turns
 
 
 def collect_handler_calls(loop):
     calls = []
     loop.set_exception_handler(lambda lp, ctx: calls.append(ctx))
     return calls
-
-
-async def turns(n=5):
-    for _ in range(n):
-        await asyncio.sleep(0)
 
 
 # ---- spawn and JoinHandle --------------------------------------------------------

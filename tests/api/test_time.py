@@ -12,12 +12,7 @@ import pytest
 
 from pyloop.time import (Elapsed, MissedTick, Timeout, interval, sleep, sleep_until,
                          timeout, timeout_at)
-
-GUARD = 30.0
-
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, GUARD))
+from tests.api._util import run
 
 
 async def forever():
