@@ -246,7 +246,15 @@ def test_pyloop_server_with_each_http_parser(pyloop_factory, http):
 
 def test_graceful_shutdown_finishes_inflight_request(loop_factory, loop_name):
     """should_exit while a request is in flight: new connections are refused, the
-    in-flight response is completed, lifespan shutdown runs, run() returns."""
+    in-flight response is completed, the server then closes that connection,
+    lifespan shutdown runs, run() returns.
+
+    What uvicorn documents is the sequence (stop accepting, let in-flight requests
+    finish, close the connections), not how it tells a keep-alive client to go:
+    releases differ on whether the last response carries ``Connection: close``.
+    So the client asks for keep-alive on a raw connection and checks that it reads
+    the whole response and then end-of-stream, and that a header, if sent, says close.
+    """
     state = AppState()
 
     async def refused(port) -> bool:
@@ -260,23 +268,28 @@ def test_graceful_shutdown_finishes_inflight_request(loop_factory, loop_name):
 
     async def client(server: ThreadedServer):
         loop = asyncio.get_running_loop()
-        async with aiohttp.ClientSession() as session:
-            async def slow_request():
-                async with session.get(f"{server.base}/slow") as resp:
-                    return resp.status, await resp.text(), resp.headers.get("connection")
-
-            inflight = asyncio.ensure_future(slow_request())
-            assert await loop.run_in_executor(None, state.entered.wait, TEST_TIMEOUT)
-            server.server.should_exit = True
-            # The server closes its listener before it waits for connections to finish.
-            while not await refused(server.port):
-                await asyncio.sleep(0.02)
-            assert not inflight.done()
-            assert ("shutdown", "pyloop") not in state.events
-            state.release.set()
-            status, body, connection = await inflight
-        assert (status, body) == (200, "finished")
-        assert connection == "close"  # uvicorn asks the client to go away while shutting down
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n")
+        await writer.drain()
+        assert await loop.run_in_executor(None, state.entered.wait, TEST_TIMEOUT)
+        server.server.should_exit = True
+        # The server closes its listener before it waits for connections to finish.
+        while not await refused(server.port):
+            await asyncio.sleep(0.02)
+        assert ("shutdown", "pyloop") not in state.events
+        state.release.set()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TEST_TIMEOUT)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")[:-2]
+        headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)}
+        body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), TEST_TIMEOUT)
+        # The connection is not kept alive past shutdown: end-of-stream follows the response.
+        rest = await asyncio.wait_for(reader.read(), TEST_TIMEOUT)
+        writer.close()
+        await writer.wait_closed()
+        assert status_line.split()[1] == "200"
+        assert body == b"finished"
+        assert rest == b""
+        assert headers.get("connection", "close").lower() == "close"
 
     server = ThreadedServer(make_app(state), "pyloop:new_event_loop")
     with server:
