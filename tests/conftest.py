@@ -180,8 +180,44 @@ def pytest_collection_finish(session):
     gc.freeze()
 
 
+def _dependency_report() -> list[str]:
+    """Which dependency set this run uses (tools/test.sh sets PYLOOP_TEST_DEPS), and in
+    ``latest`` mode how the installed releases differ from the pins."""
+    mode = os.environ.get("PYLOOP_TEST_DEPS")
+    if mode is None:
+        return ["dependencies: as installed (not run through tools/test.sh)"]
+    if mode != "latest":
+        return [f"dependencies: {mode} (constraints/py{sys.version_info[0]}.{sys.version_info[1]}.txt)"]
+    from _devenv import devenv
+
+    pins = devenv.read_pins(devenv.pins_file(sys.version_info[:2]))
+    moved = devenv.pin_mismatches(pins, devenv.installed_versions())
+    return ["dependencies: latest releases; differences from the pins:",
+            *(f"    {line}" for line in moved or ["none"])]
+
+
 def pytest_report_header(config):
-    return f"event loops under test: {', '.join(_selected_loops())} (PYLOOP_TEST_LOOPS)"
+    return [f"event loops under test: {', '.join(_selected_loops())} (PYLOOP_TEST_LOOPS)",
+            *_dependency_report()]
+
+
+# Under CI a skipped integration test is a failure: everything those tests need is
+# installed by the test command (the test extra, tools/ci_setup.sh), so a skip there
+# means something is missing, and a run that passes by skipping would hide it.
+_SKIP_FAILS_UNDER_CI = "/tests/integration/"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and os.environ.get("CI") and not hasattr(report, "wasxfail")):
+        return
+    if _SKIP_FAILS_UNDER_CI not in str(item.path).replace("\\", "/"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI, where integration tests must run: {reason}"
 
 
 if sys.platform == "win32":  # pragma: no cover - pyloop is POSIX-only
