@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -35,6 +36,15 @@ from typing import Callable
 import pytest
 
 DEFAULT_LOOPS = "asyncio,pyloop"
+
+# A shell without job control starts a background command (`bash .ci/run &`, nohup, some CI
+# runners) with SIGINT ignored, and Python then leaves it ignored instead of raising
+# KeyboardInterrupt.  Ignored dispositions survive exec, so every child a test starts to check
+# Ctrl-C handling would ignore the SIGINT it is sent and hang.  A handler (unlike SIG_IGN) is
+# reset to the default by exec: installing Python's own here gives the children the signal
+# behaviour of a terminal session.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)
