@@ -143,6 +143,7 @@ def _hammer(shared: _Shared, seed: int, use_gc: bool, stats: Stats) -> None:
     gen = -1
     budget = 0
     teardown = False
+    garbage = 0
     try:
         while not shared.stop:
             if budget <= 0 or shared.loop is None or shared.gen != gen:
@@ -155,6 +156,11 @@ def _hammer(shared: _Shared, seed: int, use_gc: bool, stats: Stats) -> None:
                 # outpace the one loop thread); in the teardown more, mostly
                 # through the thread-safe doors.
                 budget = rng.randrange(20, 300) if gen % 2 else rng.randrange(100, 600)
+                # Bounded garbage too: while one thread's collection runs the
+                # finalizers (each yields the GIL) no other allocation starts a
+                # collection, so unbounded garbage piles up for the next one
+                # and the collections grow without end.
+                garbage = 40
                 teardown = not gen % 2
                 continue
             budget -= 1
@@ -208,7 +214,8 @@ def _hammer(shared: _Shared, seed: int, use_gc: bool, stats: Stats) -> None:
                 stats.errors.append(f'op {op}: {exc!r}')
             if len(mine) > 64:
                 del mine[:32]
-            if use_gc and rng.random() < 0.3:
+            if use_gc and garbage > 0 and rng.random() < 0.3:
+                garbage -= 1
                 _Garbage()
             if use_gc and rng.random() < 0.002:
                 gc.collect()
