@@ -31,8 +31,15 @@ class AsyncGenMixin:
 
     def _asyncgen_finalizer_hook(self, agen):
         self._asyncgens_set().discard(agen)
-        if not self.is_closed():
-            self.call_soon_threadsafe(self.create_task, agen.aclose())
+        if self.is_closed():
+            return
+        # Runs in whichever thread collected the generator; the loop may be
+        # closed between the test above and the call.
+        closing = agen.aclose()
+        try:
+            self.call_soon_threadsafe(self.create_task, closing)
+        except RuntimeError:
+            closing.close()     # never scheduled: no "never awaited" warning
 
     async def shutdown_asyncgens(self):
         """Close every async generator that is still suspended."""

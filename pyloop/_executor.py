@@ -89,9 +89,13 @@ class ExecutorMixin:
             outcome = (done.set_exception, exc)
         else:
             outcome = (done.set_result, None)
-        if not self.is_closed():
-            setter, value = outcome
+        # The loop may be closed at any moment from its own thread, also
+        # between an is_closed() test and the call: the call is the test.
+        setter, value = outcome
+        try:
             self.call_soon_threadsafe(_set_if_pending, done, setter, value)
+        except RuntimeError:
+            pass    # closed: nobody is waiting for `done` any more
 
     def _close_executor(self):
         self._executor_shutdown_called = True

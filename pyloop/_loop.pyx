@@ -25,6 +25,45 @@ timers.  The timer heap must not be re-entered while it is compacting, so the
 heap's release callback does not decref: it parks the handle in
 ``graveyard`` and the loop empties the graveyard once the heap call returned.
 
+Threads: who may touch what, and what keeps it alive
+----------------------------------------------------
+The C state of a loop -- the ready ring, the graveyard, the timer heap, the
+``watches`` array, the reactor, its event buffer and the wakeup fds -- is
+created in ``__cinit__`` and freed only by ``_release_resources`` (from
+``close()`` or ``__dealloc__``), which clears ``resources_ready`` before it
+frees anything.  The rules:
+
+* Every touch of that state happens with the GIL held, with one exception:
+  ``_poll`` waits in ``pl_reactor_wait`` without the GIL, reading the reactor
+  and writing the event buffer.  Only the thread running the loop does that,
+  and a running loop cannot be closed: ``run_forever`` claims the loop
+  (``_thread_id``) and ``close()`` refuses while it is claimed.  The claim and
+  ``close()``'s check-and-set of ``_closed`` each run no Python code between
+  the test and the write, so the GIL serialises them: exactly one wins.
+* Any thread may call in (``call_soon_threadsafe`` is the documented door, but
+  ``call_soon``, ``call_later``, ``add_reader``... from a foreign thread must
+  not crash either).  Any Python-level code -- a call, an allocation of a
+  GC-tracked object (``PyContext_CopyCurrent``, a tuple), a decref -- can run
+  a garbage collection, hence a ``__del__``, hence release the GIL and let
+  another thread close the loop.  So ``_check_closed()`` at the top of a
+  method proves nothing about the C state a few lines later.  The rule: the
+  C call that touches loop state is preceded *immediately* by a test of
+  ``resources_ready`` with no Python code in between (``_push_ready``, the
+  heap push in ``_call_at``, ``_add_watcher`` before ``_watch_for``,
+  ``_remove_watcher``, ``_on_timer_cancelled``, the wakeup write), and raises
+  ``RuntimeError('Event loop is closed')``, as asyncio does, when it fails.
+* The wakeup fd is written (``pl_wakeup_signal``) only with the GIL held, only
+  after that test: close() closes the fd with the GIL held too, so a write
+  can never land on a closed fd number, or on the number reused by a new loop
+  or a file.  No nogil block signals it.
+* What keeps a loop alive while a foreign thread is inside one of its methods
+  is that thread's own reference (the bound method, ``self``): ``__dealloc__``
+  cannot run while any method is on a stack.  ``__dealloc__`` itself runs no
+  user code that could reach the loop (the handles it drops refer to it, so a
+  loop with handles queued is not deallocated at all until it is closed).
+* Reading ``len`` of the ring or the heap after release is safe: destroy
+  leaves them empty.
+
 Virtual time (``pyloop.time.pause``): every read of the loop's clock for
 scheduling goes through ``_loop_now``, which returns the monotonic clock plus
 an offset, or a frozen value while the clock is paused.  The offset is 0 until
@@ -339,6 +378,11 @@ cdef class BaseLoop(LoopCore):
     # ---- scheduling -----------------------------------------------------
 
     cdef int _push_ready(self, Handle handle) except -1:
+        # Checked here, not (only) by the caller: whatever ran between the
+        # caller's _check_closed() and now may have let close() run (see
+        # "Threads" in the module docstring).  Nothing below runs Python code.
+        if not self.resources_ready:
+            raise RuntimeError('Event loop is closed')
         Py_INCREF(handle)
         if pl_ready_queue_push(&self.ready, <void *>handle) < 0:
             Py_DECREF(handle)
@@ -363,6 +407,10 @@ cdef class BaseLoop(LoopCore):
         timer = new_timer_handle(self, when, callback, args, context)
         if self._debug:
             timer._source_traceback = _extract_stack(sys._getframe(0))
+        # The heap may have been destroyed while the lines above ran Python
+        # code; from this check to the push nothing does.
+        if not self.resources_ready:
+            raise RuntimeError('Event loop is closed')
         Py_INCREF(timer)
         if pl_timer_heap_push(&self.timers, _when_to_ns(when), <void *>timer) < 0:
             Py_DECREF(timer)
@@ -399,7 +447,11 @@ cdef class BaseLoop(LoopCore):
         # held: a loop that is not waiting will see the new handle when it
         # next computes its timeout.
         # One wakeup per wait is enough: later callers find it pending.
-        if self.waiting and not self.wakeup_pending:
+        # A waiting loop is running, and a running loop cannot be closed, so
+        # the wakeup fd is open; resources_ready says so again for the
+        # reader's benefit (the write must never reach a closed, or reused,
+        # fd number).  No Python code runs between the push and the write.
+        if self.waiting and not self.wakeup_pending and self.resources_ready:
             self.wakeup_pending = True
             pl_wakeup_signal(&self.wakeup)
         return handle
@@ -475,10 +527,20 @@ cdef class BaseLoop(LoopCore):
         self._check_closed()
         self._check_running()
         self._check_not_forked()
-        self._set_coroutine_origin_tracking(self._debug)
-        old_hooks = sys.get_asyncgen_hooks()
+        ident = _get_ident()
+        # Claim the loop: the checks above ran Python code, which may have let
+        # another thread close or run it.  From the re-check to the claim no
+        # Python code runs, so this and close() (which checks and sets in one
+        # step too) are serialised by the GIL; from here on close() refuses.
+        if self._thread_id is not None:
+            raise RuntimeError('This event loop is already running')
+        if self._closed:
+            raise RuntimeError('Event loop is closed')
+        self._thread_id = ident
+        old_hooks = None
         try:
-            self._thread_id = _get_ident()
+            self._set_coroutine_origin_tracking(self._debug)
+            old_hooks = sys.get_asyncgen_hooks()
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             _set_running_loop(self)
@@ -492,7 +554,8 @@ cdef class BaseLoop(LoopCore):
             self._thread_id = None
             _set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
-            sys.set_asyncgen_hooks(*old_hooks)
+            if old_hooks is not None:
+                sys.set_asyncgen_hooks(*old_hooks)
 
     def run_until_complete(self, future):
         """Run until ``future`` (a future, task or coroutine) is done; return
@@ -536,13 +599,15 @@ cdef class BaseLoop(LoopCore):
     def close(self):
         """Close the loop: drop pending callbacks, release the reactor, shut
         the default executor down without waiting.  Idempotent."""
+        # The check and the flag in one step (no Python code in between):
+        # run_forever() claims the loop the same way, so exactly one wins.
         if self._thread_id is not None:
             raise RuntimeError('Cannot close a running event loop')
         if self._closed:
             return
+        self._closed = True
         if self._debug:
             logger.debug('Close %r', self)
-        self._closed = True
         self._release_resources()
         self._close_services()
 
@@ -885,6 +950,10 @@ cdef class BaseLoop(LoopCore):
         handle._persistent = True
         if self._debug:
             handle._source_traceback = _extract_stack(sys._getframe(0))
+        # _watch_for may realloc a freed array and the reactor may be gone if
+        # the code above (fileno(), allocations, a GC) let close() run.
+        if not self.resources_ready:
+            raise RuntimeError('Event loop is closed')
         w = self._watch_for(fd)
         if w.internal:
             raise ValueError(f'file descriptor {fd} is used by the event loop itself')
@@ -909,7 +978,7 @@ cdef class BaseLoop(LoopCore):
         if self._closed:
             return False
         fd = _fileobj_to_fd(fileobj)
-        if fd >= self.watches_len:
+        if not self.resources_ready or fd >= self.watches_len:
             return False
         w = &self.watches[fd]
         old = w.writer if writer else w.reader

@@ -426,8 +426,15 @@ class CancellationToken:
             loop = fut.get_loop()
             if loop is running:
                 _settle(fut, None)
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(_settle, fut, None)
+            else:
+                # Another thread may close that loop at any moment, also
+                # between an is_closed() test and the call: the call is the
+                # test.  One closed loop must not keep the other waiters (and
+                # the children) from being woken.
+                try:
+                    loop.call_soon_threadsafe(_settle, fut, None)
+                except RuntimeError:
+                    pass    # closed: its waiters will never run again
         for child in children:
             child.cancel()
 

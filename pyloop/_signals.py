@@ -107,6 +107,30 @@ def _file_identity(fd):
 # Loops that hold a signal socket pair, for the at-fork hook.
 _loops_with_signals = weakref.WeakSet()
 
+# Socket pairs that may still be the process's wakeup fd although their loop
+# is closed: a loop closed from a thread other than the main thread cannot
+# call set_wakeup_fd, and closing the sockets then would leave Python's C
+# signal handler writing signal bytes to a closed fd number -- which the next
+# socket, pipe or file opened in the process reuses.  They stay open (the
+# bytes go nowhere: the pair is non-blocking and warn_on_full_buffer is off)
+# until the main thread next sets the wakeup fd through _reclaim_orphans.
+_orphaned_channels = []
+
+
+def _reclaim_orphans(current):
+    """Close every orphaned pair except the one whose write end is the wakeup
+    fd ``current``; return -1 if ``current`` is an orphan's (so that nobody
+    restores it later), else ``current``."""
+    keep = []
+    for rsock, wsock in _orphaned_channels:
+        if wsock.fileno() == current:
+            keep.append((rsock, wsock))
+        else:
+            rsock.close()
+            wsock.close()
+    _orphaned_channels[:] = keep
+    return -1 if keep else current
+
 
 def _restored_disposition(sig, previous):
     """What to put back for ``sig`` (see the module docstring)."""
@@ -287,6 +311,9 @@ class SignalMixin:
                 rsock.close()
                 wsock.close()
             raise RuntimeError(str(exc)) from None
+        # No longer the wakeup fd: the pairs of loops closed off the main
+        # thread can go now (an orphan that was `previous` is never restored).
+        previous = _reclaim_orphans(previous)
         if not created:
             return
         try:
@@ -321,9 +348,16 @@ class SignalMixin:
                 # Someone else took the wakeup fd after us: leave theirs.
                 signal.set_wakeup_fd(current)
         except (ValueError, OSError) as exc:
+            # Not the main thread: the wakeup fd may still be `ours`, so the
+            # pair must stay open (see _orphaned_channels).
             logger.info('set_wakeup_fd(%d) failed: %s', restore, exc)
+            if not self.is_closed():
+                self._remove_reader(rsock.fileno())
+            _orphaned_channels.append((rsock, wsock))
+            return
         if not self.is_closed():
             self._remove_reader(rsock.fileno())
+        _reclaim_orphans(-1 if current == ours else current)
         rsock.close()
         wsock.close()
 
@@ -402,10 +436,21 @@ class SignalMixin:
             self._sig_handlers.clear()
             self._sig_listeners.clear()
             self._sig_previous.clear()
-            for sock in (self._sig_rsock, self._sig_wsock):
-                if sock is not None:
-                    sock.close()
+            rsock, wsock = self._sig_rsock, self._sig_wsock
             self._sig_rsock = self._sig_wsock = None
+            if wsock is None:
+                return
+            try:
+                current = signal.set_wakeup_fd(-1)
+                if current != wsock.fileno():
+                    signal.set_wakeup_fd(current)
+            except (ValueError, OSError):
+                # Perhaps still the wakeup fd: never close it under Python's
+                # signal handler (see _orphaned_channels).
+                _orphaned_channels.append((rsock, wsock))
+                return
+            rsock.close()
+            wsock.close()
             return
         self._sig_handlers.clear()
         self._sig_listeners.clear()
