@@ -1,23 +1,27 @@
-"""pyloop: a fast asyncio event loop with a C core.
+"""pyloop: a fast asyncio event loop with a C core, and a Tokio-style toolbox.
 
-Architecture, bottom up:
-
-* ``csrc/`` -- plain C: the reactor (epoll or kqueue), the timer heap, the
-  ready queue, the cross-thread wakeup;
-* ``pyloop._handles`` / ``pyloop._loop`` -- Cython: callback handles and the
-  loop iteration that drives the C engine;
-* ``pyloop._event_loop`` -- the public ``Loop`` class, adding the Python-level
-  services (exception handler, executors, async generators, ``sock_*``);
-* ``pyloop._policy`` -- ``new_event_loop``, ``EventLoopPolicy``, ``install``
-  and ``run``.
-
-Use it with ``pyloop.run(main())``, ``asyncio.Runner(loop_factory=
+Use the loop with ``pyloop.run(main())``, ``asyncio.Runner(loop_factory=
 pyloop.new_event_loop)`` or ``pyloop.install()`` before ``asyncio.run``.
+
+The layers, bottom up (docs/ARCHITECTURE.md has the diagram and the import rules):
+
+* ``csrc/`` -- plain C: the reactor (epoll or kqueue), the timer heap, the ready
+  queue, the cross-thread wakeup, the clock;
+* ``pyloop._core`` -- Cython, the only code that touches ``csrc/``: handles and the
+  loop iteration (``BaseLoop``);
+* ``pyloop._eventloop`` -- the public ``Loop`` class and its Python services
+  (exception handler, executor, async generators, ``sock_*`` and DNS), the policy;
+* ``pyloop._transports`` -- stream (Cython), TLS, datagram and pipe transports,
+  connecting and serving;
+* ``pyloop._process`` -- subprocesses, child reaping, signals;
+* the toolbox, on any asyncio loop: ``pyloop.task``, ``pyloop.time``,
+  ``pyloop.sync``, ``pyloop.fs``, ``pyloop.net``; and ``pyloop.serving``
+  (multi-core serving).
 """
 
-from ._event_loop import Loop
-from ._handles import Handle, TimerHandle
-from ._policy import EventLoopPolicy, install, new_event_loop, run
+from ._eventloop.loop import Loop
+from ._core.handles import Handle, TimerHandle
+from ._eventloop.policy import EventLoopPolicy, install, new_event_loop, run
 from .serving import serve, serve_protocol
 
 __version__ = '0.1.0'

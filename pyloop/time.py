@@ -56,7 +56,7 @@ import types
 from typing import (Any, AsyncIterator, Awaitable, Coroutine, Generator,
                     TypeVar, overload)
 
-from pyloop._loop import BaseLoop
+from pyloop._core.loop import BaseLoop
 
 __all__ = ["Elapsed", "Interval", "MissedTick", "Timeout", "advance", "interval",
            "is_paused", "pause", "paused", "resume", "sleep", "sleep_until",

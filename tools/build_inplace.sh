@@ -11,4 +11,8 @@ command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S . -B build/dev "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DPython_EXECUTABLE="$(command -v "$py")" -DCMAKE_MODULE_PATH="$modpath" >/dev/null
 cmake --build build/dev
-for so in build/dev/_*.so; do cp "$so" "pyloop/.$(basename "$so").tmp" && mv "pyloop/.$(basename "$so").tmp" "pyloop/$(basename "$so")"; done   # atomic: running tests keep the old mapping
+# The build tree mirrors the package: each module goes to the same path under pyloop/,
+# atomically (a rename), so running tests keep the old mapping.
+(cd build/dev && find pyloop -name '*.so') | while read -r so; do
+  cp "build/dev/$so" "$(dirname "$so")/.$(basename "$so").tmp" && mv "$(dirname "$so")/.$(basename "$so").tmp" "$so"
+done

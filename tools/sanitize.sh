@@ -119,9 +119,9 @@ bdir = sys.argv[1]
 (wheel,) = glob.glob(os.path.join(bdir, "wheel", "pyloop-*.whl"))
 with zipfile.ZipFile(wheel) as z:
     for name in z.namelist():
-        base = os.path.basename(name)
-        if name.startswith("pyloop/_") and base.endswith(".so"):
-            with open(os.path.join(bdir, base), "wb") as f:
+        if name.startswith("pyloop/") and name.endswith(".so"):
+            os.makedirs(os.path.join(bdir, os.path.dirname(name)), exist_ok=True)
+            with open(os.path.join(bdir, name), "wb") as f:
                 f.write(z.read(name))
 EOF
 fi
@@ -170,13 +170,13 @@ def _sends_pyloop_elsewhere(finder):
 
 sys.meta_path[:] = [f for f in sys.meta_path if not _sends_pyloop_elsewhere(f)]
 EOF
-shopt -s nullglob
-sos=("$bdir"/_*.so)
-if [ ${#sos[@]} -eq 0 ]; then
-  echo "sanitize.sh: no extension modules in $bdir" >&2
+# Both builds leave the modules in $bdir/pyloop/, laid out as the package.
+sos=$(cd "$bdir" && find pyloop -name '*.so' 2>/dev/null)
+if [ -z "$sos" ]; then
+  echo "sanitize.sh: no extension modules in $bdir/pyloop" >&2
   exit 1
 fi
-cp "${sos[@]}" "$pkg/pyloop/"
+for so in $sos; do cp "$bdir/$so" "$pkg/$so"; done
 
 # ---- run ----------------------------------------------------------------------
 export LD_PRELOAD="${preload[*]}${LD_PRELOAD:+ $LD_PRELOAD}"
@@ -194,9 +194,9 @@ cd "$pkg"
 # and ASan must really be in the process.
 SANITIZE_LIST="$sanitize" "$py" - <<'EOF'
 import glob, os, sys
-import pyloop._loop, pyloop._handles, pyloop._transports
+import pyloop._core.loop, pyloop._core.handles, pyloop._transports.stream, pyloop.sync._channels
 here = os.getcwd()
-for m in (pyloop._loop, pyloop._handles, pyloop._transports):
+for m in (pyloop._core.loop, pyloop._core.handles, pyloop._transports.stream, pyloop.sync._channels):
     if not os.path.abspath(m.__file__).startswith(here + os.sep):
         sys.exit(f"sanitize.sh: {m.__name__} came from {m.__file__}, not {here}")
 want = []
@@ -204,7 +204,7 @@ if "address" in os.environ["SANITIZE_LIST"]:
     want.append(b"__asan_report")
 if "undefined" in os.environ["SANITIZE_LIST"]:
     want.append(b"__ubsan_handle")
-for so in glob.glob(os.path.join(here, "pyloop", "_*.so")):
+for so in glob.glob(os.path.join(here, "pyloop", "**", "*.so"), recursive=True):
     with open(so, "rb") as f:
         body = f.read()
     for sym in want:
@@ -216,7 +216,7 @@ for part in os.environ["SANITIZE_LIST"].split(","):
     lib = {"address": "asan", "undefined": "ubsan"}.get(part)
     if lib and lib not in maps and "asan" not in maps:   # clang's asan has ubsan
         sys.exit(f"sanitize.sh: the {lib} runtime is not loaded")
-print(f"sanitize.sh: sanitized pyloop at {os.path.dirname(pyloop._loop.__file__)}")
+print(f"sanitize.sh: sanitized pyloop at {os.path.dirname(pyloop.__file__)}")
 EOF
 case "$mode" in
   build) exit 0 ;;

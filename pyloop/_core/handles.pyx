@@ -12,7 +12,7 @@ semantics without building a bound method and an argument tuple per call.
 """
 
 cimport cython
-from .includes.python cimport PyContext_Enter, PyContext_Exit
+from pyloop._core.includes.python cimport PyContext_Enter, PyContext_Exit
 
 import sys
 from asyncio import format_helpers as _format_helpers

@@ -2,16 +2,16 @@
 from libc.stdint cimport int64_t, uint32_t
 from cpython.object cimport PyObject
 
-from .includes.core cimport (pl_reactor_t, pl_event_t, pl_ready_queue_t,
+from pyloop._core.includes.core cimport (pl_reactor_t, pl_event_t, pl_ready_queue_t,
                              pl_timer_heap_t, pl_wakeup_t)
-from ._handles cimport LoopCore, Handle, TimerHandle
+from pyloop._core.handles cimport LoopCore, Handle, TimerHandle
 
 
 cdef struct FdWatch:
     PyObject *reader     # owned reference to a Handle, or NULL
     PyObject *writer     # owned reference to a Handle, or NULL
     uint32_t events      # interest registered with the reactor (PL_EV_*)
-    uint32_t token       # generation of the registration, see _loop.pyx
+    uint32_t token       # generation of the registration, see loop.pyx
     bint internal        # the loop's own wakeup fd
 
 
@@ -32,7 +32,7 @@ cdef class BaseLoop(LoopCore):
     cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready
 
-    # The clock (see "Virtual time" in _loop.pyx): loop time is the
+    # The clock (see "Virtual time" in loop.pyx): loop time is the
     # monotonic clock plus clock_offset_ns, or clock_virtual_ns while paused.
     cdef bint clock_paused
     cdef bint clock_auto_advance

@@ -2,7 +2,7 @@ import asyncio
 import contextvars
 from typing import Any, Callable, Coroutine, Generator, TypeVar, Unpack, TypeVarTuple
 
-from ._handles import Handle, TimerHandle
+from .handles import Handle, TimerHandle
 
 _T = TypeVar('_T')
 _Ts = TypeVarTuple('_Ts')

@@ -87,9 +87,9 @@ from libc.string cimport memset, strerror
 from libc.math cimport ceil, isnan
 from posix.unistd cimport getpid
 
-from .includes.core cimport *
-from .includes.python cimport PyContext_CopyCurrent, PyErr_CheckSignals
-from ._handles cimport (LoopCore, Handle, TimerHandle, new_handle,
+from pyloop._core.includes.core cimport *
+from pyloop._core.includes.python cimport PyContext_CopyCurrent, PyErr_CheckSignals
+from pyloop._core.handles cimport (LoopCore, Handle, TimerHandle, new_handle,
                         new_timer_handle)
 
 import os
@@ -424,7 +424,7 @@ cdef class BaseLoop(LoopCore):
             _bury(self)
 
     def _timer_handle_cancelled(self, handle):
-        """Hook asyncio's own TimerHandle.cancel() calls; see _handles.pyx."""
+        """Hook asyncio's own TimerHandle.cancel() calls; see handles.pyx."""
         if isinstance(handle, TimerHandle):
             self._on_timer_cancelled(<TimerHandle>handle)
 

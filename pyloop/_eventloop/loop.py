@@ -1,7 +1,7 @@
 """``pyloop.Loop``: the C core plus the Python-level services, as one class.
 
 The hot paths (scheduling, timers, fd readiness, running callbacks) live in
-the Cython ``BaseLoop`` and the stream transport in ``_transports.pyx``; what
+the Cython ``BaseLoop`` and the stream transport in ``pyloop._transports.stream``; what
 runs rarely (connection set-up and servers, datagram and pipe transports,
 subprocesses, signals, error reporting, executors, async generator
 finalization, socket helpers) is
@@ -12,17 +12,17 @@ checks in asyncio and third-party code succeed.
 import asyncio
 import warnings
 
-from ._loop import BaseLoop
-from ._transports import SocketTransport
-from ._asyncgens import AsyncGenMixin
-from ._datagram import DatagramMixin
-from ._exceptions import ExceptionHandlingMixin
-from ._executor import ExecutorMixin
-from ._network import NetworkMixin
-from ._pipes import PipesMixin
-from ._signals import SignalMixin
-from ._sock import SockMixin
-from ._subprocess import SubprocessMixin
+from .._core.loop import BaseLoop
+from .._transports.stream import SocketTransport
+from .asyncgens import AsyncGenMixin
+from .._transports.datagram import DatagramMixin
+from .exception_handler import ExceptionHandlingMixin
+from .executor import ExecutorMixin
+from .._transports.network import NetworkMixin
+from .._transports.pipes import PipesMixin
+from .._process.signals import SignalMixin
+from .sock import SockMixin
+from .._process.subprocess import SubprocessMixin
 
 
 class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,

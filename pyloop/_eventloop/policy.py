@@ -3,7 +3,7 @@
 import asyncio
 from typing import Any, Coroutine, TypeVar
 
-from ._event_loop import Loop
+from .loop import Loop
 
 _T = TypeVar('_T')
 

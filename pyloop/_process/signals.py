@@ -55,7 +55,7 @@ it is cleared, as asyncio does.
 Internal listeners
 ------------------
 ``_signal_add_listener(sig, func)`` lets the loop itself react to a signal
-(the SIGCHLD child reaper of ``_subprocess.py`` on systems without pidfds):
+(the SIGCHLD child reaper of ``pyloop._process.subprocess`` on systems without pidfds):
 ``func()`` runs directly from the reader, before user callbacks are
 scheduled, and shares the installed Python handler with a user handler for
 the same signal.

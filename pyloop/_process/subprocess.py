@@ -35,7 +35,7 @@ Each child is reaped by the loop that started it, by pid, never with
    ``waitpid(pid, WNOHANG)`` -- which cannot block, the child is a zombie.
 2. Without pidfds (other systems, old kernels, a seccomp filter saying
    ENOSYS/EPERM), a loop in the main thread listens for SIGCHLD through its
-   signal machinery (``_signals.py``) and, on each, tries ``waitpid(pid,
+   signal machinery (``pyloop._process.signals``) and, on each, tries ``waitpid(pid,
    WNOHANG)`` for each of *its* children.  It also tries once right after the
    start, in case the child is already gone.
 3. Elsewhere (a loop in another thread, where SIGCHLD cannot be handled) a

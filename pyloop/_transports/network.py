@@ -56,8 +56,8 @@ from asyncio import protocols as _protocols
 from asyncio import staggered as _staggered
 from asyncio import trsock as _trsock
 
-from ._server import Server
-from ._tls import (TLSMixin, _check_ssl_socket, _check_ssl_timeouts,
+from .server import Server
+from .tls import (TLSMixin, _check_ssl_socket, _check_ssl_timeouts,
                    _default_server_hostname)
 
 logger = logging.getLogger('asyncio')

@@ -30,7 +30,7 @@ import warnings
 
 from asyncio import transports as _aio_transports
 
-from ._fdtransport import (WRITES_AFTER_LOSS_BEFORE_WARNING, ReadingControl,
+from .fd_transport import (WRITES_AFTER_LOSS_BEFORE_WARNING, ReadingControl,
                            WriteFlowControl,
                            fd_ops, register_transport, wake_waiter)
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-from ._loop import BaseLoop
+from .._core.loop import BaseLoop
 
 # At run time SocketTransport is a C type that reports an asyncio.Transport subclass as its
 # __class__, so isinstance(t, asyncio.Transport) holds; the stub says the same.

@@ -33,7 +33,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE
 from libc.errno cimport errno, EAGAIN, EINTR
 from libc.string cimport strerror
 
-from ._loop cimport BaseLoop
+from pyloop._core.loop cimport BaseLoop
 
 import logging
 import socket

@@ -47,8 +47,8 @@ import shutil
 from dataclasses import dataclass
 from typing import Any, Generator, Union
 
-from . import _blocking
-from ._fs_file import BLOCK_SIZE, AsyncFile, AsyncTextFile
+from .. import _blocking
+from ._file import BLOCK_SIZE, AsyncFile, AsyncTextFile
 
 __all__ = [
     "AsyncFile", "AsyncTextFile", "DirEntry", "open", "read", "read_text", "write",

@@ -37,7 +37,7 @@ import re
 import warnings
 from typing import Any, Iterable
 
-from . import _blocking
+from .. import _blocking
 
 __all__ = ["AsyncFile", "AsyncTextFile", "BLOCK_SIZE"]
 

@@ -2,7 +2,7 @@
 
 Listeners are async iterators of connections; connections are byte streams
 with ``read``/``write_all`` and flow control both ways (see
-:mod:`pyloop._net_stream` for the stream's rules).
+:mod:`pyloop.net._stream` for the stream's rules).
 
     listener = await TcpListener.bind("127.0.0.1", 8000)
     async with listener:
@@ -41,7 +41,7 @@ import ssl as _ssl
 import stat
 from typing import Any, AsyncIterator
 
-from ._net_stream import DEFAULT_LIMIT, Stream
+from ._stream import DEFAULT_LIMIT, Stream
 
 __all__ = ["Stream", "TcpStream", "UnixStream", "Listener", "TcpListener", "UnixListener",
            "DEFAULT_LIMIT"]

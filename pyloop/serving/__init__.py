@@ -46,7 +46,7 @@ Inside a worker, ``current_worker()`` says which worker this is and whether it i
 HTTP servers use it to close idle keep-alive connections promptly on shutdown.
 
 The process and signal machinery, and why it is built that way, is described in
-``pyloop._workers``.  POSIX only (it forks); call ``serve`` from the main thread, before
+``pyloop.serving._workers``.  POSIX only (it forks); call ``serve`` from the main thread, before
 starting threads or an event loop in that process.
 """
 
@@ -73,7 +73,7 @@ def _default_workers() -> int:
 
 
 def _default_loop_factory() -> asyncio.AbstractEventLoop:
-    from ._policy import new_event_loop
+    from .._eventloop.policy import new_event_loop
     factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop
     return factory()
 

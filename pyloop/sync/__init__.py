@@ -1,6 +1,6 @@
 """pyloop.sync: Tokio-style synchronisation for asyncio, on any event loop (fastest on pyloop's).
 
-Channels (written in Cython, :mod:`pyloop._channels`):
+Channels (written in Cython, :mod:`pyloop.sync._channels`):
 
 * :func:`channel` -- bounded multi-producer single-consumer queue (capacity 0: rendezvous);
 * :func:`unbounded_channel` -- the same, with a send that never waits;
@@ -8,7 +8,7 @@ Channels (written in Cython, :mod:`pyloop._channels`):
 * :func:`broadcast` -- every receiver sees every value (slow receivers get :class:`Lagged`);
 * :func:`watch` -- one current value that many tasks observe.
 
-Primitives (:mod:`pyloop._primitives`): :class:`Semaphore` (FIFO-fair, permits, ``acquire_many``),
+Primitives (:mod:`pyloop.sync._primitives`): :class:`Semaphore` (FIFO-fair, permits, ``acquire_many``),
 :class:`Notify`, :class:`Barrier`, :class:`CancellationToken` and :class:`RateLimiter` (token bucket).
 
 Errors: :class:`Closed` (the other side is gone, or the stream ended), :class:`Full` and :class:`Empty`
@@ -58,7 +58,7 @@ from ._channels import (
 )
 
 __all__ = [
-    # channels (pyloop._channels)
+    # channels (pyloop.sync._channels)
     "channel", "unbounded_channel", "oneshot", "broadcast", "watch",
     "Sender", "UnboundedSender", "Receiver", "Permit",
     "OneshotSender", "OneshotReceiver",

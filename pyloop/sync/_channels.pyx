@@ -154,8 +154,8 @@ cdef inline void _warn_unclosed(object obj) noexcept:
         pass   # -W error turns it into an exception; a finalizer must not raise
 
 
-include "_mpsc.pxi"
-include "_waitop.pxi"
-include "_oneshot.pxi"
-include "_broadcast.pxi"
-include "_watch.pxi"
+include "_channels_mpsc.pxi"
+include "_channels_waitop.pxi"
+include "_channels_oneshot.pxi"
+include "_channels_broadcast.pxi"
+include "_channels_watch.pxi"

@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-pytest.importorskip("pyloop._loop", reason="pyloop is not built")
+pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
 aiohttp = pytest.importorskip("aiohttp")
 from aiohttp import web  # noqa: E402
 
@@ -472,7 +472,7 @@ def test_run_app_on_pyloop_stops_on_signal(sig):
             while chunk := conn.recv(65536):
                 response += chunk
         assert response.startswith(b"HTTP/1.1 200")
-        assert response.endswith(b"pyloop._event_loop")
+        assert response.endswith(b"pyloop._eventloop.loop")
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err

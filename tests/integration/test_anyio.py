@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-pytest.importorskip("pyloop._loop", reason="pyloop is not built")
+pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
 anyio = pytest.importorskip("anyio")
 
 from .loops import TEST_TIMEOUT, running_loop_kind  # noqa: E402

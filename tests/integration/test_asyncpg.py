@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-pytest.importorskip("pyloop._loop", reason="pyloop is not built")
+pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
 asyncpg = pytest.importorskip("asyncpg")
 
 from .loops import run, running_loop_kind  # noqa: E402

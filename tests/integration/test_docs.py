@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip('pyloop._loop', reason='pyloop is not built')
+pytest.importorskip('pyloop._core.loop', reason='pyloop is not built')
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / 'tools' / 'gen_api_docs.py'

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-pytest.importorskip('pyloop._loop', reason='pyloop is not built')
+pytest.importorskip('pyloop._core.loop', reason='pyloop is not built')
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / 'examples'
 
@@ -25,7 +25,7 @@ def test_streams_client_uppercases_through_pyloop():
     proc = _run(EXAMPLES / 'streams_client.py')
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert out.split() == ['EVENT', 'LOOP', 'IN', 'C', 'loop:', 'pyloop._event_loop']
+    assert out.split() == ['EVENT', 'LOOP', 'IN', 'C', 'loop:', 'pyloop._eventloop.loop']
     assert err == ''
 
 

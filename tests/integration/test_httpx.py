@@ -12,7 +12,7 @@ import hashlib
 
 import pytest
 
-pytest.importorskip("pyloop._loop", reason="pyloop is not built")
+pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
 httpx = pytest.importorskip("httpx")
 aiohttp = pytest.importorskip("aiohttp")
 from aiohttp import web  # noqa: E402

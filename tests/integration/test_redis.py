@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-pytest.importorskip("pyloop._loop", reason="pyloop is not built")
+pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
 aioredis = pytest.importorskip("redis.asyncio")
 from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402
 from redis.exceptions import ResponseError, WatchError  # noqa: E402

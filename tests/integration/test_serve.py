@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip('pyloop._loop', reason='pyloop is not built')
+pytest.importorskip('pyloop._core.loop', reason='pyloop is not built')
 
 from pyloop.serving import current_worker, serve, serve_protocol  # noqa: E402
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip('pyloop._loop', reason='pyloop is not built')
+pytest.importorskip('pyloop._core.loop', reason='pyloop is not built')
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWLIST = Path(__file__).with_name('stubtest_allowlist.txt')
@@ -139,7 +139,7 @@ def test_a_wrong_call_is_caught(tmp_path):
 
 
 def test_serve_modules_check_strictly(tmp_path):
-    proc = _mypy(tmp_path, '--strict', 'pyloop/serving.py', 'pyloop/_workers.py')
+    proc = _mypy(tmp_path, '--strict', 'pyloop/serving/__init__.py', 'pyloop/serving/_workers.py')
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -147,6 +147,6 @@ def test_cython_stubs_match_the_compiled_modules(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     # Run from tmp_path: no project mypy configuration applies, as for the checks above.
     proc = subprocess.run([sys.executable, '-m', 'mypy.stubtest', '--allowlist', str(ALLOWLIST),
-                           'pyloop._handles', 'pyloop._loop', 'pyloop._transports'],
+                           'pyloop._core.handles', 'pyloop._core.loop', 'pyloop._transports.stream'],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-pytest.importorskip("pyloop._loop", reason="pyloop is not built")
+pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 aiohttp = pytest.importorskip("aiohttp")
@@ -345,7 +345,7 @@ def test_subprocess_sigterm_graceful_exit_0():
         port = int(line.split()[1])
         with socket.create_connection(("127.0.0.1", port), timeout=TEST_TIMEOUT) as conn:
             conn.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert proc.stdout.readline().split() == ["ENTERED", "pyloop._event_loop"]
+            assert proc.stdout.readline().split() == ["ENTERED", "pyloop._eventloop.loop"]
             proc.send_signal(signal.SIGTERM)
             response = b""
             while True:
@@ -517,7 +517,7 @@ def test_cli_with_two_workers_on_pyloop(tmp_path):
                 [(status, body)] = _read_responses(conn, 1)
                 assert status == b"HTTP/1.1 200 OK"
                 answers.append(body.decode().split())
-        assert {kind for _, kind in answers} == {"pyloop._event_loop"}
+        assert {kind for _, kind in answers} == {"pyloop._eventloop.loop"}
         assert 1 <= len({pid for pid, _ in answers}) <= 2
         assert str(proc.pid) not in {pid for pid, _ in answers}  # served by workers, not the supervisor
         proc.send_signal(signal.SIGTERM)
@@ -574,7 +574,7 @@ def test_install_policy_with_asyncio_run_and_uvicorn_loop_none():
                           timeout=TEST_TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
-        "asyncio.run pyloop._event_loop pyloop._event_loop",
-        "pyloop.run pyloop._event_loop pyloop._event_loop",
+        "asyncio.run pyloop._eventloop.loop pyloop._eventloop.loop",
+        "pyloop.run pyloop._eventloop.loop pyloop._eventloop.loop",
         "stopped True",
     ], proc.stderr

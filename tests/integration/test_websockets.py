@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-pytest.importorskip("pyloop._loop", reason="pyloop is not built")
+pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
 pytest.importorskip("websockets.asyncio.server")
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import broadcast, serve  # noqa: E402

@@ -125,7 +125,7 @@ def test_loop_usable_after_rejected_arguments(loop):
 
 # --------------------------------------------------------------------------- pyloop is stricter
 #
-# Deliberate difference (pyloop/_loop.pyx, Loop._check_callback): pyloop rejects a
+# Deliberate difference (pyloop/_core/loop.pyx, Loop._check_callback): pyloop rejects a
 # non-callable callback with TypeError in every mode, not only in debug mode,
 # since such a callback can never succeed.  Coroutine *functions* are still
 # accepted outside debug mode, as in asyncio (they are callable).

@@ -17,26 +17,16 @@ _classes = {}
 
 
 def pyloop_class(**attrs):
-    """pyloop.Loop if it has the process mixins, else a subclass that adds
-    them; ``attrs`` (e.g. ``_use_pidfd=False``) make a further subclass."""
-    key = tuple(sorted(attrs.items()))
-    if key in _classes:
-        return _classes[key]
+    """``pyloop.Loop``, or a subclass of it with ``attrs`` set (e.g. ``_use_pidfd=False``
+    to test another child reaper)."""
     import pyloop
-    from pyloop._signals import SignalMixin
-    from pyloop._subprocess import SubprocessMixin
 
-    base = pyloop.Loop
-    if not (issubclass(base, SubprocessMixin) and issubclass(base, SignalMixin)):
-        class Loop(SubprocessMixin, SignalMixin, base):
-            def _close_services(self):
-                super()._close_services()
-                self._close_signals()
-                self._close_subprocesses()
-        base = Loop
-    cls = type("Loop", (base,), dict(attrs)) if attrs else base
-    _classes[key] = cls
-    return cls
+    if not attrs:
+        return pyloop.Loop
+    key = tuple(sorted(attrs.items()))
+    if key not in _classes:
+        _classes[key] = type("Loop", (pyloop.Loop,), dict(attrs))
+    return _classes[key]
 
 
 def run(loop, aw, timeout=TIMEOUT):

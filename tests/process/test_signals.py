@@ -326,16 +326,12 @@ def test_sigint_handler_under_runner_leaves_default_handler(loop_factory):
 
 # ---- Ctrl-C in a program run by pyloop.run / asyncio.run -------------------
 
-# The program under test.  For pyloop, until pyloop.Loop has the process
-# mixins, the shim gives pyloop.run loops that have them.
+# The program under test.
 SIGINT_PROGRAM = textwrap.dedent("""
     import asyncio, os, signal, sys
-    sys.path.insert(0, {repo!r})
     impl, mode = sys.argv[1], sys.argv[2]
     if impl == "pyloop":
-        import pyloop, pyloop._policy
-        from tests.process._util import pyloop_class
-        pyloop._policy.Loop = pyloop_class()
+        import pyloop
         run = pyloop.run
     else:
         run = asyncio.run
@@ -368,10 +364,9 @@ SIGINT_PROGRAM = textwrap.dedent("""
     ("handler", [b"ready", b"cancelled", b"CancelledError"], 3),
 ])
 def test_ctrl_c_cancels_main_task(loop_name, mode, expect_lines, expect_code):
-    program = SIGINT_PROGRAM.format(repo=REPO)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.Popen([PY, "-c", program, loop_name, mode],
+    proc = subprocess.Popen([PY, "-c", SIGINT_PROGRAM, loop_name, mode],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         first = proc.stdout.readline()

@@ -58,7 +58,7 @@ import warnings
 
 import pyloop
 from pyloop import task as pl_task
-from pyloop._primitives import CancellationToken
+from pyloop.sync._primitives import CancellationToken
 
 SIG = signal.SIGUSR1
 

@@ -1,8 +1,6 @@
 """create_datagram_endpoint and the datagram transport, on asyncio and pyloop.
 
-Every test runs on stock asyncio (the reference) and on pyloop.  Until
-``pyloop.Loop`` includes ``DatagramMixin`` the pyloop runs use a local subclass
-that puts the mixins in front of it.
+Every test runs on stock asyncio (the reference) and on pyloop.
 
 Determinism: no sleeps.  Tests wait on futures and queues fed by protocol
 callbacks, bounded by generous timeouts; "nothing happened" is only asserted
@@ -11,7 +9,6 @@ for AF_UNIX datagrams, which the kernel queues on the receiver before
 """
 
 import asyncio
-import dataclasses
 import errno
 import gc
 import os
@@ -22,37 +19,10 @@ import warnings
 
 import pytest
 
-try:
-    import pyloop
-    from pyloop._datagram import DatagramMixin
-    from pyloop._pipes import PipesMixin
-except ImportError:  # the conftest skips the pyloop runs then
-    pyloop = None
-
 pytestmark = pytest.mark.timeout(120)
 
 TIMEOUT = 30.0
 HAS_UNIX = hasattr(socket, 'AF_UNIX')
-
-
-def _pyloop_class():
-    if issubclass(pyloop.Loop, DatagramMixin) and issubclass(pyloop.Loop, PipesMixin):
-        return pyloop.Loop
-
-    class L(DatagramMixin, PipesMixin, pyloop.Loop):
-        pass
-    return L
-
-
-@pytest.fixture
-def loop_impl(loop_impl):
-    """The conftest's implementation, with pyloop given the datagram and pipe
-    mixins while pyloop.Loop does not have them yet."""
-    if loop_impl.name == 'pyloop':
-        cls = _pyloop_class()
-        if cls is not pyloop.Loop:
-            return dataclasses.replace(loop_impl, new_loop=cls)
-    return loop_impl
 
 
 def run(loop, aw, timeout=TIMEOUT):

@@ -1,8 +1,6 @@
 """connect_read_pipe / connect_write_pipe, on asyncio and pyloop.
 
-Every test runs on stock asyncio (the reference) and on pyloop.  Until
-``pyloop.Loop`` includes ``PipesMixin`` the pyloop runs use a local subclass
-that puts the mixins in front of it.
+Every test runs on stock asyncio (the reference) and on pyloop.
 
 Determinism: no sleeps.  Tests wait on futures fed by protocol callbacks,
 bounded by generous timeouts; "nothing was delivered" is asserted only for
@@ -11,7 +9,6 @@ times.
 """
 
 import asyncio
-import dataclasses
 import errno
 import gc
 import io
@@ -25,13 +22,6 @@ import warnings
 
 import pytest
 
-try:
-    import pyloop
-    from pyloop._datagram import DatagramMixin
-    from pyloop._pipes import PipesMixin
-except ImportError:  # the conftest skips the pyloop runs then
-    pyloop = None
-
 pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(sys.platform == 'win32', reason='POSIX pipes'),
@@ -39,26 +29,6 @@ pytestmark = [
 
 TIMEOUT = 30.0
 BIG = 4 * 1024 * 1024 + 123       # far more than a pipe buffer (64 KiB)
-
-
-def _pyloop_class():
-    if issubclass(pyloop.Loop, DatagramMixin) and issubclass(pyloop.Loop, PipesMixin):
-        return pyloop.Loop
-
-    class L(DatagramMixin, PipesMixin, pyloop.Loop):
-        pass
-    return L
-
-
-@pytest.fixture
-def loop_impl(loop_impl):
-    """The conftest's implementation, with pyloop given the datagram and pipe
-    mixins while pyloop.Loop does not have them yet."""
-    if loop_impl.name == 'pyloop':
-        cls = _pyloop_class()
-        if cls is not pyloop.Loop:
-            return dataclasses.replace(loop_impl, new_loop=cls)
-    return loop_impl
 
 
 def run(loop, aw, timeout=TIMEOUT):
