@@ -7,7 +7,6 @@ import asyncio
 
 import pyloop
 
-
 handled = asyncio.Event()
 
 

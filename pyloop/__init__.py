@@ -19,12 +19,12 @@ The layers, bottom up (docs/ARCHITECTURE.md has the diagram and the import rules
   (multi-core serving).
 """
 
-from ._eventloop.loop import Loop
 from ._core.handles import Handle, TimerHandle
+from ._eventloop.loop import Loop
 from ._eventloop.policy import EventLoopPolicy, install, new_event_loop, run
 from .serving import serve, serve_protocol
 
-__version__ = '0.1.0'
+__version__ = "0.1.0"
 
-__all__ = ['Loop', 'Handle', 'TimerHandle', 'EventLoopPolicy', 'install',
-           'new_event_loop', 'run', 'serve', 'serve_protocol', '__version__']
+__all__ = ["Loop", "Handle", "TimerHandle", "EventLoopPolicy", "install",
+           "new_event_loop", "run", "serve", "serve_protocol", "__version__"]

@@ -51,8 +51,17 @@ import inspect
 import types
 import weakref
 from collections import deque
-from typing import (Any, AsyncIterator, Awaitable, Callable, Coroutine, Deque,
-                    Generator, Generic, NamedTuple, TypeVar)
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Deque,
+    Generator,
+    Generic,
+    NamedTuple,
+    TypeVar,
+)
 
 from pyloop._blocking import run_blocking
 

@@ -53,8 +53,7 @@ import inspect
 import math
 import numbers
 import types
-from typing import (Any, AsyncIterator, Awaitable, Coroutine, Generator,
-                    TypeVar, overload)
+from typing import Any, AsyncIterator, Awaitable, Coroutine, Generator, TypeVar, overload
 
 from pyloop._core.loop import BaseLoop
 

@@ -31,7 +31,6 @@ import asyncio  # noqa: E402
 import socket  # noqa: E402
 
 import httptools  # noqa: E402
-
 import netlib  # noqa: E402
 
 BODY = b"Hello, World!"

@@ -121,7 +121,7 @@ def ok(r: dict) -> bool:
 
 
 def lines_for(r: dict, loop_name: str) -> list[str]:
-    b, l, c = r["baseline"], r["loaded"], r["check"]
+    b, ld, c = r["baseline"], r["loaded"], r["check"]
     return [
         f"{loop_name}: {r['server_open']:,} of {r['conns']:,} connections held by the server"
         f" ({r['opened']['opened']:,} opened in {r['opened']['seconds']:.1f} s, accept CPU {r['accept_cpu_s']:.2f} s)"
@@ -133,9 +133,9 @@ def lines_for(r: dict, loop_name: str) -> list[str]:
         f"  {r['active']} active echo clients, {r['message_bytes']} B, {r['seconds']:g} s each:",
         f"    no idle conns : {b['round_trips']:,} round trips, p50 {b['p50_us']:.0f} us, p99 {b['p99_us']:.0f} us,"
         f" max {b['max_us']:.0f} us, server CPU {b['server_cpu_us_per_rt']:.1f} us/round trip, errors {b['errors']}",
-        f"    {r['conns']:,} idle open: {l['round_trips']:,} round trips, p50 {l['p50_us']:.0f} us,"
-        f" p99 {l['p99_us']:.0f} us, max {l['max_us']:.0f} us, server CPU {l['server_cpu_us_per_rt']:.1f} us/round trip,"
-        f" errors {l['errors']}",
+        f"    {r['conns']:,} idle open: {ld['round_trips']:,} round trips, p50 {ld['p50_us']:.0f} us,"
+        f" p99 {ld['p99_us']:.0f} us, max {ld['max_us']:.0f} us, server CPU {ld['server_cpu_us_per_rt']:.1f} us/round trip,"
+        f" errors {ld['errors']}",
         f"  every idle connection echoed one byte at the end: {c['ok']:,} ok, {c['failed']} failed;"
         f" all connection_lost seen: {r['all_lost']}",
     ]
@@ -144,11 +144,11 @@ def lines_for(r: dict, loop_name: str) -> list[str]:
 def summarise(results: dict[str, dict]) -> list[str]:
     rows = []
     for name, r in results.items():
-        b, l = r["baseline"], r["loaded"]
+        b, ld = r["baseline"], r["loaded"]
         rows.append([name, f"{r['server_open']:,}", f"{r['check']['ok']:,}",
                      f"{r['rss_per_idle_conn_bytes'] / 1024:.2f}",
-                     f"{b['p50_us']:.0f} / {b['p99_us']:.0f}", f"{l['p50_us']:.0f} / {l['p99_us']:.0f}",
-                     f"{l['round_trips'] / r['seconds']:,.0f}", f"{l['server_cpu_us_per_rt']:.1f}",
+                     f"{b['p50_us']:.0f} / {b['p99_us']:.0f}", f"{ld['p50_us']:.0f} / {ld['p99_us']:.0f}",
+                     f"{ld['round_trips'] / r['seconds']:,.0f}", f"{ld['server_cpu_us_per_rt']:.1f}",
                      "yes" if ok(r) else "NO"])
     return C.table(["loop", "held", "echoed at end", "RSS KiB/idle conn", "p50/p99 us (0 idle)",
                     "p50/p99 us (N idle)", "round trips/s (N idle)", "server CPU us/rt (N idle)", "ok"], rows)

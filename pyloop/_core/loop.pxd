@@ -3,7 +3,7 @@ from libc.stdint cimport int64_t, uint32_t
 from cpython.object cimport PyObject
 
 from pyloop._core.includes.core cimport (pl_reactor_t, pl_event_t, pl_ready_queue_t,
-                             pl_timer_heap_t, pl_wakeup_t)
+                                         pl_timer_heap_t, pl_wakeup_t)
 from pyloop._core.handles cimport LoopCore, Handle, TimerHandle
 
 
@@ -28,7 +28,7 @@ cdef class BaseLoop(LoopCore):
     cdef uint32_t next_token
     cdef int64_t last_poll_ns
     cdef bint waiting        # blocked in pl_reactor_wait without the GIL
-    cdef bint wakeup_pending # a thread already signalled this wait
+    cdef bint wakeup_pending  # a thread already signalled this wait
     cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready
 

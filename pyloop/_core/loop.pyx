@@ -77,7 +77,6 @@ next timer's deadline.  The busy-poll throttle and debug-mode slow-callback
 timing keep reading the real clock: they measure the machine, not the program.
 """
 
-cimport cython
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.errno cimport EINTR, ENOENT, EBADF
@@ -90,7 +89,7 @@ from posix.unistd cimport getpid
 from pyloop._core.includes.core cimport *
 from pyloop._core.includes.python cimport PyContext_CopyCurrent, PyErr_CheckSignals
 from pyloop._core.handles cimport (LoopCore, Handle, TimerHandle, new_handle,
-                        new_timer_handle)
+                                   new_timer_handle)
 
 import os
 import sys

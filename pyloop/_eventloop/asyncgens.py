@@ -16,16 +16,16 @@ class AsyncGenMixin:
     _asyncgens_shutdown_called = False
 
     def _asyncgens_set(self):
-        agens = self.__dict__.get('_asyncgens')
+        agens = self.__dict__.get("_asyncgens")
         if agens is None:
-            agens = self.__dict__['_asyncgens'] = weakref.WeakSet()
+            agens = self.__dict__["_asyncgens"] = weakref.WeakSet()
         return agens
 
     def _asyncgen_firstiter_hook(self, agen):
         if self._asyncgens_shutdown_called:
             warnings.warn(
-                f'asynchronous generator {agen!r} was scheduled after '
-                f'loop.shutdown_asyncgens() call',
+                f"asynchronous generator {agen!r} was scheduled after "
+                f"loop.shutdown_asyncgens() call",
                 ResourceWarning, source=self)
         self._asyncgens_set().add(agen)
 
@@ -55,8 +55,8 @@ class AsyncGenMixin:
         for result, agen in zip(results, closing):
             if isinstance(result, Exception):
                 self.call_exception_handler({
-                    'message': f'an error occurred during closing of '
-                               f'asynchronous generator {agen!r}',
-                    'exception': result,
-                    'asyncgen': agen,
+                    "message": f"an error occurred during closing of "
+                               f"asynchronous generator {agen!r}",
+                    "exception": result,
+                    "asyncgen": agen,
                 })

@@ -10,10 +10,10 @@ test fixtures written for asyncio keep working.
 import logging
 import traceback
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 # Context keys printed specially (or not at all) by the default handler.
-_SKIPPED_KEYS = frozenset({'message', 'exception'})
+_SKIPPED_KEYS = frozenset({"message", "exception"})
 
 
 class ExceptionHandlingMixin:
@@ -30,39 +30,39 @@ class ExceptionHandlingMixin:
         (None restores the default)."""
         if handler is not None and not callable(handler):
             raise TypeError(
-                f'A callable object or None is expected, got {handler!r}')
+                f"A callable object or None is expected, got {handler!r}")
         self._exception_handler = handler
 
     def default_exception_handler(self, context):
         """Log ``context`` (message, exception with traceback, and every other
         key) at ERROR level on the ``asyncio`` logger."""
-        message = context.get('message') or 'Unhandled exception in event loop'
-        exception = context.get('exception')
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
         if exception is not None:
             exc_info = (type(exception), exception, exception.__traceback__)
         else:
             exc_info = False
 
-        current = getattr(self, '_current_handle', None)
-        if ('source_traceback' not in context and current is not None
-                and getattr(current, '_source_traceback', None)):
-            context['handle_traceback'] = current._source_traceback
+        current = getattr(self, "_current_handle", None)
+        if ("source_traceback" not in context and current is not None
+                and getattr(current, "_source_traceback", None)):
+            context["handle_traceback"] = current._source_traceback
 
         lines = [message]
         for key in sorted(context):
             if key in _SKIPPED_KEYS:
                 continue
             value = context[key]
-            if key == 'source_traceback':
-                tb = ''.join(traceback.format_list(value))
-                value = 'Object created at (most recent call last):\n' + tb.rstrip()
-            elif key == 'handle_traceback':
-                tb = ''.join(traceback.format_list(value))
-                value = 'Handle created at (most recent call last):\n' + tb.rstrip()
+            if key == "source_traceback":
+                tb = "".join(traceback.format_list(value))
+                value = "Object created at (most recent call last):\n" + tb.rstrip()
+            elif key == "handle_traceback":
+                tb = "".join(traceback.format_list(value))
+                value = "Handle created at (most recent call last):\n" + tb.rstrip()
             else:
                 value = repr(value)
-            lines.append(f'{key}: {value}')
-        logger.error('\n'.join(lines), exc_info=exc_info)
+            lines.append(f"{key}: {value}")
+        logger.error("\n".join(lines), exc_info=exc_info)
 
     def call_exception_handler(self, context):
         """Report an error described by ``context`` to the exception handler.
@@ -76,7 +76,7 @@ class ExceptionHandlingMixin:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException:
-                logger.error('Exception in default exception handler',
+                logger.error("Exception in default exception handler",
                              exc_info=True)
             return
         try:
@@ -86,13 +86,13 @@ class ExceptionHandlingMixin:
         except BaseException as exc:
             try:
                 self.default_exception_handler({
-                    'message': 'Unhandled error in exception handler',
-                    'exception': exc,
-                    'context': context,
+                    "message": "Unhandled error in exception handler",
+                    "exception": exc,
+                    "context": context,
                 })
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException:
-                logger.error('Exception in default exception handler while '
-                             'handling an unexpected error in a custom '
-                             'exception handler', exc_info=True)
+                logger.error("Exception in default exception handler while "
+                             "handling an unexpected error in a custom "
+                             "exception handler", exc_info=True)

@@ -18,21 +18,21 @@ class ExecutorMixin:
         """Run ``func(*args)`` in ``executor`` (the default thread pool if
         None) and return an asyncio Future for its result."""
         if self.is_closed():
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         if not callable(func) or (self.get_debug()
                                   and _aio_coroutines.iscoroutinefunction(func)):
             if (_aio_coroutines.iscoroutine(func)
                     or _aio_coroutines.iscoroutinefunction(func)):
-                raise TypeError('coroutines cannot be used with run_in_executor()')
+                raise TypeError("coroutines cannot be used with run_in_executor()")
             raise TypeError(
-                f'a callable object was expected by run_in_executor(), got {func!r}')
+                f"a callable object was expected by run_in_executor(), got {func!r}")
         if executor is None:
             executor = self._default_executor
             if executor is None:
                 if self._executor_shutdown_called:
-                    raise RuntimeError('Executor shutdown has been called')
+                    raise RuntimeError("Executor shutdown has been called")
                 executor = concurrent.futures.ThreadPoolExecutor(
-                    thread_name_prefix='pyloop')
+                    thread_name_prefix="pyloop")
                 self._default_executor = executor
         fut = _wrap_future(executor.submit(func, *args), loop=self)
         # A paused virtual clock must not auto-advance while the call runs:
@@ -47,7 +47,7 @@ class ExecutorMixin:
     def set_default_executor(self, executor):
         """Use ``executor`` (a ThreadPoolExecutor) for ``run_in_executor(None, ...)``."""
         if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            raise TypeError('executor must be ThreadPoolExecutor')
+            raise TypeError("executor must be ThreadPoolExecutor")
         self._default_executor = executor
 
     async def shutdown_default_executor(self, timeout=None):
@@ -75,8 +75,8 @@ class ExecutorMixin:
             await asyncio.wait_for(done, timeout)
         except TimeoutError:
             import warnings
-            warnings.warn('The executor did not finish joining its threads '
-                          f'within {timeout} seconds.', RuntimeWarning,
+            warnings.warn("The executor did not finish joining its threads "
+                          f"within {timeout} seconds.", RuntimeWarning,
                           stacklevel=2)
             executor.shutdown(wait=False)
         else:

@@ -13,16 +13,16 @@ import asyncio
 import warnings
 
 from .._core.loop import BaseLoop
-from .._transports.stream import SocketTransport
-from .asyncgens import AsyncGenMixin
+from .._process.signals import SignalMixin
+from .._process.subprocess import SubprocessMixin
 from .._transports.datagram import DatagramMixin
-from .exception_handler import ExceptionHandlingMixin
-from .executor import ExecutorMixin
 from .._transports.network import NetworkMixin
 from .._transports.pipes import PipesMixin
-from .._process.signals import SignalMixin
+from .._transports.stream import SocketTransport
+from .asyncgens import AsyncGenMixin
+from .exception_handler import ExceptionHandlingMixin
+from .executor import ExecutorMixin
 from .sock import SockMixin
-from .._process.subprocess import SubprocessMixin
 
 
 class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,
@@ -48,11 +48,11 @@ class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,
         self._close_executor()
 
     def __repr__(self):
-        return (f'<{type(self).__name__} running={self.is_running()} '
-                f'closed={self.is_closed()} debug={self.get_debug()}>')
+        return (f"<{type(self).__name__} running={self.is_running()} "
+                f"closed={self.is_closed()} debug={self.get_debug()}>")
 
     def __del__(self, _warn=warnings.warn):
         if not self.is_closed():
-            _warn(f'unclosed event loop {self!r}', ResourceWarning, source=self)
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():
                 self.close()

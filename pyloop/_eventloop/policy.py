@@ -5,7 +5,7 @@ from typing import Any, Coroutine, TypeVar
 
 from .loop import Loop
 
-_T = TypeVar('_T')
+_T = TypeVar("_T")
 
 
 def new_event_loop() -> Loop:
@@ -43,6 +43,6 @@ def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     if asyncio.events._get_running_loop() is not None:
         # Refuse before a Runner creates (and then fails to clean up) a loop.
         raise RuntimeError(
-            'pyloop.run() cannot be called from a running event loop')
+            "pyloop.run() cannot be called from a running event loop")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)

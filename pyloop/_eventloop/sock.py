@@ -12,7 +12,6 @@ import functools
 import io
 import os
 import socket
-
 from asyncio import exceptions as _aio_exceptions
 
 try:
@@ -21,7 +20,7 @@ except ImportError:  # pragma: no cover - Python built without ssl
     _ssl = None
 
 _SENDFILE_FALLBACK_CHUNK = 256 * 1024
-_INET_FAMILIES = (socket.AF_INET, getattr(socket, 'AF_INET6', socket.AF_INET))
+_INET_FAMILIES = (socket.AF_INET, getattr(socket, "AF_INET6", socket.AF_INET))
 
 
 _NI_NUMERIC = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
@@ -34,7 +33,7 @@ def _is_numeric_host(host):
     the executor: rare, and their parsing is libc's business."""
     if isinstance(host, bytes):
         try:
-            host = host.decode('ascii')
+            host = host.decode("ascii")
         except UnicodeDecodeError:
             return False
     elif not isinstance(host, str):
@@ -44,9 +43,9 @@ def _is_numeric_host(host):
         return True
     except (OSError, ValueError):
         pass
-    if ':' not in host:
+    if ":" not in host:
         return False
-    addr, sep, scope = host.partition('%')
+    addr, sep, scope = host.partition("%")
     if sep and not scope:
         return False
     try:
@@ -104,9 +103,9 @@ def _numeric_addrinfo(host, port, family, type, proto, extra):
         except (OSError, ValueError):
             continue
         if af == socket.AF_INET:
-            return [(af, type, proto, '', (host, port))]
+            return [(af, type, proto, "", (host, port))]
         flowinfo, scope_id = (tuple(extra) + (0, 0))[:2]
-        return [(af, type, proto, '', (host, port, flowinfo, scope_id))]
+        return [(af, type, proto, "", (host, port, flowinfo, scope_id))]
     return None
 
 
@@ -117,9 +116,9 @@ class SockMixin:
 
     def _check_sock(self, sock):
         if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
-            raise TypeError('Socket cannot be of type SSLSocket')
+            raise TypeError("Socket cannot be of type SSLSocket")
         if self.get_debug() and sock.gettimeout() != 0:
-            raise ValueError('the socket must be non-blocking')
+            raise ValueError("the socket must be non-blocking")
 
     def _wait_fd(self, fd, writer, callback, *args):
         """Watch fd until the future (args[0]) is done, then unwatch it."""
@@ -180,29 +179,29 @@ class SockMixin:
     async def sock_recv(self, sock, n):
         """Receive up to ``n`` bytes from ``sock``."""
         self._check_sock(sock)
-        return await self._sock_io(sock, False, 'recv', n)
+        return await self._sock_io(sock, False, "recv", n)
 
     async def sock_recv_into(self, sock, buf):
         """Receive into ``buf``; return the number of bytes received."""
         self._check_sock(sock)
-        return await self._sock_io(sock, False, 'recv_into', buf)
+        return await self._sock_io(sock, False, "recv_into", buf)
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to ``bufsize`` bytes: ``(data, address)``."""
         self._check_sock(sock)
-        return await self._sock_io(sock, False, 'recvfrom', bufsize)
+        return await self._sock_io(sock, False, "recvfrom", bufsize)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into ``buf``: ``(nbytes, address)``."""
         self._check_sock(sock)
         if not nbytes:
             nbytes = len(buf)
-        return await self._sock_io(sock, False, 'recvfrom_into', buf, nbytes)
+        return await self._sock_io(sock, False, "recvfrom_into", buf, nbytes)
 
     async def sock_accept(self, sock):
         """Accept a connection: ``(conn, address)``, ``conn`` non-blocking."""
         self._check_sock(sock)
-        return await self._sock_io(sock, False, 'accept',
+        return await self._sock_io(sock, False, "accept",
                                    after=_make_nonblocking)
 
     # ---- sending --------------------------------------------------------
@@ -244,7 +243,7 @@ class SockMixin:
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to ``address``; return the number of bytes sent."""
         self._check_sock(sock)
-        return await self._sock_io(sock, True, 'sendto', data, address)
+        return await self._sock_io(sock, True, "sendto", data, address)
 
     # ---- connecting -----------------------------------------------------
 
@@ -271,7 +270,7 @@ class SockMixin:
         try:
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err != 0:
-                raise OSError(err, f'Connect call failed {address}')
+                raise OSError(err, f"Connect call failed {address}")
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -299,7 +298,7 @@ class SockMixin:
         extra = _lookup_free_flags(host, port, flags)
         if extra:
             if self.is_closed():
-                raise RuntimeError('Event loop is closed')
+                raise RuntimeError("Event loop is closed")
             return socket.getaddrinfo(host, port, family, type, proto,
                                       flags | extra)
         return await self.run_in_executor(None, socket.getaddrinfo, host,
@@ -312,7 +311,7 @@ class SockMixin:
         if (isinstance(flags, int)
                 and flags & _NI_NUMERIC == _NI_NUMERIC):
             if self.is_closed():
-                raise RuntimeError('Event loop is closed')
+                raise RuntimeError("Event loop is closed")
             return socket.getnameinfo(sockaddr, flags)
         return await self.run_in_executor(None, socket.getnameinfo,
                                           sockaddr, flags)
@@ -339,7 +338,7 @@ class SockMixin:
         ``os.sendfile`` when possible, else (``fallback``) by reading chunks
         in the executor.  Returns the number of bytes sent."""
         if self.get_debug() and sock.gettimeout() != 0:
-            raise ValueError('the socket must be non-blocking')
+            raise ValueError("the socket must be non-blocking")
         _check_sendfile_params(sock, file, offset, count)
         try:
             return await self._sock_sendfile_native(sock, file, offset, count)
@@ -349,17 +348,17 @@ class SockMixin:
         return await self._sock_sendfile_fallback(sock, file, offset, count)
 
     async def _sock_sendfile_native(self, sock, file, offset, count):
-        if not hasattr(os, 'sendfile'):
+        if not hasattr(os, "sendfile"):
             raise _aio_exceptions.SendfileNotAvailableError(
-                'os.sendfile() is not available')
+                "os.sendfile() is not available")
         try:
             fileno = file.fileno()
         except (AttributeError, io.UnsupportedOperation):
-            raise _aio_exceptions.SendfileNotAvailableError('not a regular file')
+            raise _aio_exceptions.SendfileNotAvailableError("not a regular file")
         try:
             fsize = os.fstat(fileno).st_size
         except OSError:
-            raise _aio_exceptions.SendfileNotAvailableError('not a regular file')
+            raise _aio_exceptions.SendfileNotAvailableError("not a regular file")
         blocksize = count if count else fsize
         if not blocksize:
             return 0
@@ -418,13 +417,13 @@ class SockMixin:
                 sent += n
             return sent
         finally:
-            if sent > 0 and hasattr(file, 'seek'):
+            if sent > 0 and hasattr(file, "seek"):
                 file.seek(offset + sent)
 
 
 class _SendfileState:
-    __slots__ = ('sock', 'file', 'fileno', 'offset', 'count', 'blocksize',
-                 'sent')
+    __slots__ = ("sock", "file", "fileno", "offset", "count", "blocksize",
+                 "sent")
 
     def __init__(self, sock, file, fileno, offset, count, blocksize):
         self.sock = sock
@@ -449,14 +448,14 @@ class _SendfileState:
     def fail(self, fut, exc, as_is=False):
         if not as_is and isinstance(exc, OSError):
             if exc.errno == errno.ENOTCONN and type(exc) is not ConnectionError:
-                new_exc = ConnectionError('socket is not connected', errno.ENOTCONN)
+                new_exc = ConnectionError("socket is not connected", errno.ENOTCONN)
                 new_exc.__cause__ = exc
                 exc = new_exc
             if self.sent == 0:
                 # Nothing went out: the caller may still fall back to
                 # read+send (e.g. sendfile refuses this kind of file).
                 err = _aio_exceptions.SendfileNotAvailableError(
-                    'os.sendfile call failed')
+                    "os.sendfile call failed")
                 err.__cause__ = exc
                 exc = err
         self._update_filepos()
@@ -473,16 +472,16 @@ def _make_nonblocking(accepted):
 
 
 def _check_sendfile_params(sock, file, offset, count):
-    if 'b' not in getattr(file, 'mode', 'b'):
-        raise ValueError('file should be opened in binary mode')
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
     if sock.type != socket.SOCK_STREAM:
-        raise ValueError('only SOCK_STREAM type sockets are supported')
+        raise ValueError("only SOCK_STREAM type sockets are supported")
     if count is not None:
         if not isinstance(count, int):
-            raise TypeError(f'count must be a positive integer (got {count!r})')
+            raise TypeError(f"count must be a positive integer (got {count!r})")
         if count <= 0:
-            raise ValueError(f'count must be a positive integer (got {count!r})')
+            raise ValueError(f"count must be a positive integer (got {count!r})")
     if not isinstance(offset, int):
-        raise TypeError(f'offset must be a non-negative integer (got {offset!r})')
+        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
     if offset < 0:
-        raise ValueError(f'offset must be a non-negative integer (got {offset!r})')
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")

@@ -84,10 +84,9 @@ import socket
 import sys
 import warnings
 import weakref
-
 from asyncio import coroutines as _aio_coroutines
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 
 def _ignore_signal(signum, frame):
@@ -145,14 +144,14 @@ def _forget_signals_after_fork():
     _loops_with_signals.clear()
 
 
-if hasattr(os, 'register_at_fork'):
+if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_signals_after_fork)
 
 
 class _SignalHandler:
     """A registered ``add_signal_handler`` callback."""
 
-    __slots__ = ('callback', 'args', 'context')
+    __slots__ = ("callback", "args", "context")
 
     def __init__(self, callback, args, context):
         self.callback = callback
@@ -160,7 +159,7 @@ class _SignalHandler:
         self.context = context
 
     def __repr__(self):
-        return f'<signal handler {self.callback!r} args={self.args!r}>'
+        return f"<signal handler {self.callback!r} args={self.args!r}>"
 
 
 class SignalMixin:
@@ -188,14 +187,14 @@ class SignalMixin:
         """
         if (_aio_coroutines.iscoroutine(callback)
                 or _aio_coroutines.iscoroutinefunction(callback)):
-            raise TypeError('coroutines cannot be used '
-                            'with add_signal_handler()')
+            raise TypeError("coroutines cannot be used "
+                            "with add_signal_handler()")
         self._check_signal(sig)
         if self.is_closed():
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         if not callable(callback):
-            raise TypeError(f'a callable object was expected by '
-                            f'add_signal_handler(), got {callback!r}')
+            raise TypeError(f"a callable object was expected by "
+                            f"add_signal_handler(), got {callback!r}")
         self._signal_take(sig)
         self._sig_handlers[sig] = _SignalHandler(
             callback, args, contextvars.copy_context())
@@ -216,9 +215,9 @@ class SignalMixin:
 
     def _check_signal(self, sig):
         if not isinstance(sig, int):
-            raise TypeError(f'sig must be an int, not {sig!r}')
+            raise TypeError(f"sig must be an int, not {sig!r}")
         if sig not in signal.valid_signals():
-            raise ValueError(f'invalid signal number {sig}')
+            raise ValueError(f"invalid signal number {sig}")
 
     # ---- the loop's own listeners ---------------------------------------
 
@@ -228,7 +227,7 @@ class SignalMixin:
         thread)."""
         self._check_signal(sig)
         if self.is_closed():
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         self._signal_take(sig)
         self._sig_listeners.setdefault(sig, []).append(func)
 
@@ -265,7 +264,7 @@ class SignalMixin:
             if not self._sig_previous:
                 self._signal_close_channel()
             if exc.errno == errno.EINVAL:
-                raise RuntimeError(f'sig {sig} cannot be caught') from None
+                raise RuntimeError(f"sig {sig} cannot be caught") from None
             raise
         except ValueError as exc:      # not the main thread after all
             if not self._sig_previous:
@@ -283,7 +282,7 @@ class SignalMixin:
             signal.signal(sig, previous)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                raise RuntimeError(f'sig {sig} cannot be caught') from None
+                raise RuntimeError(f"sig {sig} cannot be caught") from None
             raise
         finally:
             if not self._sig_previous:
@@ -350,7 +349,7 @@ class SignalMixin:
         except (ValueError, OSError) as exc:
             # Not the main thread: the wakeup fd may still be `ours`, so the
             # pair must stay open (see _orphaned_channels).
-            logger.info('set_wakeup_fd(%d) failed: %s', restore, exc)
+            logger.info("set_wakeup_fd(%d) failed: %s", restore, exc)
             if not self.is_closed():
                 self._remove_reader(rsock.fileno())
             _orphaned_channels.append((rsock, wsock))
@@ -389,9 +388,9 @@ class SignalMixin:
                     raise
                 except BaseException as exc:
                     self.call_exception_handler({
-                        'message': f'Exception in the loop\'s own handler '
-                                   f'of signal {signum}',
-                        'exception': exc,
+                        "message": f"Exception in the loop's own handler "
+                                   f"of signal {signum}",
+                        "exception": exc,
                     })
         handlers = self._sig_handlers
         handler = handlers.get(signum) if handlers else None
@@ -430,8 +429,8 @@ class SignalMixin:
             return
         if sys.is_finalizing():
             if self._sig_handlers:
-                warnings.warn(f'Closing the loop {self!r} at interpreter '
-                              f'shutdown: signal handlers are not removed',
+                warnings.warn(f"Closing the loop {self!r} at interpreter "
+                              f"shutdown: signal handlers are not removed",
                               ResourceWarning, source=self)
             self._sig_handlers.clear()
             self._sig_listeners.clear()
@@ -459,7 +458,7 @@ class SignalMixin:
                 self._signal_release(sig)
             except (ValueError, OSError, RuntimeError) as exc:
                 # close() from another thread: signal.signal() refuses.
-                logger.info('could not restore the handler of signal %d: %s',
+                logger.info("could not restore the handler of signal %d: %s",
                             sig, exc)
                 self._sig_previous.pop(sig, None)
         self._signal_close_channel()

@@ -66,11 +66,10 @@ import signal
 import subprocess
 import threading
 import warnings
-
 from asyncio import protocols as _aio_protocols
 from asyncio import transports as _aio_transports
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 _PIDFD_UNSUPPORTED = frozenset({errno.ENOSYS, errno.EPERM, errno.EINVAL,
                                 errno.EOPNOTSUPP})
@@ -107,7 +106,7 @@ class _PipeProto(_aio_protocols.Protocol):
         owner._pipes[fd] = self
 
     def __repr__(self):
-        return f'<{type(self).__name__} fd={self.fd} pipe={self.pipe!r}>'
+        return f"<{type(self).__name__} fd={self.fd} pipe={self.pipe!r}>"
 
     def connection_made(self, transport):
         self.pipe = transport
@@ -167,7 +166,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
             universal_newlines=False, bufsize=bufsize, **kwargs)
         self._closed = False
         self._pid = self._proc.pid
-        self._extra['subprocess'] = self._proc
+        self._extra["subprocess"] = self._proc
         try:
             loop._watch_child(self._proc, self._process_exited)
         except BaseException:
@@ -183,23 +182,23 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
     def __repr__(self):
         info = [type(self).__name__]
         if self._closed:
-            info.append('closed')
+            info.append("closed")
         if self._pid is not None:
-            info.append(f'pid={self._pid}')
+            info.append(f"pid={self._pid}")
         if self._returncode is not None:
-            info.append(f'returncode={self._returncode}')
+            info.append(f"returncode={self._returncode}")
         elif self._pid is not None:
-            info.append('running')
+            info.append("running")
         else:
-            info.append('not started')
-        pipes = {fd: getattr(proto, 'pipe', None)
+            info.append("not started")
+        pipes = {fd: getattr(proto, "pipe", None)
                  for fd, proto in self._pipes.items()}
         if pipes.get(_STDIN) is not None:
-            info.append(f'stdin={pipes[_STDIN]}')
-        for fd, name in ((_STDOUT, 'stdout'), (_STDERR, 'stderr')):
+            info.append(f"stdin={pipes[_STDIN]}")
+        for fd, name in ((_STDOUT, "stdout"), (_STDERR, "stderr")):
             if pipes.get(fd) is not None:
-                info.append(f'{name}={pipes[fd]}')
-        return '<{}>'.format(' '.join(info))
+                info.append(f"{name}={pipes[fd]}")
+        return "<{}>".format(" ".join(info))
 
     # ---- creation -------------------------------------------------------
 
@@ -312,7 +311,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         if (proc is not None and self._returncode is None
                 and proc.poll() is None):
             if self._loop is not None and self._loop.get_debug():
-                logger.warning('Close running child process: kill %r', self)
+                logger.warning("Close running child process: kill %r", self)
             try:
                 proc.kill()
             except ProcessLookupError:
@@ -320,7 +319,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
 
     def __del__(self, _warn=warnings.warn):
         if not self._closed:
-            _warn(f'unclosed transport {self!r}', ResourceWarning, source=self)
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self.close()
 
     # ---- events ---------------------------------------------------------
@@ -338,10 +337,10 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
             self._call(getattr(self._protocol, method), *args)
 
     def _pipe_data_received(self, fd, data):
-        self._notify('pipe_data_received', fd, data)
+        self._notify("pipe_data_received", fd, data)
 
     def _pipe_connection_lost(self, fd, exc):
-        self._notify('pipe_connection_lost', fd, exc)
+        self._notify("pipe_connection_lost", fd, exc)
         self._try_finish()
 
     def _process_exited(self, returncode):
@@ -354,12 +353,12 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
             proc.returncode = returncode
         loop = self._loop
         if loop is not None and loop.get_debug():
-            logger.info('%r exited with return code %r', self, returncode)
+            logger.info("%r exited with return code %r", self, returncode)
         for waiter in self._reap_waiters:
             if not waiter.done():
                 waiter.set_result(returncode)
         self._reap_waiters = []
-        self._notify('process_exited')
+        self._notify("process_exited")
         self._try_finish()
 
     def _try_finish(self):
@@ -399,7 +398,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
 class _ChildWatch:
     """One child being watched by a loop."""
 
-    __slots__ = ('proc', 'pid', 'callback', 'how', 'pidfd', 'done')
+    __slots__ = ("proc", "pid", "callback", "how", "pidfd", "done")
 
     def __init__(self, proc, callback):
         self.proc = proc
@@ -426,7 +425,7 @@ def _reap_nohang(watch):
 def _lost_status(proc):
     if proc.returncode is not None:
         return proc.returncode
-    logger.warning('Unknown child process pid %d, will report returncode 255',
+    logger.warning("Unknown child process pid %d, will report returncode 255",
                    proc.pid)
     return 255
 
@@ -456,7 +455,7 @@ class SubprocessMixin:
 
     # Which reapers may be used, best first; tests turn them off to exercise
     # the fallbacks (the helper thread is always allowed).
-    _use_pidfd = hasattr(os, 'pidfd_open')
+    _use_pidfd = hasattr(os, "pidfd_open")
     _use_sigchld = True
     _child_watches = None       # pid -> _ChildWatch of every unreaped child
     _sigchld_listening = False
@@ -470,21 +469,21 @@ class SubprocessMixin:
         ``(transport, protocol)``; ``protocol_factory()`` makes a
         ``SubprocessProtocol``."""
         if universal_newlines:
-            raise ValueError('universal_newlines must be False')
+            raise ValueError("universal_newlines must be False")
         if shell:
-            raise ValueError('shell must be False')
+            raise ValueError("shell must be False")
         if bufsize != 0:
-            raise ValueError('bufsize must be 0')
+            raise ValueError("bufsize must be 0")
         if text:
-            raise ValueError('text must be False')
+            raise ValueError("text must be False")
         if encoding is not None:
-            raise ValueError('encoding must be None')
+            raise ValueError("encoding must be None")
         if errors is not None:
-            raise ValueError('errors must be None')
+            raise ValueError("errors must be None")
         protocol = protocol_factory()
         if self.get_debug():
             # The arguments may hold secrets: name the program only.
-            logger.debug('execute program %r', program)
+            logger.debug("execute program %r", program)
         transport = await self._make_subprocess_transport(
             protocol, (program,) + args, False, stdin, stdout, stderr,
             bufsize, **kwargs)
@@ -499,22 +498,22 @@ class SubprocessMixin:
         """Run the shell command ``cmd`` (str or bytes) as a child process:
         ``(transport, protocol)``."""
         if not isinstance(cmd, (bytes, str)):
-            raise ValueError('cmd must be a string')
+            raise ValueError("cmd must be a string")
         if universal_newlines:
-            raise ValueError('universal_newlines must be False')
+            raise ValueError("universal_newlines must be False")
         if not shell:
-            raise ValueError('shell must be True')
+            raise ValueError("shell must be True")
         if bufsize != 0:
-            raise ValueError('bufsize must be 0')
+            raise ValueError("bufsize must be 0")
         if text:
-            raise ValueError('text must be False')
+            raise ValueError("text must be False")
         if encoding is not None:
-            raise ValueError('encoding must be None')
+            raise ValueError("encoding must be None")
         if errors is not None:
-            raise ValueError('errors must be None')
+            raise ValueError("errors must be None")
         protocol = protocol_factory()
         if self.get_debug():
-            logger.debug('run shell command (%d characters)', len(cmd))
+            logger.debug("run shell command (%d characters)", len(cmd))
         transport = await self._make_subprocess_transport(
             protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs)
         return transport, protocol
@@ -523,7 +522,7 @@ class SubprocessMixin:
                                          stdout, stderr, bufsize, extra=None,
                                          **kwargs):
         if self.is_closed():
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         transport = SubprocessTransport(self, protocol, args, shell, stdin,
                                         stdout, stderr, bufsize, extra,
                                         **kwargs)
@@ -543,7 +542,7 @@ class SubprocessMixin:
                     transport._release()
             raise
         if self.get_debug():
-            logger.debug('started %r', transport)
+            logger.debug("started %r", transport)
         return transport
 
     # ---- the child watcher ----------------------------------------------
@@ -584,7 +583,7 @@ class SubprocessMixin:
             os.close(pidfd)
             raise
         watch.pidfd = pidfd
-        watch.how = 'pidfd'
+        watch.how = "pidfd"
         return True
 
     def _on_pidfd_readable(self, watch):
@@ -593,7 +592,7 @@ class SubprocessMixin:
             self._child_gone(watch, returncode)
 
     def _watch_with_sigchld(self, watch):
-        if not self._use_sigchld or not hasattr(self, '_signal_add_listener'):
+        if not self._use_sigchld or not hasattr(self, "_signal_add_listener"):
             return False
         if threading.current_thread() is not threading.main_thread():
             return False
@@ -603,7 +602,7 @@ class SubprocessMixin:
             except RuntimeError:
                 return False
             self._sigchld_listening = True
-        watch.how = 'sigchld'
+        watch.how = "sigchld"
         # The child may have exited before we listened.
         returncode = _reap_nohang(watch)
         if returncode is not None:
@@ -612,15 +611,15 @@ class SubprocessMixin:
 
     def _on_sigchld(self):
         for watch in list(self._child_watches.values()):
-            if watch.how == 'sigchld' and not watch.done:
+            if watch.how == "sigchld" and not watch.done:
                 returncode = _reap_nohang(watch)
                 if returncode is not None:
                     self._child_gone(watch, returncode)
 
     def _watch_with_thread(self, watch):
-        watch.how = 'thread'
+        watch.how = "thread"
         thread = threading.Thread(target=_reap_in_thread, args=(self, watch),
-                                  name=f'pyloop-waitpid-{watch.pid}',
+                                  name=f"pyloop-waitpid-{watch.pid}",
                                   daemon=True)
         thread.start()
 
@@ -643,7 +642,7 @@ class SubprocessMixin:
             os.close(watch.pidfd)
             watch.pidfd = -1
         if self._sigchld_listening and not any(
-                w.how == 'sigchld' for w in self._child_watches.values()):
+                w.how == "sigchld" for w in self._child_watches.values()):
             self._sigchld_listening = False
             self._signal_remove_listener(signal.SIGCHLD, self._on_sigchld)
         self.call_soon(watch.callback, returncode)
@@ -660,7 +659,7 @@ class SubprocessMixin:
             try:
                 self._signal_remove_listener(signal.SIGCHLD, self._on_sigchld)
             except (ValueError, OSError, RuntimeError) as exc:
-                logger.info('could not restore the SIGCHLD handler: %s', exc)
+                logger.info("could not restore the SIGCHLD handler: %s", exc)
         for watch in watches.values():
             if watch.pidfd >= 0:
                 os.close(watch.pidfd)
@@ -669,9 +668,9 @@ class SubprocessMixin:
             # alive (collecting it unclosed kills the child, as in asyncio).
             watch.callback = None
             # A 'thread' child has its helper thread already.
-            if not watch.done and watch.how != 'thread':
+            if not watch.done and watch.how != "thread":
                 watch.done = True
                 thread = threading.Thread(
                     target=_reap_in_thread, args=(None, watch),
-                    name=f'pyloop-waitpid-{watch.pid}', daemon=True)
+                    name=f"pyloop-waitpid-{watch.pid}", daemon=True)
                 thread.start()

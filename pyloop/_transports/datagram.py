@@ -31,20 +31,24 @@ import socket
 import stat
 import sys
 import warnings
-
 from asyncio import transports as _aio_transports
 from asyncio import trsock as _aio_trsock
 
-from .fd_transport import (WRITES_AFTER_LOSS_BEFORE_WARNING, ReadingControl,
-                           WriteFlowControl,
-                           fd_ops, register_transport, wake_waiter)
+from .fd_transport import (
+    WRITES_AFTER_LOSS_BEFORE_WARNING,
+    ReadingControl,
+    WriteFlowControl,
+    fd_ops,
+    register_transport,
+    wake_waiter,
+)
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 # Python 3.13 made sendto(b'') send an empty datagram; before, it was ignored.
 _SENDS_EMPTY_DATAGRAMS = sys.version_info >= (3, 13)
 
-_IP_FAMILIES = (socket.AF_INET, getattr(socket, 'AF_INET6', socket.AF_INET))
+_IP_FAMILIES = (socket.AF_INET, getattr(socket, "AF_INET6", socket.AF_INET))
 _MAX_UDP_PAYLOAD = 65536     # an IPv4/IPv6 length field caps it below this
 
 
@@ -73,7 +77,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
         self._loop = loop
         self._protocol = protocol
         self._fileno = sock.fileno()
-        self._extra['socket'] = _aio_trsock.TransportSocket(sock)
+        self._extra["socket"] = _aio_trsock.TransportSocket(sock)
         # recvfrom(n) mallocs n bytes before it knows the datagram's size, and
         # glibc serves 256 KiB with mmap/munmap: measured here, that made
         # each read ~50 us slower than a 64 KiB one.  No UDP payload exceeds
@@ -85,9 +89,9 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
         else:
             self._recv_view = memoryview(bytearray(self.max_size))
         try:
-            self._extra['sockname'] = sock.getsockname()
+            self._extra["sockname"] = sock.getsockname()
         except OSError:
-            self._extra['sockname'] = None
+            self._extra["sockname"] = None
         try:
             peer = sock.getpeername()
         except OSError:
@@ -95,8 +99,8 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
             self._connected = False
         else:
             self._connected = True
-        if 'peername' not in self._extra:
-            self._extra['peername'] = peer
+        if "peername" not in self._extra:
+            self._extra["peername"] = peer
         # The one destination allowed, for a transport made with remote_addr.
         self._address = address
         self._buffer = collections.deque()   # (bytes, address) pairs
@@ -124,16 +128,16 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
     def __repr__(self):
         parts = [type(self).__name__]
         if self._sock is None:
-            parts.append('closed')
+            parts.append("closed")
         elif self._closing:
-            parts.append('closing')
+            parts.append("closing")
         parts.append(f'fd={getattr(self, "_fileno", None)}')
         if self._sock is not None and self._loop is not None \
                 and not self._loop.is_closed():
-            parts.append('read=polling' if self._reader_on else 'read=idle')
-            state = 'polling' if self._writer_on else 'idle'
-            parts.append(f'write=<{state}, bufsize={self._buffer_size}>')
-        return '<{}>'.format(' '.join(parts))
+            parts.append("read=polling" if self._reader_on else "read=idle")
+            state = "polling" if self._writer_on else "idle"
+            parts.append(f"write=<{state}, bufsize={self._buffer_size}>")
+        return "<{}>".format(" ".join(parts))
 
     def get_protocol(self):
         return self._protocol
@@ -167,7 +171,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, 'Fatal read error on datagram transport')
+            self._fatal_error(exc, "Fatal read error on datagram transport")
         else:
             self._protocol.datagram_received(data, addr)
 
@@ -177,18 +181,18 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
         """Send ``data`` to ``addr`` (to the endpoint's remote address when the
         transport was made with one; ``addr`` must then be None or equal it)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f'data argument must be a bytes-like object, '
-                            f'not {type(data).__name__!r}')
+            raise TypeError(f"data argument must be a bytes-like object, "
+                            f"not {type(data).__name__!r}")
         if not data and not _SENDS_EMPTY_DATAGRAMS:
             return
         if self._address is not None:
             if addr is not None and addr != self._address:
                 raise ValueError(
-                    f'Invalid address: must be None or {self._address}')
+                    f"Invalid address: must be None or {self._address}")
             addr = self._address
         if self._conn_lost:
             if self._writes_after_loss >= WRITES_AFTER_LOSS_BEFORE_WARNING:
-                logger.warning('socket.send() raised exception.')
+                logger.warning("socket.send() raised exception.")
             self._writes_after_loss += 1
             return
 
@@ -205,7 +209,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, 'Fatal write error on datagram transport')
+                self._fatal_error(exc, "Fatal write error on datagram transport")
                 return
 
         # Queue a private copy: the caller may reuse a bytearray at once.
@@ -240,7 +244,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, 'Fatal write error on datagram transport')
+                self._fatal_error(exc, "Fatal write error on datagram transport")
                 return
             else:
                 buffer.popleft()
@@ -274,16 +278,16 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
         """Close at once, dropping queued datagrams."""
         self._force_close(None)
 
-    def _fatal_error(self, exc, message='Fatal error on transport'):
+    def _fatal_error(self, exc, message="Fatal error on transport"):
         if isinstance(exc, OSError):
             if self._loop.get_debug():
-                logger.debug('%r: %s', self, message, exc_info=True)
+                logger.debug("%r: %s", self, message, exc_info=True)
         else:
             self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
             })
         self._force_close(exc)
 
@@ -317,24 +321,24 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
     def __del__(self, _warn=warnings.warn):
         sock = self._sock
         if sock is not None:
-            _warn(f'unclosed transport {self!r}', ResourceWarning, source=self)
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             sock.close()
 
 
 def _set_reuse_port(sock):
-    if not hasattr(socket, 'SO_REUSEPORT'):
-        raise ValueError('reuse_port not supported by socket module')
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("reuse_port not supported by socket module")
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     except OSError:
-        raise ValueError('reuse_port not supported by socket module, '
-                         'SO_REUSEPORT defined but not implemented.')
+        raise ValueError("reuse_port not supported by socket module, "
+                         "SO_REUSEPORT defined but not implemented.")
 
 
 def _remove_stale_unix_socket(path):
     """Unlink a socket file left behind at ``path`` so that bind succeeds;
     leave anything that is not a socket alone (bind then fails)."""
-    if path[0] in (0, '\x00'):   # abstract namespace: no file
+    if path[0] in (0, "\x00"):   # abstract namespace: no file
         return
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
@@ -343,7 +347,7 @@ def _remove_stale_unix_socket(path):
         pass
     except OSError as err:
         # The directory may let us create a socket without letting us stat.
-        logger.error('Unable to check or remove stale UNIX socket %r: %r',
+        logger.error("Unable to check or remove stale UNIX socket %r: %r",
                      path, err)
 
 
@@ -368,15 +372,15 @@ class DatagramMixin:
         """
         if sock is not None:
             if sock.type != socket.SOCK_DGRAM:
-                raise ValueError(f'A UDP Socket was expected, got {sock!r}')
+                raise ValueError(f"A UDP Socket was expected, got {sock!r}")
             given = dict(local_addr=local_addr, remote_addr=remote_addr,
                          family=family, proto=proto, flags=flags,
                          reuse_port=reuse_port, allow_broadcast=allow_broadcast)
-            problems = ', '.join(f'{k}={v}' for k, v in given.items() if v)
+            problems = ", ".join(f"{k}={v}" for k, v in given.items() if v)
             if problems:
                 raise ValueError(
-                    f'socket modifier keyword arguments can not be used '
-                    f'when sock is specified. ({problems})')
+                    f"socket modifier keyword arguments can not be used "
+                    f"when sock is specified. ({problems})")
             sock.setblocking(False)
             r_addr = None
         else:
@@ -395,12 +399,12 @@ class DatagramMixin:
             raise
         if self.get_debug():
             if local_addr:
-                logger.info('Datagram endpoint local_addr=%r remote_addr=%r '
-                            'created: (%r, %r)', local_addr, remote_addr,
+                logger.info("Datagram endpoint local_addr=%r remote_addr=%r "
+                            "created: (%r, %r)", local_addr, remote_addr,
                             transport, protocol)
             else:
-                logger.debug('Datagram endpoint remote_addr=%r created: '
-                             '(%r, %r)', remote_addr, transport, protocol)
+                logger.debug("Datagram endpoint remote_addr=%r created: "
+                             "(%r, %r)", remote_addr, transport, protocol)
         try:
             await waiter
         except BaseException:
@@ -413,13 +417,13 @@ class DatagramMixin:
         """[((family, proto), (local, remote)), ...] to try in order."""
         if not (local_addr or remote_addr):
             if family == 0:
-                raise ValueError('unexpected address family')
+                raise ValueError("unexpected address family")
             return [((family, proto), (None, None))]
 
-        if family == getattr(socket, 'AF_UNIX', None):
+        if family == getattr(socket, "AF_UNIX", None):
             for addr in (local_addr, remote_addr):
                 if addr is not None and not isinstance(addr, str):
-                    raise TypeError('string is expected')
+                    raise TypeError("string is expected")
             if local_addr:
                 _remove_stale_unix_socket(local_addr)
             return [((family, proto), (local_addr, remote_addr))]
@@ -432,12 +436,12 @@ class DatagramMixin:
             if addr is None:
                 continue
             if not (isinstance(addr, tuple) and len(addr) == 2):
-                raise TypeError('2-tuple is expected')
+                raise TypeError("2-tuple is expected")
             infos = await self._ensure_resolved(
                 addr, family=family, type=socket.SOCK_DGRAM, proto=proto,
                 flags=flags)
             if not infos:
-                raise OSError('getaddrinfo() returned empty list')
+                raise OSError("getaddrinfo() returned empty list")
             for fam, _type, pro, _cname, address in infos:
                 pair = groups.setdefault((fam, pro), [None, None])
                 if pair[side] is None:
@@ -447,7 +451,7 @@ class DatagramMixin:
             if not ((local_addr and pair[0] is None)
                     or (remote_addr and pair[1] is None))]
         if not candidates:
-            raise ValueError('can not get address information')
+            raise ValueError("can not get address information")
         return candidates
 
     async def _open_datagram_socket(self, candidates, local_addr, remote_addr,

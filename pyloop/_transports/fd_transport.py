@@ -28,7 +28,7 @@ through the transport.
 import logging
 import weakref
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 # asyncio logs a warning once a transport has been written to this many times
 # after its connection was lost (asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES).
@@ -61,7 +61,7 @@ def fd_to_int(fd):
     try:
         return int(fd.fileno())
     except (AttributeError, TypeError, ValueError):
-        raise ValueError(f'Invalid file object: {fd!r}') from None
+        raise ValueError(f"Invalid file object: {fd!r}") from None
 
 
 def ensure_fd_no_transport(loop, fd):
@@ -69,22 +69,22 @@ def ensure_fd_no_transport(loop, fd):
 
     Meant for ``add_reader``/``add_writer``/``remove_reader``/``remove_writer``.
     """
-    registry = getattr(loop, '_transports', None)
+    registry = getattr(loop, "_transports", None)
     if not registry:
         return
     transport = registry.get(fd_to_int(fd))
     if transport is not None and not transport.is_closing():
         raise RuntimeError(
-            f'File descriptor {fd!r} is used by transport {transport!r}')
+            f"File descriptor {fd!r} is used by transport {transport!r}")
 
 
 def fd_ops(loop):
     """(add_reader, remove_reader, add_writer, remove_writer) for a transport's
     own fd: the loop's unchecked ``_add_reader`` & co. when it has them."""
-    return (getattr(loop, '_add_reader', None) or loop.add_reader,
-            getattr(loop, '_remove_reader', None) or loop.remove_reader,
-            getattr(loop, '_add_writer', None) or loop.add_writer,
-            getattr(loop, '_remove_writer', None) or loop.remove_writer)
+    return (getattr(loop, "_add_reader", None) or loop.add_reader,
+            getattr(loop, "_remove_reader", None) or loop.remove_reader,
+            getattr(loop, "_add_writer", None) or loop.add_writer,
+            getattr(loop, "_remove_writer", None) or loop.remove_writer)
 
 
 def wake_waiter(waiter):
@@ -112,7 +112,7 @@ class WriteFlowControl:
             low = high // 4
         if not high >= low >= 0:
             raise ValueError(
-                f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+                f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water = high
         self._low_water = low
 
@@ -130,12 +130,12 @@ class WriteFlowControl:
         if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
             return
         self._protocol_paused = True
-        self._call_flow_callback('pause_writing')
+        self._call_flow_callback("pause_writing")
 
     def _maybe_resume_protocol(self):
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
             self._protocol_paused = False
-            self._call_flow_callback('resume_writing')
+            self._call_flow_callback("resume_writing")
 
     def _call_flow_callback(self, name):
         protocol = self._protocol
@@ -145,10 +145,10 @@ class WriteFlowControl:
             raise
         except BaseException as exc:
             self._loop.call_exception_handler({
-                'message': f'protocol.{name}() failed',
-                'exception': exc,
-                'transport': self,
-                'protocol': protocol,
+                "message": f"protocol.{name}() failed",
+                "exception": exc,
+                "transport": self,
+                "protocol": protocol,
             })
 
 
@@ -171,7 +171,7 @@ class ReadingControl:
         self._paused = True
         self._stop_reading()
         if self._loop.get_debug():
-            logger.debug('%r pauses reading', self)
+            logger.debug("%r pauses reading", self)
 
     def resume_reading(self):
         """Deliver data again after ``pause_reading``."""
@@ -180,7 +180,7 @@ class ReadingControl:
         self._paused = False
         self._start_reading()
         if self._loop.get_debug():
-            logger.debug('%r resumes reading', self)
+            logger.debug("%r resumes reading", self)
 
     def _start_reading(self):
         if self.is_reading():

@@ -38,6 +38,7 @@ EADDRNOTAVAIL on one of several addresses, Unix socket file cleanup) pyloop
 does what the running Python's asyncio does.
 """
 
+import asyncio
 import collections.abc
 import contextvars
 import errno
@@ -48,8 +49,6 @@ import os
 import socket
 import stat
 import sys
-
-import asyncio
 from asyncio import constants as _constants
 from asyncio import exceptions as _aio_exceptions
 from asyncio import protocols as _protocols
@@ -57,14 +56,13 @@ from asyncio import staggered as _staggered
 from asyncio import trsock as _trsock
 
 from .server import Server
-from .tls import (TLSMixin, _check_ssl_socket, _check_ssl_timeouts,
-                   _default_server_hostname)
+from .tls import TLSMixin, _check_ssl_socket, _check_ssl_timeouts, _default_server_hostname
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 _PY313 = sys.version_info >= (3, 13)
-_HAS_IPV6 = hasattr(socket, 'AF_INET6')
-_HAS_UNIX = hasattr(socket, 'AF_UNIX')
+_HAS_IPV6 = hasattr(socket, "AF_INET6")
+_HAS_UNIX = hasattr(socket, "AF_UNIX")
 
 # accept() errors that mean "out of resources": retrying at once would spin.
 _ACCEPT_RESOURCE_ERRNOS = frozenset(
@@ -86,13 +84,13 @@ def _os_error_text(exc):
 
 
 def _set_reuseport(sock):
-    if not hasattr(socket, 'SO_REUSEPORT'):
-        raise ValueError('reuse_port not supported by socket module')
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("reuse_port not supported by socket module")
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     except OSError:
-        raise ValueError('reuse_port not supported by socket module, '
-                         'SO_REUSEPORT defined but not implemented.')
+        raise ValueError("reuse_port not supported by socket module, "
+                         "SO_REUSEPORT defined but not implemented.")
 
 
 def _interleave_addrinfos(infos, first_family_count=1):
@@ -115,20 +113,20 @@ def _interleave_addrinfos(infos, first_family_count=1):
 def _connect_error(errors, all_errors):
     """The exception create_connection raises when every attempt failed."""
     if all_errors:
-        return ExceptionGroup('create_connection failed', errors)
+        return ExceptionGroup("create_connection failed", errors)
     if len(errors) == 1:
         return errors[0]
     first = str(errors[0])
     if all(str(exc) == first for exc in errors):
         return errors[0]
-    return OSError('Multiple exceptions: {}'.format(
-        ', '.join(str(exc) for exc in errors)))
+    return OSError("Multiple exceptions: {}".format(
+        ", ".join(str(exc) for exc in errors)))
 
 
 def _is_abstract_or_unnamed(path):
     """True for Linux abstract-namespace addresses (leading NUL, str or
     bytes) and for the empty address of an unbound socket."""
-    return not path or path[0] in (0, '\x00')
+    return not path or path[0] in (0, "\x00")
 
 
 class NetworkMixin(TLSMixin):
@@ -165,7 +163,7 @@ class NetworkMixin(TLSMixin):
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError(
-                    'host/port and sock can not be specified at the same time')
+                    "host/port and sock can not be specified at the same time")
             sock = await self._open_connection_socket(
                 host, port, family, proto, flags, local_addr,
                 happy_eyeballs_delay, interleave, all_errors)
@@ -173,19 +171,19 @@ class NetworkMixin(TLSMixin):
         else:
             if sock is None:
                 raise ValueError(
-                    'host and port was not specified and no sock specified')
+                    "host and port was not specified and no sock specified")
             if sock.type != socket.SOCK_STREAM:
                 # AF_UNIX stream sockets are accepted too, as in asyncio.
                 raise ValueError(
-                    f'A Stream Socket was expected, got {sock!r}')
+                    f"A Stream Socket was expected, got {sock!r}")
 
         transport, protocol = await self._create_connection_transport(
             sock, protocol_factory, ssl, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout, own_sock=own_sock)
         if self.get_debug():
-            logger.debug('%r connected to %s:%r: (%r, %r)',
-                         transport.get_extra_info('socket'), host, port,
+            logger.debug("%r connected to %s:%r: (%r, %r)",
+                         transport.get_extra_info("socket"), host, port,
                          transport, protocol)
         return transport, protocol
 
@@ -197,14 +195,14 @@ class NetworkMixin(TLSMixin):
             (host, port), family=family, type=socket.SOCK_STREAM,
             proto=proto, flags=flags)
         if not infos:
-            raise OSError('getaddrinfo() returned empty list')
+            raise OSError("getaddrinfo() returned empty list")
         laddr_infos = None
         if local_addr is not None:
             laddr_infos = await self._ensure_resolved(
                 local_addr, family=family, type=socket.SOCK_STREAM,
                 proto=proto, flags=flags)
             if not laddr_infos:
-                raise OSError('getaddrinfo() returned empty list')
+                raise OSError("getaddrinfo() returned empty list")
         if interleave:
             infos = _interleave_addrinfos(infos, interleave)
 
@@ -234,7 +232,7 @@ class NetworkMixin(TLSMixin):
                 if errors and not all_errors:
                     raise errors[0]
                 if not errors:
-                    raise OSError('create_connection failed')
+                    raise OSError("create_connection failed")
             raise _connect_error(errors, all_errors)
         finally:
             # The errors' tracebacks reference this frame: break the cycle.
@@ -277,11 +275,11 @@ class NetworkMixin(TLSMixin):
                 return
             except OSError as exc:
                 my_errors.append(OSError(
-                    exc.errno, f'error while attempting to bind on address '
-                               f'{laddr!r}: {_os_error_text(exc)}'))
+                    exc.errno, f"error while attempting to bind on address "
+                               f"{laddr!r}: {_os_error_text(exc)}"))
         if my_errors:
             raise my_errors.pop()
-        raise OSError(f'no matching local address with {family=} found')
+        raise OSError(f"no matching local address with {family=} found")
 
     async def _create_connection_transport(
             self, sock, protocol_factory, ssl, server_hostname,
@@ -323,10 +321,10 @@ class NetworkMixin(TLSMixin):
         if ssl:
             if server_hostname is None:
                 raise ValueError(
-                    'you have to pass server_hostname when using ssl')
+                    "you have to pass server_hostname when using ssl")
         else:
             if server_hostname is not None:
-                raise ValueError('server_hostname is only meaningful with ssl')
+                raise ValueError("server_hostname is only meaningful with ssl")
             _check_ssl_timeouts(ssl, ssl_handshake_timeout,
                                 ssl_shutdown_timeout)
 
@@ -334,7 +332,7 @@ class NetworkMixin(TLSMixin):
         if path is not None:
             if sock is not None:
                 raise ValueError(
-                    'path and sock can not be specified at the same time')
+                    "path and sock can not be specified at the same time")
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
             try:
@@ -346,11 +344,11 @@ class NetworkMixin(TLSMixin):
             own_sock = True
         else:
             if sock is None:
-                raise ValueError('no path and sock were specified')
+                raise ValueError("no path and sock were specified")
             if (sock.family != socket.AF_UNIX
                     or sock.type != socket.SOCK_STREAM):
                 raise ValueError(
-                    f'A UNIX Domain Stream Socket was expected, got {sock!r}')
+                    f"A UNIX Domain Stream Socket was expected, got {sock!r}")
             sock.setblocking(False)
 
         return await self._create_connection_transport(
@@ -364,16 +362,16 @@ class NetworkMixin(TLSMixin):
         """Wrap a connection accepted outside the loop (server side);
         return ``(transport, protocol)``."""
         if sock.type != socket.SOCK_STREAM:
-            raise ValueError(f'A Stream Socket was expected, got {sock!r}')
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         _check_ssl_timeouts(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         _check_ssl_socket(sock)
         transport, protocol = await self._create_connection_transport(
-            sock, protocol_factory, ssl, '', server_side=True,
+            sock, protocol_factory, ssl, "", server_side=True,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
         if self.get_debug():
-            logger.debug('%r handled: (%r, %r)',
-                         transport.get_extra_info('socket'), transport,
+            logger.debug("%r handled: (%r, %r)",
+                         transport.get_extra_info("socket"), transport,
                          protocol)
         return transport, protocol
 
@@ -389,24 +387,24 @@ class NetworkMixin(TLSMixin):
         None/'' for all interfaces) and ``port``, or on the bound ``sock``;
         return a ``Server``."""
         if isinstance(ssl, bool):
-            raise TypeError('ssl argument must be an SSLContext or None')
+            raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and ssl is None:
             raise ValueError(
-                'ssl_handshake_timeout is only meaningful with ssl')
+                "ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None and ssl is None:
             raise ValueError(
-                'ssl_shutdown_timeout is only meaningful with ssl')
+                "ssl_shutdown_timeout is only meaningful with ssl")
         if sock is not None:
             _check_ssl_socket(sock)
 
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError(
-                    'host/port and sock can not be specified at the same time')
+                    "host/port and sock can not be specified at the same time")
             if reuse_address is None:
-                reuse_address = (os.name == 'posix'
-                                 and sys.platform != 'cygwin')
-            if host == '':
+                reuse_address = (os.name == "posix"
+                                 and sys.platform != "cygwin")
+            if host == "":
                 hosts = [None]
             elif (isinstance(host, str)
                   or not isinstance(host, collections.abc.Iterable)):
@@ -419,9 +417,9 @@ class NetworkMixin(TLSMixin):
                 infos, reuse_address, reuse_port, keep_alive)
         else:
             if sock is None:
-                raise ValueError('Neither host/port nor sock were specified')
+                raise ValueError("Neither host/port nor sock were specified")
             if sock.type != socket.SOCK_STREAM:
-                raise ValueError(f'A Stream Socket was expected, got {sock!r}')
+                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
             sockets = [sock]
 
         for s in sockets:
@@ -433,14 +431,14 @@ class NetworkMixin(TLSMixin):
             # One iteration, as asyncio: code may rely on the yield.
             await asyncio.sleep(0)
         if self.get_debug():
-            logger.info('%r is serving', server)
+            logger.info("%r is serving", server)
         return server
 
     async def _create_server_getaddrinfo(self, host, port, family, flags):
         infos = await self._ensure_resolved(
             (host, port), family=family, type=socket.SOCK_STREAM, flags=flags)
         if not infos:
-            raise OSError(f'getaddrinfo({host!r}) returned empty list')
+            raise OSError(f"getaddrinfo({host!r}) returned empty list")
         return infos
 
     async def _resolve_server_hosts(self, hosts, port, family, flags):
@@ -465,8 +463,8 @@ class NetworkMixin(TLSMixin):
                 except OSError:
                     # A family/type/protocol this host cannot do: skip it.
                     if self.get_debug():
-                        logger.warning('create_server() failed to create '
-                                       'socket.socket(%r, %r, %r)',
+                        logger.warning("create_server() failed to create "
+                                       "socket.socket(%r, %r, %r)",
                                        af, socktype, proto, exc_info=True)
                     continue
                 sockets.append(sock)
@@ -481,13 +479,13 @@ class NetworkMixin(TLSMixin):
                 # Linux makes an IPv6 socket accept IPv4 too by default; the
                 # IPv4 address gets a socket of its own, so turn that off.
                 if (_HAS_IPV6 and af == socket.AF_INET6
-                        and hasattr(socket, 'IPPROTO_IPV6')):
+                        and hasattr(socket, "IPPROTO_IPV6")):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY,
                                     True)
                 try:
                     sock.bind(sa)
                 except OSError as err:
-                    msg = ('error while attempting to bind on address %r: %s'
+                    msg = ("error while attempting to bind on address %r: %s"
                            % (sa, _os_error_text(err)))
                     if _PY313 and err.errno == errno.EADDRNOTAVAIL:
                         # That family is not configured here (bpo-30945):
@@ -499,7 +497,7 @@ class NetworkMixin(TLSMixin):
                         continue
                     raise OSError(err.errno, msg) from None
             if _PY313 and not sockets:
-                raise OSError('could not bind on any address out of %r'
+                raise OSError("could not bind on any address out of %r"
                               % ([info[4] for info in infos],))
             completed = True
         finally:
@@ -521,13 +519,13 @@ class NetworkMixin(TLSMixin):
         socket file is removed when the server closes, unless it was
         replaced in the meantime."""
         if isinstance(ssl, bool):
-            raise TypeError('ssl argument must be an SSLContext or None')
+            raise TypeError("ssl argument must be an SSLContext or None")
         _check_ssl_timeouts(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
 
         if path is not None:
             if sock is not None:
                 raise ValueError(
-                    'path and sock can not be specified at the same time')
+                    "path and sock can not be specified at the same time")
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             if not _is_abstract_or_unnamed(path):
@@ -538,7 +536,7 @@ class NetworkMixin(TLSMixin):
                 sock.close()
                 if exc.errno == errno.EADDRINUSE:
                     raise OSError(errno.EADDRINUSE,
-                                  f'Address {path!r} is already in use'
+                                  f"Address {path!r} is already in use"
                                   ) from None
                 raise
             except BaseException:
@@ -547,11 +545,11 @@ class NetworkMixin(TLSMixin):
         else:
             if sock is None:
                 raise ValueError(
-                    'path was not specified, and no sock specified')
+                    "path was not specified, and no sock specified")
             if (sock.family != socket.AF_UNIX
                     or sock.type != socket.SOCK_STREAM):
                 raise ValueError(
-                    f'A UNIX Domain Stream Socket was expected, got {sock!r}')
+                    f"A UNIX Domain Stream Socket was expected, got {sock!r}")
 
         if cleanup_socket:
             self._note_unix_socket_file(sock)
@@ -573,8 +571,8 @@ class NetworkMixin(TLSMixin):
             pass
         except OSError as err:
             # The directory may allow creating the socket but not stat().
-            logger.error('Unable to check or remove stale UNIX socket '
-                         '%r: %r', path, err)
+            logger.error("Unable to check or remove stale UNIX socket "
+                         "%r: %r", path, err)
 
     def _note_unix_socket_file(self, sock):
         """Remember the inode of sock's file, to remove it on close only if
@@ -609,7 +607,7 @@ class NetworkMixin(TLSMixin):
         except FileNotFoundError:
             pass
         except OSError as err:
-            logger.error('Unable to clean up listening UNIX socket %r: %r',
+            logger.error("Unable to clean up listening UNIX socket %r: %r",
                          path, err)
 
     # ---- accepting -------------------------------------------------------
@@ -661,23 +659,23 @@ class NetworkMixin(TLSMixin):
                 if exc.errno not in _ACCEPT_RESOURCE_ERRNOS:
                     raise  # the loop reports it; the listener stays
                 self.call_exception_handler({
-                    'message': 'socket.accept() out of system resource',
-                    'exception': exc,
-                    'socket': _trsock.TransportSocket(sock),
+                    "message": "socket.accept() out of system resource",
+                    "exception": exc,
+                    "socket": _trsock.TransportSocket(sock),
                 })
                 self._pause_accepting(
                     protocol_factory, sock, sslcontext, server, backlog,
                     ssl_handshake_timeout, ssl_shutdown_timeout)
                 return
             if debug:
-                logger.debug('%r got a new connection from %r: %r',
+                logger.debug("%r got a new connection from %r: %r",
                              server, addr, conn)
             try:
                 conn.setblocking(False)
             except OSError:
                 conn.close()
                 continue
-            extra = {'peername': addr}
+            extra = {"peername": addr}
             if sslcontext:
                 self.create_task(self._accept_connection2(
                     protocol_factory, conn, extra, sslcontext, server,
@@ -754,13 +752,13 @@ class NetworkMixin(TLSMixin):
         if not self.get_debug():
             return
         context = {
-            'message': 'Error on transport creation for incoming connection',
-            'exception': exc,
+            "message": "Error on transport creation for incoming connection",
+            "exception": exc,
         }
         if protocol is not None:
-            context['protocol'] = protocol
+            context["protocol"] = protocol
         if transport is not None:
-            context['transport'] = transport
+            context["transport"] = transport
         self.call_exception_handler(context)
 
     # ---- sendfile --------------------------------------------------------
@@ -773,12 +771,12 @@ class NetworkMixin(TLSMixin):
         ``fallback``) chunks read in the executor and written through the
         transport.  The file position ends after the last byte sent."""
         if transport.is_closing():
-            raise RuntimeError('Transport is closing')
-        mode = getattr(transport, '_sendfile_compatible',
+            raise RuntimeError("Transport is closing")
+        mode = getattr(transport, "_sendfile_compatible",
                        _SendfileMode.UNSUPPORTED)
         if mode == _SendfileMode.UNSUPPORTED:
             raise RuntimeError(
-                f'sendfile is not supported for transport {transport!r}')
+                f"sendfile is not supported for transport {transport!r}")
         if mode == _SendfileMode.TRY_NATIVE:
             try:
                 return await self._sendfile_native(transport, file, offset,
@@ -788,20 +786,20 @@ class NetworkMixin(TLSMixin):
                     raise
         if not fallback:
             raise RuntimeError(
-                f'fallback is disabled and native sendfile is not '
-                f'supported for transport {transport!r}')
+                f"fallback is disabled and native sendfile is not "
+                f"supported for transport {transport!r}")
         return await self._sendfile_fallback(transport, file, offset, count)
 
     async def _sendfile_native(self, transp, file, offset, count):
-        sock = transp.get_extra_info('socket')
+        sock = transp.get_extra_info("socket")
         if sock is None:
             raise _aio_exceptions.SendfileNotAvailableError(
-                'the transport has no socket')
+                "the transport has no socket")
         # While sendfile runs, sock_sendfile watches the transport's fd
         # itself: take the transport out of the loop's fd -> transport
         # registry (when the loop keeps one), as asyncio does, so that the
         # loop does not refuse the fd as owned by a transport.
-        registry = getattr(self, '_transports', None)
+        registry = getattr(self, "_transports", None)
         fd = sock.fileno()
         owner = registry.pop(fd, None) if registry is not None else None
         resume_reading = transp.is_reading()
@@ -841,7 +839,7 @@ class NetworkMixin(TLSMixin):
                 transp.write(data)
                 total_sent += len(data)
         finally:
-            if total_sent > 0 and hasattr(file, 'seek'):
+            if total_sent > 0 and hasattr(file, "seek"):
                 file.seek(offset + total_sent)
             proto.restore()
 
@@ -857,7 +855,7 @@ class _SendfileFallbackProtocol(_protocols.Protocol):
         self._transport = transport
         self._app_protocol = transport.get_protocol()
         self._resume_reading = transport.is_reading()
-        paused = getattr(transport, '_protocol_paused', None)
+        paused = getattr(transport, "_protocol_paused", None)
         if paused is None:
             # Only "over the high-water mark" is sure to mean paused.
             paused = (transport.get_write_buffer_size()
@@ -872,21 +870,21 @@ class _SendfileFallbackProtocol(_protocols.Protocol):
 
     async def drain(self):
         if self._transport.is_closing():
-            raise ConnectionError('Connection closed by peer')
+            raise ConnectionError("Connection closed by peer")
         fut = self._writable
         if fut is not None:
             await fut
 
     def connection_made(self, transport):
-        raise RuntimeError('Invalid state: '
-                           'connection should have been established already.')
+        raise RuntimeError("Invalid state: "
+                           "connection should have been established already.")
 
     def connection_lost(self, exc):
         fut = self._writable
         if fut is not None and not fut.done():
             fut.set_exception(
                 exc if exc is not None
-                else ConnectionError('Connection is closed by peer'))
+                else ConnectionError("Connection is closed by peer"))
             # drain() may never run again: do not log it as unretrieved.
             fut.exception()
         self._writable = None

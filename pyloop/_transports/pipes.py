@@ -27,14 +27,18 @@ import logging
 import os
 import stat
 import warnings
-
 from asyncio import transports as _aio_transports
 
-from .fd_transport import (WRITES_AFTER_LOSS_BEFORE_WARNING, ReadingControl,
-                           WriteFlowControl,
-                           fd_ops, register_transport, wake_waiter)
+from .fd_transport import (
+    WRITES_AFTER_LOSS_BEFORE_WARNING,
+    ReadingControl,
+    WriteFlowControl,
+    fd_ops,
+    register_transport,
+    wake_waiter,
+)
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 
 def _as_bytes_view(data):
@@ -42,13 +46,13 @@ def _as_bytes_view(data):
     if type(data) is bytes:
         return data
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f'data argument must be a bytes-like object, '
-                        f'not {type(data).__name__!r}')
+        raise TypeError(f"data argument must be a bytes-like object, "
+                        f"not {type(data).__name__!r}")
     view = memoryview(data)
     if not view.c_contiguous:
         return view.tobytes()
-    if view.format != 'B' or view.ndim != 1:
-        view = view.cast('B')
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
     return view
 
 
@@ -68,7 +72,7 @@ class _PipeTransportBase:
         mode = os.fstat(fileno).st_mode
         if not allowed(mode):
             return None
-        self._extra['pipe'] = pipe
+        self._extra["pipe"] = pipe
         self._loop = loop
         self._protocol = protocol
         self._fileno = fileno
@@ -87,17 +91,17 @@ class _PipeTransportBase:
     def _describe(self, watching, details=()):
         parts = [type(self).__name__]
         if self._pipe is None:
-            parts.append('closed')
+            parts.append("closed")
         elif self._closing:
-            parts.append('closing')
-        parts.append(f'fd={self._fileno}')
+            parts.append("closing")
+        parts.append(f"fd={self._fileno}")
         if self._pipe is not None:
             loop = self._loop
             if loop is not None and not loop.is_closed():
-                parts.append('polling' if watching else 'idle')
+                parts.append("polling" if watching else "idle")
                 parts.extend(details)
             else:
-                parts.append('open')
+                parts.append("open")
         return parts
 
     def get_protocol(self):
@@ -114,16 +118,16 @@ class _PipeTransportBase:
         than go to the loop's exception handler."""
         return isinstance(exc, OSError)
 
-    def _fatal_error(self, exc, message='Fatal error on pipe transport'):
+    def _fatal_error(self, exc, message="Fatal error on pipe transport"):
         if self._is_expected_error(exc):
             if self._loop.get_debug():
-                logger.debug('%r: %s', self, message, exc_info=True)
+                logger.debug("%r: %s", self, message, exc_info=True)
         else:
             self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
             })
         self._close(exc)
 
@@ -141,7 +145,7 @@ class _PipeTransportBase:
     def __del__(self, _warn=warnings.warn):
         pipe = self._pipe
         if pipe is not None:
-            _warn(f'unclosed transport {self!r}', ResourceWarning, source=self)
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             pipe.close()
 
 
@@ -162,7 +166,7 @@ class ReadPipeTransport(ReadingControl, _PipeTransportBase,
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
         super().__init__(extra)
         if self._take_pipe(loop, pipe, protocol, _is_pollable) is None:
-            raise ValueError('Pipe transport is for pipes/sockets only.')
+            raise ValueError("Pipe transport is for pipes/sockets only.")
         self._paused = False
         self._reader_on = False
         loop.call_soon(protocol.connection_made, self)
@@ -174,7 +178,7 @@ class ReadPipeTransport(ReadingControl, _PipeTransportBase,
         self._own_pipe(pipe)
 
     def __repr__(self):
-        return '<{}>'.format(' '.join(self._describe(self._reader_on)))
+        return "<{}>".format(" ".join(self._describe(self._reader_on)))
 
     def _read_ready(self):
         if self._closing:
@@ -184,13 +188,13 @@ class ReadPipeTransport(ReadingControl, _PipeTransportBase,
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._fatal_error(exc, 'Fatal read error on pipe transport')
+            self._fatal_error(exc, "Fatal read error on pipe transport")
             return
         if data:
             self._protocol.data_received(data)
             return
         if self._loop.get_debug():
-            logger.info('%r was closed by peer', self)
+            logger.info("%r was closed by peer", self)
         self._closing = True
         self._conn_lost = True
         self._stop_reading()
@@ -223,8 +227,8 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
         super().__init__(extra)
         mode = self._take_pipe(loop, pipe, protocol, _is_pollable)
         if mode is None:
-            raise ValueError('Pipe transport is only for '
-                             'pipes, sockets and character devices')
+            raise ValueError("Pipe transport is only for "
+                             "pipes, sockets and character devices")
         self._buffer = bytearray()
         self._writer_on = False
         self._reader_on = False
@@ -240,8 +244,8 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
 
     def __repr__(self):
         parts = self._describe(self._writer_on,
-                               (f'bufsize={len(self._buffer)}',))
-        return '<{}>'.format(' '.join(parts))
+                               (f"bufsize={len(self._buffer)}",))
+        return "<{}>".format(" ".join(parts))
 
     def get_write_buffer_size(self):
         """Bytes queued but not yet written to the pipe."""
@@ -266,7 +270,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
         if self._conn_lost:
             return
         if self._loop.get_debug():
-            logger.info('%r was closed by peer', self)
+            logger.info("%r was closed by peer", self)
         self._close(BrokenPipeError() if self._buffer else None)
 
     # ---- writing --------------------------------------------------------
@@ -279,8 +283,8 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
             return
         if self._conn_lost or self._closing:
             if self._writes_after_loss >= WRITES_AFTER_LOSS_BEFORE_WARNING:
-                logger.warning('pipe closed by peer or '
-                               'os.write(pipe, data) raised exception.')
+                logger.warning("pipe closed by peer or "
+                               "os.write(pipe, data) raised exception.")
             self._writes_after_loss += 1
             return
 
@@ -292,7 +296,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, 'Fatal write error on pipe transport')
+                self._fatal_error(exc, "Fatal write error on pipe transport")
                 return
             if n == len(data):
                 return
@@ -315,7 +319,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, 'Fatal write error on pipe transport')
+            self._fatal_error(exc, "Fatal write error on pipe transport")
             return
         if n < len(buffer):
             del buffer[:n]
@@ -380,7 +384,7 @@ class PipesMixin:
             transport.close()
             raise
         if self.get_debug():
-            logger.debug('Read pipe %r connected: (%r, %r)', pipe.fileno(),
+            logger.debug("Read pipe %r connected: (%r, %r)", pipe.fileno(),
                          transport, protocol)
         return transport, protocol
 
@@ -396,6 +400,6 @@ class PipesMixin:
             transport.close()
             raise
         if self.get_debug():
-            logger.debug('Write pipe %r connected: (%r, %r)', pipe.fileno(),
+            logger.debug("Write pipe %r connected: (%r, %r)", pipe.fileno(),
                          transport, protocol)
         return transport, protocol

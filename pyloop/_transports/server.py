@@ -27,13 +27,12 @@ transport (asyncio's own transports before 3.13), is counted instead.
 import asyncio
 import sys
 import weakref
-
 from asyncio import trsock as _trsock
 
 # asyncio 3.12.1 fixed wait_closed() to wait for connections even when the
 # server is already closed; earlier it returned at once.
 _WAIT_CLOSED_WAITS_FOR_CLIENTS = sys.version_info >= (3, 12)
-_HAS_CLOSE_CLIENTS = hasattr(asyncio.base_events.Server, 'close_clients')
+_HAS_CLOSE_CLIENTS = hasattr(asyncio.base_events.Server, "close_clients")
 
 
 class Server(asyncio.AbstractServer):
@@ -56,7 +55,7 @@ class Server(asyncio.AbstractServer):
         self._serving_forever_fut = None
 
     def __repr__(self):
-        return f'<{type(self).__name__} sockets={self.sockets!r}>'
+        return f"<{type(self).__name__} sockets={self.sockets!r}>"
 
     # ---- connection tracking (called by transports) ---------------------
 
@@ -103,7 +102,7 @@ class Server(asyncio.AbstractServer):
         if self._serving:
             return
         if self._sockets is None:
-            raise RuntimeError(f'server {self!r} is closed')
+            raise RuntimeError(f"server {self!r} is closed")
         self._serving = True
         for sock in self._sockets:
             sock.listen(self._backlog)
@@ -167,9 +166,9 @@ class Server(asyncio.AbstractServer):
         and waits for it to be closed."""
         if self._serving_forever_fut is not None:
             raise RuntimeError(
-                f'server {self!r} is already being awaited on serve_forever()')
+                f"server {self!r} is already being awaited on serve_forever()")
         if self._sockets is None:
-            raise RuntimeError(f'server {self!r} is closed')
+            raise RuntimeError(f"server {self!r} is closed")
         self._start_serving()
         self._serving_forever_fut = self._loop.create_future()
         try:

@@ -27,7 +27,6 @@ queue to drain; ``abort()`` and fatal errors drop the queue.  Either way
 socket is closed and the server (if any) told with ``_detach``.
 """
 
-cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from libc.errno cimport errno, EAGAIN, EINTR

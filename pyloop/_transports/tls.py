@@ -25,15 +25,15 @@ except ImportError:  # pragma: no cover - Python built without ssl
 
 def _check_ssl_socket(sock):
     if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
-        raise TypeError('Socket cannot be of type SSLSocket')
+        raise TypeError("Socket cannot be of type SSLSocket")
 
 
 def _check_ssl_timeouts(ssl, ssl_handshake_timeout, ssl_shutdown_timeout):
     """The ValueErrors asyncio raises for TLS-only arguments without TLS."""
     if ssl_handshake_timeout is not None and not ssl:
-        raise ValueError('ssl_handshake_timeout is only meaningful with ssl')
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
     if ssl_shutdown_timeout is not None and not ssl:
-        raise ValueError('ssl_shutdown_timeout is only meaningful with ssl')
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
 class TLSMixin:
@@ -63,14 +63,14 @@ class TLSMixin:
         """Upgrade the established connection ``transport`` to TLS; return
         the new transport ``protocol`` must use from now on."""
         if _ssl is None:
-            raise RuntimeError('Python ssl module is not available')
+            raise RuntimeError("Python ssl module is not available")
         if not isinstance(sslcontext, _ssl.SSLContext):
             raise TypeError(
-                f'sslcontext is expected to be an instance of '
-                f'ssl.SSLContext, got {sslcontext!r}')
-        if not getattr(transport, '_start_tls_compatible', False):
+                f"sslcontext is expected to be an instance of "
+                f"ssl.SSLContext, got {sslcontext!r}")
+        if not getattr(transport, "_start_tls_compatible", False):
             raise TypeError(
-                f'transport {transport!r} is not supported by start_tls()')
+                f"transport {transport!r} is not supported by start_tls()")
 
         waiter = self.create_future()
         ssl_protocol = _sslproto.SSLProtocol(
@@ -99,13 +99,13 @@ class TLSMixin:
 def _default_server_hostname(ssl, server_hostname, host):
     """asyncio's rules for ``server_hostname`` in create_connection."""
     if server_hostname is not None and not ssl:
-        raise ValueError('server_hostname is only meaningful with ssl')
+        raise ValueError("server_hostname is only meaningful with ssl")
     if server_hostname is None and ssl:
         # The host is the name to check, so without one the caller must say
         # which name (or '' to skip the check).
         if not host:
-            raise ValueError('You must set server_hostname '
-                             'when using ssl without a host')
+            raise ValueError("You must set server_hostname "
+                             "when using ssl without a host")
         server_hostname = host
     return server_hostname
 

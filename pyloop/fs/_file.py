@@ -687,7 +687,7 @@ class AsyncTextFile(AsyncFile):
 
     # -- writing
     async def write(self, data: str) -> int:  # type: ignore[override]
-        """Buffer a string for writing (``'\\n'`` becomes the ``newline`` given to open); returns its length."""
+        """Buffer a string for writing (``'\\n'`` becomes open's ``newline``); returns the length."""
         self._check_writable()
         if not isinstance(data, str):
             raise TypeError(f"write() argument must be str, not {type(data).__name__}")

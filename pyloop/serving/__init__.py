@@ -9,7 +9,7 @@ several processes on the same port.  ``serve`` does that:
     async def start(sock):
         # Runs in every worker, on that worker's loop, with that worker's listening socket.
         loop = asyncio.get_running_loop()
-        return await loop.create_server(MyProtocol, sock=sock)     # or asyncio.start_server(handler, sock=sock)
+        return await loop.create_server(MyProtocol, sock=sock)   # or start_server(handler, sock=sock)
 
     if __name__ == '__main__':
         sys.exit(pyloop.serve(start, host='0.0.0.0', port=8000, workers=4))
@@ -55,14 +55,23 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from ssl import SSLContext
 import threading
 from collections.abc import Callable
+from ssl import SSLContext
 
-from ._workers import (Listener, ServeInfo, ServerLike, StartFunction, Supervisor, Worker,
-                       WorkerPlan, current_worker, reuse_port_balances)
+from ._workers import (
+    Listener,
+    ServeInfo,
+    ServerLike,
+    StartFunction,
+    Supervisor,
+    Worker,
+    WorkerPlan,
+    current_worker,
+    reuse_port_balances,
+)
 
-__all__ = ['serve', 'serve_protocol', 'current_worker', 'ServeInfo', 'Worker']
+__all__ = ["serve", "serve_protocol", "current_worker", "ServeInfo", "Worker"]
 
 
 def _default_workers() -> int:
@@ -78,7 +87,7 @@ def _default_loop_factory() -> asyncio.AbstractEventLoop:
     return factory()
 
 
-def serve(start: StartFunction, *, host: str | None = '127.0.0.1', port: int = 0,
+def serve(start: StartFunction, *, host: str | None = "127.0.0.1", port: int = 0,
           workers: int | None = None, reuse_port: bool | None = None, backlog: int = 1024,
           grace: float = 30.0, restart: bool = False,
           ready: Callable[[ServeInfo], object] | None = None,
@@ -117,28 +126,28 @@ def serve(start: StartFunction, *, host: str | None = '127.0.0.1', port: int = 0
         sys.exit(serve(start, port=8000, workers=2))
     """
     if not callable(start):
-        raise TypeError(f'start must be an async function taking a socket, not {start!r}')
+        raise TypeError(f"start must be an async function taking a socket, not {start!r}")
     if workers is None:
         workers = _default_workers()
     if not isinstance(workers, int) or isinstance(workers, bool):
-        raise TypeError(f'workers must be an int, not {type(workers).__name__}')
+        raise TypeError(f"workers must be an int, not {type(workers).__name__}")
     if workers < 1:
-        raise ValueError(f'workers must be at least 1, got {workers}')
+        raise ValueError(f"workers must be at least 1, got {workers}")
     if not isinstance(port, int) or isinstance(port, bool):
-        raise TypeError(f'port must be an int, not {type(port).__name__}')
+        raise TypeError(f"port must be an int, not {type(port).__name__}")
     if grace < 0:
-        raise ValueError(f'grace must be >= 0, got {grace}')
-    if not hasattr(os, 'fork'):
-        raise RuntimeError('pyloop.serve needs os.fork (POSIX)')
+        raise ValueError(f"grace must be >= 0, got {grace}")
+    if not hasattr(os, "fork"):
+        raise RuntimeError("pyloop.serve needs os.fork (POSIX)")
     if asyncio.events._get_running_loop() is not None:
-        raise RuntimeError('pyloop.serve() cannot be called from a running event loop')
+        raise RuntimeError("pyloop.serve() cannot be called from a running event loop")
     if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError('pyloop.serve() must be called from the main thread '
-                           '(it handles SIGTERM and SIGINT)')
+        raise RuntimeError("pyloop.serve() must be called from the main thread "
+                           "(it handles SIGTERM and SIGINT)")
     if reuse_port is None:
         reuse_port = reuse_port_balances()
-    elif reuse_port and not hasattr(socket, 'SO_REUSEPORT'):
-        raise ValueError('reuse_port=True is not supported on this platform')
+    elif reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("reuse_port=True is not supported on this platform")
     listener = Listener(host, port, reuse_port, backlog)
     plan = WorkerPlan(start=start, listener=listener, grace=float(grace),
                       loop_factory=loop_factory or _default_loop_factory)
@@ -149,7 +158,7 @@ def serve(start: StartFunction, *, host: str | None = '127.0.0.1', port: int = 0
 
 
 def serve_protocol(protocol_factory: Callable[[], asyncio.BaseProtocol],
-                   host: str | None = '127.0.0.1', port: int = 0, *,
+                   host: str | None = "127.0.0.1", port: int = 0, *,
                    workers: int | None = None, ssl: SSLContext | None = None,
                    reuse_port: bool | None = None, backlog: int = 1024, grace: float = 30.0,
                    restart: bool = False, ready: Callable[[ServeInfo], object] | None = None,
@@ -172,7 +181,7 @@ def serve_protocol(protocol_factory: Callable[[], asyncio.BaseProtocol],
         sys.exit(serve_protocol(Echo, '127.0.0.1', 8888, workers=2))
     """
     if not callable(protocol_factory):
-        raise TypeError(f'protocol_factory must be callable, not {protocol_factory!r}')
+        raise TypeError(f"protocol_factory must be callable, not {protocol_factory!r}")
 
     async def start(sock: socket.socket) -> ServerLike:
         loop = asyncio.get_running_loop()

@@ -63,7 +63,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NoReturn, Protocol
 
-_READY = struct.Struct('!I')        # a worker's index, written to the ready pipe
+_READY = struct.Struct("!I")        # a worker's index, written to the ready pipe
 _PARENT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
 # How long the parent waits for workers beyond their own grace period before it kills them.
 _BACKSTOP_S = 10.0
@@ -76,7 +76,7 @@ _SETTLE_AFTER_ABORT_S = 1.0
 
 
 def _n_workers(n: int) -> str:
-    return f'{n} worker' if n == 1 else f'{n} workers'
+    return f"{n} worker" if n == 1 else f"{n} workers"
 
 
 def say(message: str) -> None:
@@ -86,18 +86,18 @@ def say(message: str) -> None:
     the newline separately, so lines from two workers could interleave.  A pipe write of up to
     PIPE_BUF bytes is atomic.
     """
-    line = f'pyloop.serve: {message}\n'
+    line = f"pyloop.serve: {message}\n"
     try:
         sys.stderr.flush()
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):   # replaced or closed stderr
         try:
-            print(line, end='', file=sys.stderr, flush=True)
+            print(line, end="", file=sys.stderr, flush=True)
         except (AttributeError, OSError, ValueError):
             pass
         return
     try:
-        os.write(fd, line.encode(errors='replace'))
+        os.write(fd, line.encode(errors="replace"))
     except OSError:
         pass
 
@@ -130,10 +130,10 @@ class ServeInfo:
     pids: tuple[int, ...]
 
     def __str__(self) -> str:
-        how = 'SO_REUSEPORT' if self.reuse_port else 'one shared socket'
-        pids = ', '.join(map(str, self.pids))
-        host = f'[{self.host}]' if ':' in self.host else self.host
-        return f'serving on {host}:{self.port} with {_n_workers(self.workers)} ({how}; pids {pids})'
+        how = "SO_REUSEPORT" if self.reuse_port else "one shared socket"
+        pids = ", ".join(map(str, self.pids))
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"serving on {host}:{self.port} with {_n_workers(self.workers)} ({how}; pids {pids})"
 
 
 class Worker:
@@ -153,8 +153,8 @@ class Worker:
         self.stopping = stopping
 
     def __repr__(self) -> str:
-        state = 'stopping' if self.stopping.is_set() else 'serving'
-        return f'<pyloop.serving.Worker index={self.index} pid={self.pid} {state}>'
+        state = "stopping" if self.stopping.is_set() else "serving"
+        return f"<pyloop.serving.Worker index={self.index} pid={self.pid} {state}>"
 
 
 _current_worker: Worker | None = None
@@ -173,7 +173,7 @@ def reuse_port_balances() -> bool:
     Linux (3.9+) hashes each new connection to one of the listening sockets.  BSD and macOS
     accept the option but hand every connection to one socket, which is no use here.
     """
-    return sys.platform.startswith('linux') and hasattr(socket, 'SO_REUSEPORT')
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 def _bound_socket(family: int, address: Any, reuse_port: bool) -> socket.socket:
@@ -196,7 +196,7 @@ class Listener:
         infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
                                    socket.AI_PASSIVE)
         if not infos:  # pragma: no cover - getaddrinfo raises instead
-            raise OSError(f'cannot resolve {host!r}')
+            raise OSError(f"cannot resolve {host!r}")
         family, _, _, _, address = infos[0]
         self.family = family
         self.reuse_port = reuse_port
@@ -214,7 +214,7 @@ class Listener:
         """In a worker: the listening socket it serves (its own, or the inherited shared one)."""
         parent_sock = self._parent_sock
         if parent_sock is None:
-            raise RuntimeError('the listening socket was closed before the worker started')
+            raise RuntimeError("the listening socket was closed before the worker started")
         if not self.reuse_port:
             parent_sock.setblocking(False)
             return parent_sock
@@ -259,27 +259,27 @@ class WorkerPlan:
 
 
 def _describe_server(server: object) -> str:
-    return f'{type(server).__module__}.{type(server).__qualname__}'
+    return f"{type(server).__module__}.{type(server).__qualname__}"
 
 
 async def _drain(index: int, server: ServerLike, grace: float) -> None:
     closed = asyncio.ensure_future(server.wait_closed())
     await asyncio.sleep(0)          # wait_closed is waiting before close() (module docstring)
     server.close()
-    say(f'worker {index} (pid {os.getpid()}): stopped accepting; waiting up to {grace:g} s '
-        f'for open connections to close')
+    say(f"worker {index} (pid {os.getpid()}): stopped accepting; waiting up to {grace:g} s "
+        f"for open connections to close")
     try:
         await asyncio.wait_for(closed, grace)
     except TimeoutError:
-        abort = getattr(server, 'abort_clients', None)      # asyncio 3.13+, pyloop there too
+        abort = getattr(server, "abort_clients", None)      # asyncio 3.13+, pyloop there too
         if abort is not None:
             abort()
         else:
             # pyloop's Server on older Pythons; for others, exiting closes the sockets anyway
-            for transport in getattr(server, '_live_clients', list)():
+            for transport in getattr(server, "_live_clients", list)():
                 transport.abort()
-        say(f'worker {index} (pid {os.getpid()}): the {grace:g} s grace period ran out; '
-            f'connections still open were closed')
+        say(f"worker {index} (pid {os.getpid()}): the {grace:g} s grace period ran out; "
+            f"connections still open were closed")
         settle = _SETTLE_AFTER_ABORT_S
     else:
         settle = _SETTLE_S
@@ -303,19 +303,19 @@ async def _worker_main(index: int, plan: WorkerPlan, mask: Iterable[int]) -> int
     def parent_gone() -> None:
         loop.remove_reader(plan.lifeline_r)
         if not stopping.is_set():
-            say(f'worker {index} (pid {os.getpid()}): the parent process is gone; stopping')
+            say(f"worker {index} (pid {os.getpid()}): the parent process is gone; stopping")
             stopping.set()
 
     loop.add_reader(plan.lifeline_r, parent_gone)
 
     sock = plan.listener.worker_socket()
     server = await plan.start(sock)
-    if not (callable(getattr(server, 'close', None))
-            and callable(getattr(server, 'wait_closed', None))):
+    if not (callable(getattr(server, "close", None))
+            and callable(getattr(server, "wait_closed", None))):
         sock.close()
-        raise TypeError(f'the start function must return a server (an object with close() '
-                        f'and wait_closed(), such as what loop.create_server returns), '
-                        f'not {_describe_server(server)}')
+        raise TypeError(f"the start function must return a server (an object with close() "
+                        f"and wait_closed(), such as what loop.create_server returns), "
+                        f"not {_describe_server(server)}")
     os.write(plan.ready_w, _READY.pack(index))
     await stopping.wait()
     await _drain(index, server, plan.grace)
@@ -338,7 +338,7 @@ def run_worker(index: int, plan: WorkerPlan, closing: list[int],
     except SystemExit as exc:
         code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except BaseException:
-        say(f'worker {index} (pid {os.getpid()}) failed:')
+        say(f"worker {index} (pid {os.getpid()}) failed:")
         traceback.print_exc()
         code = 1
     finally:
@@ -368,9 +368,9 @@ def _exit_description(status: int) -> str:
         try:
             name = signal.Signals(-code).name
         except ValueError:
-            name = f'signal {-code}'
-        return f'was killed by {name}'
-    return f'exited with status {code}'
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with status {code}"
 
 
 class Supervisor:
@@ -387,7 +387,7 @@ class Supervisor:
         self.serving = False            # every worker has been ready once
         self.backstop: float | None = None
         self._signals: list[int] = []
-        self._ready_buf = b''
+        self._ready_buf = b""
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -424,12 +424,12 @@ class Supervisor:
             if self.stopping and not live:
                 break
             if not self.stopping and not live and not self._restarts_pending():
-                say('no workers left; stopping')
+                say("no workers left; stopping")
                 self.failed = True
                 break
             now = time.monotonic()
             if self.backstop is not None and now >= self.backstop:
-                self._kill_all('workers did not stop in time')
+                self._kill_all("workers did not stop in time")
                 continue
             self._restart_due(now)
             select.select([self._wake_r, self._ready_r], [], [], self._timeout(now))
@@ -460,9 +460,9 @@ class Supervisor:
                 continue                # _reap looks at every worker anyway
             name = signal.Signals(signum).name
             if not self.stopping:
-                self._begin_stop(f'{name} received')
+                self._begin_stop(f"{name} received")
             else:
-                self._kill_all(f'a second {name}: not waiting for open connections')
+                self._kill_all(f"a second {name}: not waiting for open connections")
 
     def _read_ready(self) -> None:
         try:
@@ -477,7 +477,7 @@ class Supervisor:
                 continue
             slot.ready = True
             if self.serving:
-                say(f'worker {index} restarted (pid {slot.pid})')
+                say(f"worker {index} restarted (pid {slot.pid})")
         self._ready_buf = self._ready_buf[n:]
         if not self.serving and not self.stopping and all(s.ready for s in self.slots):
             self.serving = True
@@ -504,7 +504,7 @@ class Supervisor:
     def _worker_exited(self, slot: _Slot, status: int) -> None:
         pid = slot.pid
         slot.pid, slot.ready = None, False
-        what = f'worker {slot.index} (pid {pid}) {_exit_description(status)}'
+        what = f"worker {slot.index} (pid {pid}) {_exit_description(status)}"
         if self.stopping:
             if os.waitstatus_to_exitcode(status) != 0:
                 self.failed = True
@@ -512,18 +512,18 @@ class Supervisor:
             return
         self.failed = True
         if not self.serving:
-            say(f'{what} before it was ready')
-            self._begin_stop('a worker failed to start')
+            say(f"{what} before it was ready")
+            self._begin_stop("a worker failed to start")
             return
         if self.restart:
             uptime = time.monotonic() - slot.started_at
             slot.quick_crashes = slot.quick_crashes + 1 if uptime < _QUICK_CRASH_S else 0
             delay = min(_MAX_BACKOFF_S, 0.1 * 2 ** slot.quick_crashes) if slot.quick_crashes else 0
             slot.restart_at = time.monotonic() + delay
-            say(f'{what}; restarting it' + (f' in {delay:g} s' if delay else ''))
+            say(f"{what}; restarting it" + (f" in {delay:g} s" if delay else ""))
         else:
             left = sum(s.pid is not None for s in self.slots)
-            say(f'{what}; {left} of {len(self.slots)} workers left')
+            say(f"{what}; {left} of {len(self.slots)} workers left")
 
     def _restarts_pending(self) -> bool:
         return any(s.restart_at is not None for s in self.slots)
@@ -551,7 +551,7 @@ class Supervisor:
         for slot in self.slots:
             slot.restart_at = None
         live = [s for s in self.slots if s.pid is not None]
-        say(f'{why}: stopping {_n_workers(len(live))} (grace period {self.plan.grace:g} s)')
+        say(f"{why}: stopping {_n_workers(len(live))} (grace period {self.plan.grace:g} s)")
         self.plan.listener.stop_accepting()
         self.backstop = time.monotonic() + self.plan.grace + _BACKSTOP_S
         self._send(live, signal.SIGTERM)
@@ -559,7 +559,7 @@ class Supervisor:
     def _kill_all(self, why: str) -> None:
         live = [s for s in self.slots if s.pid is not None]
         if live:
-            say(f'{why}: killing {_n_workers(len(live))}')
+            say(f"{why}: killing {_n_workers(len(live))}")
         self.failed = True
         self.stopping = True
         self.backstop = None

@@ -1,19 +1,24 @@
 # mpsc channels: the shared state (_Chan), the awaitable operations (_ChanOp) and the endpoints.
 # Included by _channels.pyx; read that module's docstring first (the cancellation rules).
 
-DEF ST_NEW = 0        # created, not yet awaited
-DEF ST_WAITING = 1    # queued in a waiter deque, future pending
-DEF ST_GRANTED = 2    # sender: a slot is reserved for it (chan.reserved counts it)
-DEF ST_HANDED = 3     # receiver: a value was put into op.value for it
-DEF ST_CLOSED = 4     # woken because the channel (or the sender handle) closed
-DEF ST_DONE = 5       # finished: awaited to completion, failed, or abandoned
+# The state of one operation (_ChanOp.state).
+cdef enum:
+    ST_NEW = 0        # created, not yet awaited
+    ST_WAITING = 1    # queued in a waiter deque, future pending
+    ST_GRANTED = 2    # sender: a slot is reserved for it (chan.reserved counts it)
+    ST_HANDED = 3     # receiver: a value was put into op.value for it
+    ST_CLOSED = 4     # woken because the channel (or the sender handle) closed
+    ST_DONE = 5       # finished: awaited to completion, failed, or abandoned
 
-DEF OP_SEND = 0
-DEF OP_RESERVE = 1
-DEF OP_RECV = 2
-DEF OP_ANEXT = 3      # like OP_RECV, but the end of the stream is StopAsyncIteration
+# What an operation does (_ChanOp.kind).
+cdef enum:
+    OP_SEND = 0
+    OP_RESERVE = 1
+    OP_RECV = 2
+    OP_ANEXT = 3      # like OP_RECV, but the end of the stream is StopAsyncIteration
 
-DEF RING_MIN = 16
+cdef enum:
+    RING_MIN = 16     # the smallest ring a channel's buffer grows from
 
 cdef class _SenderBase
 

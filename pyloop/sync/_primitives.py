@@ -16,7 +16,7 @@ import asyncio
 import collections
 import math
 import threading
-from typing import Any, Awaitable, Callable, Deque, TypeVar
+from typing import Any, Awaitable, Deque, TypeVar
 
 from ._channels import Closed
 

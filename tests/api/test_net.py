@@ -516,7 +516,7 @@ def test_asyncio_agrees_on_port_range(loop):
 
 # -- other families and TLS -------------------------------------------------------
 
-def test_unix_listener_and_stream(loop, sock_path):
+def test_unix_listener_and_stream(loop, sock_path):  # noqa: F811  (the fixture)
     async def main():
         with open(sock_path, "w"):
             pass  # a regular file is not replaced

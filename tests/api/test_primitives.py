@@ -11,9 +11,7 @@ import threading
 
 import pytest
 
-from pyloop.sync import Closed
-from pyloop.sync import (Barrier, CancellationToken, Notify, RateLimiter, Semaphore,
-                                SemaphorePermit)
+from pyloop.sync import Barrier, CancellationToken, Closed, Notify, RateLimiter, Semaphore, SemaphorePermit
 
 TIMEOUT = 30.0
 

@@ -10,8 +10,7 @@ import warnings
 
 import pytest
 
-from pyloop.time import (Elapsed, MissedTick, Timeout, interval, sleep, sleep_until,
-                         timeout, timeout_at)
+from pyloop.time import Elapsed, MissedTick, Timeout, interval, sleep, sleep_until, timeout, timeout_at
 from tests.api._util import run
 
 
@@ -212,7 +211,6 @@ def test_outer_cancellation_is_not_turned_into_timeout(loop):
     entered = []
 
     async def body():
-        lp = asyncio.get_running_loop()
         async with timeout(30):
             entered.append(True)
             await forever()

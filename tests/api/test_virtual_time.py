@@ -123,7 +123,6 @@ def test_advance_fires_each_timer_at_its_own_time(ploop):
 
 def test_advance_lets_chains_of_wakeups_settle(ploop):
     async def main():
-        lp = asyncio.get_running_loop()
         ptime.pause(auto_advance=False)
         queue = asyncio.Queue()
         got = []

@@ -127,7 +127,7 @@ class Catalog:
             claimed[cname] = how
 
         # Generated classes from mixins.
-        from .generate import build_generated   # local: avoid import cycle
+        from .generate import build_generated  # local: avoid import cycle
         for rule in self._rules("generated", short):
             cls = build_generated(mod, rule)
             methods = test_method_names(cls)

@@ -76,9 +76,10 @@ def _table(data, md):
         out += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(out)
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(
-        (r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i]))
-        for i in range(len(r)))
+    def fmt(r):
+        return "  ".join(
+            (r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i]))
+            for i in range(len(r)))
     lines = [fmt(head), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows[:-1]]
     lines += [fmt(["-" * w for w in widths]), fmt(rows[-1])]

@@ -625,7 +625,7 @@ def test_each_thread_runs_its_own_loop(loop_impl):
         try:
             start.wait(TIMEOUT)
             results[i] = _run_in_thread(loop_impl, asyncio.wait_for(work(i), TIMEOUT))
-        except BaseException as exc:
+        except BaseException:
             errors.append((i, traceback.format_exc()))
 
     threads = [threading.Thread(target=thread_main, args=(i,)) for i in range(N_LOOP_THREADS)]

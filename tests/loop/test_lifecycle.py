@@ -9,7 +9,6 @@ import pytest
 
 from ._util import TIMEOUT, run, run_forever
 
-
 # --------------------------------------------------------------------------- running
 
 

@@ -17,8 +17,7 @@ import threading
 
 import pytest
 
-from ._util import (CAT, PY, SLEEPER, TIMEOUT, assert_reaped, children,
-                    pyloop_class, run)
+from ._util import CAT, PY, SLEEPER, TIMEOUT, assert_reaped, children, pyloop_class, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 

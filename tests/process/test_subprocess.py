@@ -12,13 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import warnings
 
 import pytest
 
-from ._util import (BLOCKED, CAT, PY, SLEEPER, TIMEOUT, assert_reaped,
-                    children, open_fds, run, spin)
+from ._util import BLOCKED, CAT, PY, SLEEPER, TIMEOUT, assert_reaped, children, open_fds, run, spin
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 

@@ -20,8 +20,18 @@ import time
 
 import pytest
 
-from ._fault_util import (TIMEOUT, EchoServer, Recorder, echo_once, poll, polled, reset_socket,
-                          run, spawn_python, until)
+from ._fault_util import (
+    TIMEOUT,
+    EchoServer,
+    Recorder,
+    echo_once,
+    poll,
+    polled,
+    reset_socket,
+    run,
+    spawn_python,
+    until,
+)
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,9 +12,18 @@ import socket
 
 import pytest
 
-from ._netutil import (PY312, Collect, EchoProtocol, echo_roundtrip,
-                       needs_ipv6, needs_unix, refusing_address,
-                       run, sock_path, tls)
+from ._netutil import (
+    PY312,
+    Collect,
+    EchoProtocol,
+    echo_roundtrip,
+    needs_ipv6,
+    needs_unix,
+    refusing_address,
+    run,
+    sock_path,
+    tls,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

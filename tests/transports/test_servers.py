@@ -15,9 +15,21 @@ import uuid
 
 import pytest
 
-from ._netutil import (PY312, PY313, TIMEOUT, Collect, EchoProtocol, echo_roundtrip,
-                       linux_only, needs_ipv6, needs_unix, run,
-                       sock_path, stream_echo_handler, tls)
+from ._netutil import (
+    PY312,
+    PY313,
+    TIMEOUT,
+    Collect,
+    EchoProtocol,
+    echo_roundtrip,
+    linux_only,
+    needs_ipv6,
+    needs_unix,
+    run,
+    sock_path,
+    stream_echo_handler,
+    tls,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,8 +17,7 @@ import warnings
 import pytest
 
 from ._netutil import run
-from .test_stream_transport import (KINDS, MiB, Rec, make_transport, payload,
-                                    read_exactly, spin)
+from .test_stream_transport import KINDS, MiB, Rec, make_transport, payload, read_exactly, spin
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -1,0 +1,107 @@
+"""One style and the layer rules, enforced: ruff, cython-lint, import-linter, and the C/Cython rules
+that import-linter cannot see (it reads Python imports only).
+
+The configuration is in pyproject.toml ([tool.ruff], [tool.cython-lint], [tool.importlinter]); the
+rules themselves are explained in docs/ARCHITECTURE.md.  The linters are test dependencies: missing,
+these tests skip locally and fail under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "pyloop"
+TIMEOUT = 300
+
+
+def _tool(name: str) -> str:
+    """The console script of a test dependency, next to this interpreter first."""
+    here = Path(sys.executable).parent / name
+    found = str(here) if here.exists() else shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is a test dependency and is missing", pytrace=False)
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return found
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    # The interpreter's directory first on PATH: cython-lint starts pycodestyle from there.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+               PYTHONPATH=str(ROOT))
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def _cython_sources() -> list[Path]:
+    return sorted(p for ext in ("*.pyx", "*.pxi", "*.pxd") for p in PACKAGE.rglob(ext))
+
+
+def test_ruff():
+    proc = _run(_tool("ruff"), "check", "--no-cache", ".")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cython_lint():
+    proc = _run(_tool("cython-lint"), *map(str, _cython_sources()))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_import_contracts():
+    proc = _run(_tool("lint-imports"), "--no-cache")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+def test_csrc_is_plain_c():
+    offenders = [p.name for p in (ROOT / "csrc").iterdir()
+                 if p.suffix in (".c", ".h") and re.search(r'#\s*include\s*[<"]Python\.h', p.read_text())]
+    assert offenders == [], "csrc/ is plain C: no Python.h"
+
+
+_CIMPORT = re.compile(r"^\s*(?:from\s+(\S+)\s+cimport|cimport\s+(\S+))", re.M)
+
+
+def test_only_core_cimports_the_engine():
+    """csrc/'s declarations (pyloop/_core/includes) are cimported by pyloop/_core alone."""
+    offenders = []
+    for path in _cython_sources():
+        inside_core = path.is_relative_to(PACKAGE / "_core")
+        for match in _CIMPORT.finditer(path.read_text()):
+            module = match.group(1) or match.group(2)
+            if module.startswith("pyloop._core.includes") and not inside_core:
+                offenders.append(f"{path.relative_to(ROOT)}: cimports {module}")
+    assert offenders == []
+
+
+def test_core_cython_imports_nothing_above_it():
+    """import-linter reads .py files only: the same rule for _core's Cython sources."""
+    offenders = []
+    pattern = re.compile(r"^\s*(?:from\s+(\S+)\s+c?import|c?import\s+(\S+))", re.M)
+    for path in (p for p in _cython_sources() if p.is_relative_to(PACKAGE / "_core")):
+        for match in pattern.finditer(path.read_text()):
+            module = match.group(1) or match.group(2)
+            if module.startswith(".") or (module.startswith("pyloop") and not module.startswith("pyloop._core")):
+                offenders.append(f"{path.relative_to(ROOT)}: {module}")
+    assert offenders == [], "pyloop/_core imports absolute pyloop._core paths and nothing above"
+
+
+def test_no_cython_def_constants():
+    """``DEF`` is deprecated in Cython 3: constants are ``cdef enum`` members."""
+    offenders = [f"{p.relative_to(ROOT)}:{n}" for p in _cython_sources()
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if re.match(r"\s*DEF\s", line)]
+    assert offenders == []
+
+
+def test_no_module_over_900_lines():
+    """One concern per file: a module near 900 lines is split by concern."""
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+             for p in PACKAGE.rglob("*") if p.suffix in (".py", ".pyx", ".pxi")}
+    assert {name: n for name, n in sizes.items() if n > 900} == {}
