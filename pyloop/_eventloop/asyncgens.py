@@ -11,15 +11,16 @@ import weakref
 
 
 class AsyncGenMixin:
-    """The async-generator part of the ``AbstractEventLoop`` API."""
+    """The async-generator part of the ``AbstractEventLoop`` API.
 
-    _asyncgens_shutdown_called = False
+    Service of ``Loop``: state created by ``_init_asyncgens``.  Needs from
+    the loop: ``is_closed``, ``call_soon_threadsafe``, ``create_task`` and
+    ``call_exception_handler``; ``run_forever`` installs the two hooks.
+    """
 
-    def _asyncgens_set(self):
-        agens = self.__dict__.get("_asyncgens")
-        if agens is None:
-            agens = self.__dict__["_asyncgens"] = weakref.WeakSet()
-        return agens
+    def _init_asyncgens(self):
+        self._asyncgens = weakref.WeakSet()     # every async generator started on this loop
+        self._asyncgens_shutdown_called = False
 
     def _asyncgen_firstiter_hook(self, agen):
         if self._asyncgens_shutdown_called:
@@ -27,10 +28,10 @@ class AsyncGenMixin:
                 f"asynchronous generator {agen!r} was scheduled after "
                 f"loop.shutdown_asyncgens() call",
                 ResourceWarning, source=self)
-        self._asyncgens_set().add(agen)
+        self._asyncgens.add(agen)
 
     def _asyncgen_finalizer_hook(self, agen):
-        self._asyncgens_set().discard(agen)
+        self._asyncgens.discard(agen)
         if self.is_closed():
             return
         # Runs in whichever thread collected the generator; the loop may be
@@ -44,7 +45,7 @@ class AsyncGenMixin:
     async def shutdown_asyncgens(self):
         """Close every async generator that is still suspended."""
         self._asyncgens_shutdown_called = True
-        agens = self._asyncgens_set()
+        agens = self._asyncgens
         if not len(agens):
             return
         closing = list(agens)

@@ -17,9 +17,15 @@ _SKIPPED_KEYS = frozenset({"message", "exception"})
 
 
 class ExceptionHandlingMixin:
-    """The exception-handler part of the ``AbstractEventLoop`` API."""
+    """The exception-handler part of the ``AbstractEventLoop`` API.
 
-    _exception_handler = None
+    Service of ``Loop``: state created by ``_init_exception_handler``.
+    Needs from the loop: ``_current_handle`` (``BaseLoop``'s handle being
+    run, whose creation traceback the default handler logs in debug mode).
+    """
+
+    def _init_exception_handler(self):
+        self._exception_handler = None  # None: default_exception_handler
 
     def get_exception_handler(self):
         """Return the custom exception handler, or None for the default."""
@@ -43,7 +49,7 @@ class ExceptionHandlingMixin:
         else:
             exc_info = False
 
-        current = getattr(self, "_current_handle", None)
+        current = self._current_handle
         if ("source_traceback" not in context and current is not None
                 and getattr(current, "_source_traceback", None)):
             context["handle_traceback"] = current._source_traceback

@@ -9,10 +9,17 @@ _wrap_future = _aio_futures.wrap_future
 
 
 class ExecutorMixin:
-    """The executor part of the ``AbstractEventLoop`` API."""
+    """The executor part of the ``AbstractEventLoop`` API.
 
-    _default_executor = None
-    _executor_shutdown_called = False
+    Service of ``Loop``: state created by ``_init_executor``, released by
+    ``_close_executor`` (from ``close()``).  Needs from the loop:
+    ``is_closed``, ``get_debug``, ``create_future``, ``call_soon_threadsafe``
+    and the virtual-clock hold of ``BaseLoop``.
+    """
+
+    def _init_executor(self):
+        self._default_executor = None   # made by the first run_in_executor(None, ...)
+        self._executor_shutdown_called = False
 
     def run_in_executor(self, executor, func, *args):
         """Run ``func(*args)`` in ``executor`` (the default thread pool if

@@ -1,12 +1,19 @@
 """``pyloop.Loop``: the C core plus the Python-level services, as one class.
 
 The hot paths (scheduling, timers, fd readiness, running callbacks) live in
-the Cython ``BaseLoop`` and the stream transport in ``pyloop._transports.stream``; what
-runs rarely (connection set-up and servers, datagram and pipe transports,
-subprocesses, signals, error reporting, executors, async generator
-finalization, socket helpers) is
-plain Python in mixins, one file each.  Inheriting ``asyncio.AbstractEventLoop`` last makes ``isinstance``
-checks in asyncio and third-party code succeed.
+the Cython ``BaseLoop`` and the stream transport in
+``pyloop._transports.stream``; what runs rarely (connection set-up and
+servers, datagram and pipe transports, subprocesses, signals, error
+reporting, executors, async generator finalization, socket helpers) is plain
+Python, one service per mixin and module.
+
+Composition: each service mixin creates its state in ``_init_<service>()``,
+called from ``Loop.__init__`` (no class-level defaults filled in lazily), and
+releases what it holds in ``_close_<service>()``, called from
+``_close_services`` when ``close()`` has released the C core.  Each mixin's
+docstring says what it needs from the rest of the loop.  Inheriting
+``asyncio.AbstractEventLoop`` last makes ``isinstance`` checks in asyncio and
+third-party code succeed.
 """
 
 import asyncio
@@ -35,7 +42,16 @@ class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,
     """
 
     def __init__(self):
+        # The init chain: BaseLoop's (the C core: ready ring, timer heap,
+        # reactor, wakeup -- made in __cinit__ -- and debug mode), then each
+        # service's own state, in one place.  close() releases the core and
+        # then calls _close_services, which closes the services in reverse.
         super().__init__()
+        self._init_exception_handler()
+        self._init_executor()
+        self._init_asyncgens()
+        self._init_signals()
+        self._init_subprocesses()
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None):

@@ -164,16 +164,23 @@ class _SignalHandler:
 
 class SignalMixin:
     """``add_signal_handler`` / ``remove_signal_handler`` of
-    ``AbstractEventLoop``, through ``signal.set_wakeup_fd``."""
+    ``AbstractEventLoop``, through ``signal.set_wakeup_fd``.
 
-    # Instance state, created on first use (see _signal_state).
-    _sig_handlers = None     # signum -> _SignalHandler
-    _sig_listeners = None    # signum -> [func]: the loop's own reactions
-    _sig_previous = None     # signum -> disposition before ours
-    _sig_rsock = None        # the socket pair: read end (watched) ...
-    _sig_wsock = None        # ... and write end (the wakeup fd)
-    _sig_prev_wakeup = -1    # the wakeup fd before ours ...
-    _sig_prev_wakeup_id = None   # ... and the file it was then
+    Service of ``Loop``: state created by ``_init_signals``, released by
+    ``_close_signals`` (from ``close()``) or ``_signal_forget_in_child``
+    (after a fork).  Needs from the loop: ``is_closed``, ``_add_reader`` /
+    ``_remove_reader`` (the socket pair's read end), ``call_soon`` (handlers
+    run as callbacks) and ``call_exception_handler``.
+    """
+
+    def _init_signals(self):
+        self._sig_handlers = {}      # signum -> _SignalHandler
+        self._sig_listeners = {}     # signum -> [func]: the loop's own reactions
+        self._sig_previous = {}      # signum -> disposition before ours
+        self._sig_rsock = None       # the socket pair: read end (watched) ...
+        self._sig_wsock = None       # ... and write end (the wakeup fd)
+        self._sig_prev_wakeup = -1   # the wakeup fd before ours ...
+        self._sig_prev_wakeup_id = None   # ... and the file it was then
 
     # ---- public API -----------------------------------------------------
 
@@ -244,15 +251,10 @@ class SignalMixin:
     # ---- installing and restoring ---------------------------------------
 
     def _signal_in_use(self, sig):
-        return ((self._sig_handlers is not None and sig in self._sig_handlers)
-                or (self._sig_listeners is not None and sig in self._sig_listeners))
+        return sig in self._sig_handlers or sig in self._sig_listeners
 
     def _signal_take(self, sig):
         """Make sure ``sig`` is reported through our wakeup fd."""
-        if self._sig_handlers is None:
-            self._sig_handlers = {}
-            self._sig_listeners = {}
-            self._sig_previous = {}
         self._signal_open_channel()
         if self._signal_in_use(sig):
             return      # our Python-level handler is installed already
@@ -379,7 +381,7 @@ class SignalMixin:
             rsock = self._sig_rsock
 
     def _signal_dispatch(self, signum):
-        listeners = self._sig_listeners.get(signum) if self._sig_listeners else None
+        listeners = self._sig_listeners.get(signum)
         if listeners:
             for func in list(listeners):
                 try:
@@ -409,13 +411,12 @@ class SignalMixin:
                 current = signal.set_wakeup_fd(-1)
                 if current != wsock.fileno():
                     signal.set_wakeup_fd(current)   # not ours: leave it
-            for sig, previous in list((self._sig_previous or {}).items()):
+            for sig, previous in list(self._sig_previous.items()):
                 signal.signal(sig, _restored_disposition(sig, previous))
         except (ValueError, OSError):
             pass
         for d in (self._sig_handlers, self._sig_listeners, self._sig_previous):
-            if d:
-                d.clear()
+            d.clear()
         for sock in (self._sig_rsock, wsock):
             if sock is not None:
                 sock.close()
@@ -425,8 +426,8 @@ class SignalMixin:
         """Remove every handler and listener, put back the previous
         Python-level handlers and wakeup fd, close the socket pair.  Called by
         the loop's ``close()``; idempotent."""
-        if self._sig_handlers is None:
-            return
+        if not self._sig_previous and self._sig_wsock is None:
+            return      # never took a signal, or already closed
         if sys.is_finalizing():
             if self._sig_handlers:
                 warnings.warn(f"Closing the loop {self!r} at interpreter "

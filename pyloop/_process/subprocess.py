@@ -451,14 +451,25 @@ def _reap_in_thread(loop, watch):
 
 class SubprocessMixin:
     """``subprocess_exec`` / ``subprocess_shell`` of ``AbstractEventLoop``
-    and the loop's child watcher."""
+    and the loop's child watcher.
 
-    # Which reapers may be used, best first; tests turn them off to exercise
-    # the fallbacks (the helper thread is always allowed).
+    Service of ``Loop``: state created by ``_init_subprocesses``, released
+    by ``_close_subprocesses`` (from ``close()``).  Needs from the loop:
+    ``_add_reader`` / ``_remove_reader`` (pidfds), ``call_soon`` /
+    ``call_soon_threadsafe``, ``create_future``, the signal service's
+    ``_signal_add_listener`` / ``_signal_remove_listener`` (SIGCHLD), and
+    ``connect_read_pipe`` / ``connect_write_pipe`` (the child's pipes).
+    """
+
+    # Configuration, not state: which reapers may be used, best first; tests
+    # subclass to turn them off and exercise the fallbacks (the helper thread
+    # is always allowed).
     _use_pidfd = hasattr(os, "pidfd_open")
     _use_sigchld = True
-    _child_watches = None       # pid -> _ChildWatch of every unreaped child
-    _sigchld_listening = False
+
+    def _init_subprocesses(self):
+        self._child_watches = {}     # pid -> _ChildWatch of every unreaped child
+        self._sigchld_listening = False
 
     async def subprocess_exec(self, protocol_factory, program, *args,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -551,8 +562,6 @@ class SubprocessMixin:
         """Call ``callback(returncode)`` from the loop once ``proc`` has
         exited and been reaped."""
         watch = _ChildWatch(proc, callback)
-        if self._child_watches is None:
-            self._child_watches = {}
         self._child_watches[watch.pid] = watch
         try:
             if self._use_pidfd and self._watch_with_pidfd(watch):
@@ -592,7 +601,7 @@ class SubprocessMixin:
             self._child_gone(watch, returncode)
 
     def _watch_with_sigchld(self, watch):
-        if not self._use_sigchld or not hasattr(self, "_signal_add_listener"):
+        if not self._use_sigchld:
             return False
         if threading.current_thread() is not threading.main_thread():
             return False

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import warnings
 
 import pytest
@@ -356,6 +357,11 @@ def test_unclosed_transport_warns(loop):
         return transport
 
     transport = run(loop, main())
+    # asyncio's threaded child watcher holds the transport's exit callback in its
+    # thread's frame until that thread ends, which may be after proto.done.
+    for thread in threading.enumerate():
+        if thread.name.startswith("asyncio-waitpid-"):
+            thread.join(TIMEOUT)
     with pytest.warns(ResourceWarning, match="unclosed"):
         del transport
         gc.collect()
