@@ -47,7 +47,6 @@ import itertools
 import logging
 import os
 import socket
-import stat
 import sys
 from asyncio import constants as _constants
 from asyncio import exceptions as _aio_exceptions
@@ -56,6 +55,7 @@ from asyncio import staggered as _staggered
 from asyncio import trsock as _trsock
 
 from .server import Server
+from .sockets import is_abstract_or_unnamed, os_error_text, remove_stale_unix_socket, set_reuse_port
 from .tls import TLSMixin, _check_ssl_socket, _check_ssl_timeouts, _default_server_hostname
 
 logger = logging.getLogger("asyncio")
@@ -74,23 +74,6 @@ _ACCEPT_RESOURCE_ERRNOS = frozenset(
 _SENDFILE_FALLBACK_CHUNK = 64 * 1024
 
 _SendfileMode = _constants._SendfileMode
-
-
-def _os_error_text(exc):
-    """How asyncio words an OSError inside its own messages."""
-    if _PY313:
-        return str(exc).lower()
-    return (exc.strerror or str(exc)).lower()
-
-
-def _set_reuseport(sock):
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError("reuse_port not supported by socket module, "
-                         "SO_REUSEPORT defined but not implemented.")
 
 
 def _interleave_addrinfos(infos, first_family_count=1):
@@ -121,12 +104,6 @@ def _connect_error(errors, all_errors):
         return errors[0]
     return OSError("Multiple exceptions: {}".format(
         ", ".join(str(exc) for exc in errors)))
-
-
-def _is_abstract_or_unnamed(path):
-    """True for Linux abstract-namespace addresses (leading NUL, str or
-    bytes) and for the empty address of an unbound socket."""
-    return not path or path[0] in (0, "\x00")
 
 
 class NetworkMixin(TLSMixin):
@@ -276,7 +253,7 @@ class NetworkMixin(TLSMixin):
             except OSError as exc:
                 my_errors.append(OSError(
                     exc.errno, f"error while attempting to bind on address "
-                               f"{laddr!r}: {_os_error_text(exc)}"))
+                               f"{laddr!r}: {os_error_text(exc)}"))
         if my_errors:
             raise my_errors.pop()
         raise OSError(f"no matching local address with {family=} found")
@@ -472,7 +449,7 @@ class NetworkMixin(TLSMixin):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,
                                     True)
                 if reuse_port:
-                    _set_reuseport(sock)
+                    set_reuse_port(sock)
                 if keep_alive:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE,
                                     True)
@@ -486,7 +463,7 @@ class NetworkMixin(TLSMixin):
                     sock.bind(sa)
                 except OSError as err:
                     msg = ("error while attempting to bind on address %r: %s"
-                           % (sa, _os_error_text(err)))
+                           % (sa, os_error_text(err)))
                     if _PY313 and err.errno == errno.EADDRNOTAVAIL:
                         # That family is not configured here (bpo-30945):
                         # serve on the other addresses, as asyncio 3.13.
@@ -528,8 +505,7 @@ class NetworkMixin(TLSMixin):
                     "path and sock can not be specified at the same time")
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if not _is_abstract_or_unnamed(path):
-                self._remove_stale_unix_socket(path)
+            remove_stale_unix_socket(path)
             try:
                 sock.bind(path)
             except OSError as exc:
@@ -562,23 +538,11 @@ class NetworkMixin(TLSMixin):
             await asyncio.sleep(0)
         return server
 
-    @staticmethod
-    def _remove_stale_unix_socket(path):
-        try:
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            # The directory may allow creating the socket but not stat().
-            logger.error("Unable to check or remove stale UNIX socket "
-                         "%r: %r", path, err)
-
     def _note_unix_socket_file(self, sock):
         """Remember the inode of sock's file, to remove it on close only if
         it is still ours."""
         path = sock.getsockname()
-        if _is_abstract_or_unnamed(path):
+        if is_abstract_or_unnamed(path):
             return
         try:
             inode = os.stat(path).st_ino
