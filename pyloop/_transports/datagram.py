@@ -292,7 +292,9 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
 class DatagramMixin:
     """``create_datagram_endpoint`` of ``AbstractEventLoop``.
 
-    Needs the loop's ``_ensure_resolved`` and ``sock_connect`` (SockMixin).
+    Service of ``Loop``, no state of its own.  Needs from the loop:
+    ``_ensure_resolved`` (DNSMixin), ``sock_connect`` (SockMixin),
+    ``create_future``, ``get_debug``.
     """
 
     async def create_datagram_endpoint(self, protocol_factory,

@@ -321,7 +321,13 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
 
 
 class PipesMixin:
-    """``connect_read_pipe`` and ``connect_write_pipe`` of ``AbstractEventLoop``."""
+    """``connect_read_pipe`` and ``connect_write_pipe`` of ``AbstractEventLoop``.
+
+    Service of ``Loop``, no state of its own.  Needs from the loop:
+    ``create_future``, ``get_debug``, and for the transports ``call_soon``,
+    ``_add_reader``/``_remove_reader``/``_add_writer``/``_remove_writer`` and
+    ``_transports`` (BaseLoop).
+    """
 
     async def connect_read_pipe(self, protocol_factory, pipe):
         """Read from ``pipe`` (a file-like object with ``fileno()``) into a
