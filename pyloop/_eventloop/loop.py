@@ -22,19 +22,23 @@ import warnings
 from .._core.loop import BaseLoop
 from .._process.signals import SignalMixin
 from .._process.subprocess import SubprocessMixin
+from .._transports.connect import ConnectMixin
 from .._transports.datagram import DatagramMixin
-from .._transports.network import NetworkMixin
 from .._transports.pipes import PipesMixin
+from .._transports.sendfile import SendfileMixin
+from .._transports.server import ServeMixin
 from .._transports.stream import SocketTransport
+from .._transports.tls import TLSMixin
 from .asyncgens import AsyncGenMixin
+from .dns import DNSMixin
 from .exception_handler import ExceptionHandlingMixin
 from .executor import ExecutorMixin
 from .sock import SockMixin
 
 
-class Loop(BaseLoop, NetworkMixin, DatagramMixin, PipesMixin,
+class Loop(BaseLoop, ConnectMixin, ServeMixin, SendfileMixin, TLSMixin, DatagramMixin, PipesMixin,
            SubprocessMixin, SignalMixin, ExceptionHandlingMixin,
-           ExecutorMixin, AsyncGenMixin, SockMixin, asyncio.AbstractEventLoop):
+           ExecutorMixin, AsyncGenMixin, SockMixin, DNSMixin, asyncio.AbstractEventLoop):
     """A drop-in asyncio event loop whose core runs in C.
 
     Create one with ``pyloop.new_event_loop()``; use it like any asyncio loop

@@ -26,22 +26,14 @@ How the transport behaves (asyncio's documented semantics):
 
 import collections
 import logging
-import os
 import socket
-import stat
 import sys
-import warnings
 from asyncio import transports as _aio_transports
 from asyncio import trsock as _aio_trsock
 
-from .fd_transport import (
-    WRITES_AFTER_LOSS_BEFORE_WARNING,
-    ReadingControl,
-    WriteFlowControl,
-    fd_ops,
-    register_transport,
-    wake_waiter,
-)
+from .fd_transport import FdTransport, ReadingControl, fd_ops, register_transport, wake_waiter
+from .flow import WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl
+from .sockets import remove_stale_unix_socket, set_reuse_port
 
 logger = logging.getLogger("asyncio")
 
@@ -52,7 +44,7 @@ _IP_FAMILIES = (socket.AF_INET, getattr(socket, "AF_INET6", socket.AF_INET))
 _MAX_UDP_PAYLOAD = 65536     # an IPv4/IPv6 length field caps it below this
 
 
-class DatagramTransport(ReadingControl, WriteFlowControl,
+class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
                         _aio_transports.DatagramTransport,
                         _aio_transports.Transport):
     """A datagram socket driven by the loop (what ``create_datagram_endpoint``
@@ -67,6 +59,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
     max_size = 256 * 1024
 
     # Read by __del__ and __repr__, which may run on a half-built instance.
+    _OWNED = "_sock"
     _sock = None
     _loop = None
     _closing = False
@@ -110,6 +103,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
         self._writer_on = False
         self._conn_lost = False              # connection_lost is scheduled
         self._writes_after_loss = 0
+        self._init_write_flow()
         (self._add_reader, self._remove_reader,
          self._add_writer, self._remove_writer) = fd_ops(loop)
         loop.call_soon(protocol.connection_made, self)
@@ -138,15 +132,6 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
             state = "polling" if self._writer_on else "idle"
             parts.append(f"write=<{state}, bufsize={self._buffer_size}>")
         return "<{}>".format(" ".join(parts))
-
-    def get_protocol(self):
-        return self._protocol
-
-    def set_protocol(self, protocol):
-        self._protocol = protocol
-
-    def is_closing(self):
-        return self._closing
 
     def get_write_buffer_size(self):
         """Bytes of datagrams queued but not yet handed to the kernel."""
@@ -197,20 +182,10 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
             return
 
         if not self._buffer:
-            try:
-                self._send(data, addr)
+            if self._send_now(data, addr, queued=False) is not False:
                 return
-            except (BlockingIOError, InterruptedError):
-                self._add_writer(self._fileno, self._write_ready)
-                self._writer_on = True
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
-                return
+            self._add_writer(self._fileno, self._write_ready)
+            self._writer_on = True
 
         # Queue a private copy: the caller may reuse a bytearray at once.
         data = bytes(data)
@@ -227,28 +202,42 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
         else:
             self._sock.sendto(data, addr)
 
+    def _send_now(self, data, addr, queued):
+        """Try one datagram now.  True: done with it (sent, or its OSError went
+        to ``error_received``); False: the socket would block; None: a fatal
+        error closed the transport.  A ``queued`` datagram (the head of the
+        queue) leaves the queue before ``error_received`` sees its error."""
+        try:
+            self._send(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            if queued:
+                self._dequeue_head(data)
+            self._protocol.error_received(exc)
+            return True
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on datagram transport")
+            return None
+        if queued:
+            self._dequeue_head(data)
+        return True
+
+    def _dequeue_head(self, data):
+        self._buffer.popleft()
+        self._buffer_size -= len(data)
+
     def _write_ready(self):
         buffer = self._buffer
         while buffer:
             data, addr = buffer[0]
-            try:
-                self._send(data, addr)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                buffer.popleft()
-                self._buffer_size -= len(data)
-                self._protocol.error_received(exc)
-                if self._conn_lost:   # error_received() aborted us
-                    return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
+            done = self._send_now(data, addr, queued=True)
+            if done is None or self._conn_lost:   # error_received() aborted us
                 return
-            else:
-                buffer.popleft()
-                self._buffer_size -= len(data)
+            if not done:
+                break
 
         self._maybe_resume_protocol()   # may queue more
         if not self._buffer and not self._conn_lost:
@@ -276,22 +265,9 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
 
     def abort(self):
         """Close at once, dropping queued datagrams."""
-        self._force_close(None)
+        self._close(None)
 
-    def _fatal_error(self, exc, message="Fatal error on transport"):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-        self._force_close(exc)
-
-    def _force_close(self, exc):
+    def _close(self, exc):
         if self._conn_lost:
             return
         self._conn_lost = True
@@ -308,53 +284,17 @@ class DatagramTransport(ReadingControl, WriteFlowControl,
 
     def _call_connection_lost(self, exc):
         try:
-            self._protocol.connection_lost(exc)
+            super()._call_connection_lost(exc)
         finally:
-            self._sock.close()
-            self._sock = None
-            self._protocol = None
-            self._loop = None
             self._recv_view = None
-            self._add_reader = self._remove_reader = None
-            self._add_writer = self._remove_writer = None
-
-    def __del__(self, _warn=warnings.warn):
-        sock = self._sock
-        if sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            sock.close()
-
-
-def _set_reuse_port(sock):
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError("reuse_port not supported by socket module, "
-                         "SO_REUSEPORT defined but not implemented.")
-
-
-def _remove_stale_unix_socket(path):
-    """Unlink a socket file left behind at ``path`` so that bind succeeds;
-    leave anything that is not a socket alone (bind then fails)."""
-    if path[0] in (0, "\x00"):   # abstract namespace: no file
-        return
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        # The directory may let us create a socket without letting us stat.
-        logger.error("Unable to check or remove stale UNIX socket %r: %r",
-                     path, err)
 
 
 class DatagramMixin:
     """``create_datagram_endpoint`` of ``AbstractEventLoop``.
 
-    Needs the loop's ``_ensure_resolved`` and ``sock_connect`` (SockMixin).
+    Service of ``Loop``, no state of its own.  Needs from the loop:
+    ``_ensure_resolved`` (DNSMixin), ``sock_connect`` (SockMixin),
+    ``create_future``, ``get_debug``.
     """
 
     async def create_datagram_endpoint(self, protocol_factory,
@@ -425,7 +365,7 @@ class DatagramMixin:
                 if addr is not None and not isinstance(addr, str):
                     raise TypeError("string is expected")
             if local_addr:
-                _remove_stale_unix_socket(local_addr)
+                remove_stale_unix_socket(local_addr)
             return [((family, proto), (local_addr, remote_addr))]
 
         # Group the resolved addresses by (family, proto), keeping the
@@ -464,7 +404,7 @@ class DatagramMixin:
                 sock = socket.socket(family=fam, type=socket.SOCK_DGRAM,
                                      proto=pro)
                 if reuse_port:
-                    _set_reuse_port(sock)
+                    set_reuse_port(sock)
                 if allow_broadcast:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
                 sock.setblocking(False)

@@ -4,78 +4,31 @@ Transport registry
 ------------------
 A transport that owns a file descriptor records itself in
 ``loop._transports``, a ``weakref.WeakValueDictionary`` mapping fd -> transport
-(the attribute name asyncio's selector loop uses).  ``transport_registry(loop)``
-creates it on first use, so the loop class does not have to.  The loop's public
-``add_reader``/``add_writer``/``remove_*`` are meant to call
-``ensure_fd_no_transport(loop, fd)`` and refuse an fd that a live transport owns
-(``RuntimeError``, as asyncio does): a user callback stealing a transport's fd
-would silently break the transport.  Entries are never deleted by hand: a closed
-transport answers ``is_closing()`` and no longer blocks its fd, and a dead one
-drops out of the weak dictionary.
+(the attribute name asyncio's selector loop uses), which ``BaseLoop`` creates.
+The loop's public ``add_reader``/``add_writer``/``remove_*`` refuse an fd that
+a live transport owns (``RuntimeError``, as asyncio does): a user callback
+stealing a transport's fd would silently break the transport.  Entries are
+never deleted by hand: a closed transport answers ``is_closing()`` and no
+longer blocks its fd, and a dead one drops out of the weak dictionary.
 
 Because the public methods refuse a transport's fd, the transports themselves
-go through the unchecked ``loop._add_reader`` & co. when the loop has them (it
-must, once the public ones check); ``fd_ops`` picks whichever exists.
+go through the unchecked ``loop._add_reader`` & co. when the loop has them;
+``fd_ops`` picks whichever exists.
 
-Write flow control
-------------------
-``WriteFlowControl`` keeps the high/low water marks and calls the protocol's
-``pause_writing``/``resume_writing`` when the buffer crosses them, reporting a
-failing callback to the loop's exception handler instead of letting it unwind
-through the transport.
+``FdTransport`` is the base both transports share: the protocol, the closing
+state, the fatal-error report and the end (``connection_lost``, then the
+owned socket or pipe is closed).  Write flow control is in ``flow``.
 """
 
 import logging
-import weakref
+import warnings
 
 logger = logging.getLogger("asyncio")
-
-# asyncio logs a warning once a transport has been written to this many times
-# after its connection was lost (asyncio.constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES).
-WRITES_AFTER_LOSS_BEFORE_WARNING = 5
-
-# asyncio's default high-water mark for a transport's write buffer; the low one
-# is a quarter of it.
-DEFAULT_HIGH_WATER = 64 * 1024
-
-
-def transport_registry(loop):
-    """Return ``loop._transports`` (fd -> transport, weak values), creating it."""
-    try:
-        return loop._transports
-    except AttributeError:
-        registry = weakref.WeakValueDictionary()
-        loop._transports = registry
-        return registry
 
 
 def register_transport(loop, fd, transport):
     """Record that ``transport`` owns ``fd`` on ``loop``."""
-    transport_registry(loop)[fd] = transport
-
-
-def fd_to_int(fd):
-    """An fd or an object with ``fileno()`` as an int, with selectors' error."""
-    if isinstance(fd, int):
-        return fd
-    try:
-        return int(fd.fileno())
-    except (AttributeError, TypeError, ValueError):
-        raise ValueError(f"Invalid file object: {fd!r}") from None
-
-
-def ensure_fd_no_transport(loop, fd):
-    """Raise RuntimeError if a transport that is not closing owns ``fd``.
-
-    Meant for ``add_reader``/``add_writer``/``remove_reader``/``remove_writer``.
-    """
-    registry = getattr(loop, "_transports", None)
-    if not registry:
-        return
-    transport = registry.get(fd_to_int(fd))
-    if transport is not None and not transport.is_closing():
-        raise RuntimeError(
-            f"File descriptor {fd!r} is used by transport {transport!r}")
+    loop._transports[fd] = transport
 
 
 def fd_ops(loop):
@@ -93,63 +46,61 @@ def wake_waiter(waiter):
         waiter.set_result(None)
 
 
-class WriteFlowControl:
-    """High/low water marks and pause_writing/resume_writing for a transport.
+class FdTransport:
+    """The protocol, the end and the owned object of an fd transport.
 
-    The transport provides ``get_write_buffer_size()``, ``_loop`` and
-    ``_protocol``; it calls ``_maybe_pause_protocol()`` after its buffer grew and
-    ``_maybe_resume_protocol()`` after it shrank.
+    A subclass names in ``_OWNED`` the attribute that holds the socket or
+    pipe it owns (None until owned and after the end: ``__del__`` may run on
+    a half-built instance), and provides ``_loop``, ``_protocol``,
+    ``_closing`` and ``_close(exc)`` (drop everything, schedule
+    ``_call_connection_lost``).
     """
 
-    _protocol_paused = False
-    _high_water = DEFAULT_HIGH_WATER
-    _low_water = DEFAULT_HIGH_WATER // 4
+    _OWNED = None
 
-    def _set_write_buffer_limits(self, high=None, low=None):
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(
-                f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
+    def get_protocol(self):
+        return self._protocol
 
-    def set_write_buffer_limits(self, high=None, low=None):
-        """Set the water marks; ``pause_writing`` is called at once if the
-        buffer is already above the new high mark."""
-        self._set_write_buffer_limits(high, low)
-        self._maybe_pause_protocol()
+    def set_protocol(self, protocol):
+        self._protocol = protocol
 
-    def get_write_buffer_limits(self):
-        """Return ``(low, high)``."""
-        return (self._low_water, self._high_water)
+    def is_closing(self):
+        return self._closing
 
-    def _maybe_pause_protocol(self):
-        if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
-            return
-        self._protocol_paused = True
-        self._call_flow_callback("pause_writing")
+    def _is_expected_error(self, exc):
+        """Errors that only end the connection (logged in debug mode) rather
+        than go to the loop's exception handler."""
+        return isinstance(exc, OSError)
 
-    def _maybe_resume_protocol(self):
-        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
-            self._protocol_paused = False
-            self._call_flow_callback("resume_writing")
-
-    def _call_flow_callback(self, name):
-        protocol = self._protocol
-        try:
-            getattr(protocol, name)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
+    def _fatal_error(self, exc, message):
+        if self._is_expected_error(exc):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
             self._loop.call_exception_handler({
-                "message": f"protocol.{name}() failed",
+                "message": message,
                 "exception": exc,
                 "transport": self,
-                "protocol": protocol,
+                "protocol": self._protocol,
             })
+        self._close(exc)
+
+    def _call_connection_lost(self, exc):
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            getattr(self, self._OWNED).close()
+            setattr(self, self._OWNED, None)
+            self._protocol = None
+            self._loop = None
+            self._add_reader = self._remove_reader = None
+            self._add_writer = self._remove_writer = None
+
+    def __del__(self, _warn=warnings.warn):
+        owned = getattr(self, self._OWNED)
+        if owned is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            owned.close()
 
 
 class ReadingControl:

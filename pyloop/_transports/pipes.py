@@ -26,17 +26,10 @@ import errno
 import logging
 import os
 import stat
-import warnings
 from asyncio import transports as _aio_transports
 
-from .fd_transport import (
-    WRITES_AFTER_LOSS_BEFORE_WARNING,
-    ReadingControl,
-    WriteFlowControl,
-    fd_ops,
-    register_transport,
-    wake_waiter,
-)
+from .fd_transport import FdTransport, ReadingControl, fd_ops, register_transport, wake_waiter
+from .flow import WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl
 
 logger = logging.getLogger("asyncio")
 
@@ -56,11 +49,12 @@ def _as_bytes_view(data):
     return view
 
 
-class _PipeTransportBase:
+class _PipeTransportBase(FdTransport):
     """State and helpers common to both directions."""
 
     # Read by __del__ and __repr__, which may run on a half-built instance
     # (the constructor refuses regular files before taking the pipe).
+    _OWNED = "_pipe"
     _pipe = None
     _loop = None
     _fileno = None
@@ -103,50 +97,6 @@ class _PipeTransportBase:
             else:
                 parts.append("open")
         return parts
-
-    def get_protocol(self):
-        return self._protocol
-
-    def set_protocol(self, protocol):
-        self._protocol = protocol
-
-    def is_closing(self):
-        return self._closing
-
-    def _is_expected_error(self, exc):
-        """Errors that only end the connection (logged in debug mode) rather
-        than go to the loop's exception handler."""
-        return isinstance(exc, OSError)
-
-    def _fatal_error(self, exc, message="Fatal error on pipe transport"):
-        if self._is_expected_error(exc):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-        self._close(exc)
-
-    def _call_connection_lost(self, exc):
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            self._pipe.close()
-            self._pipe = None
-            self._protocol = None
-            self._loop = None
-            self._add_reader = self._remove_reader = None
-            self._add_writer = self._remove_writer = None
-
-    def __del__(self, _warn=warnings.warn):
-        pipe = self._pipe
-        if pipe is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            pipe.close()
 
 
 def _is_pollable(mode):
@@ -230,6 +180,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
             raise ValueError("Pipe transport is only for "
                              "pipes, sockets and character devices")
         self._buffer = bytearray()
+        self._init_write_flow()
         self._writer_on = False
         self._reader_on = False
         self._writes_after_loss = 0
@@ -370,36 +321,34 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
 
 
 class PipesMixin:
-    """``connect_read_pipe`` and ``connect_write_pipe`` of ``AbstractEventLoop``."""
+    """``connect_read_pipe`` and ``connect_write_pipe`` of ``AbstractEventLoop``.
+
+    Service of ``Loop``, no state of its own.  Needs from the loop:
+    ``create_future``, ``get_debug``, and for the transports ``call_soon``,
+    ``_add_reader``/``_remove_reader``/``_add_writer``/``_remove_writer`` and
+    ``_transports`` (BaseLoop).
+    """
 
     async def connect_read_pipe(self, protocol_factory, pipe):
         """Read from ``pipe`` (a file-like object with ``fileno()``) into a
         ``Protocol``: ``(transport, protocol)``."""
-        protocol = protocol_factory()
-        waiter = self.create_future()
-        transport = ReadPipeTransport(self, pipe, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
-        if self.get_debug():
-            logger.debug("Read pipe %r connected: (%r, %r)", pipe.fileno(),
-                         transport, protocol)
-        return transport, protocol
+        return await self._connect_pipe(ReadPipeTransport, "Read", protocol_factory, pipe)
 
     async def connect_write_pipe(self, protocol_factory, pipe):
         """Write to ``pipe`` (a file-like object with ``fileno()``) through a
         ``WriteTransport``: ``(transport, protocol)``."""
+        return await self._connect_pipe(WritePipeTransport, "Write", protocol_factory, pipe)
+
+    async def _connect_pipe(self, transport_class, direction, protocol_factory, pipe):
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = WritePipeTransport(self, pipe, protocol, waiter)
+        transport = transport_class(self, pipe, protocol, waiter)
         try:
             await waiter
         except BaseException:
             transport.close()
             raise
         if self.get_debug():
-            logger.debug("Write pipe %r connected: (%r, %r)", pipe.fileno(),
+            logger.debug("%s pipe %r connected: (%r, %r)", direction, pipe.fileno(),
                          transport, protocol)
         return transport, protocol

@@ -1,9 +1,27 @@
-"""``pyloop.Server``: what ``create_server`` and ``create_unix_server`` return.
+"""Serving: ``create_server``, ``create_unix_server``, the accept loop, and
+``pyloop.Server``, what the first two return.
 
-A Server owns its listening sockets and keeps track of the connections
-accepted through it, so that ``wait_closed`` can wait for them.  The accept
-loop itself lives in the event loop (``NetworkMixin._start_serving``); the
-Server only tells the loop which sockets to watch and when to stop.
+* **Listening** (``ServeMixin.create_server``, ``create_unix_server``): bind
+  every address of every host (IPv6 sockets get ``IPV6_V6ONLY`` so that an
+  IPv4 socket can share the port), wrap them in a ``Server``;
+  ``Server._start_serving`` asks the loop to watch each listening socket
+  (``_start_serving``).  A stale Unix socket file is removed before bind;
+  with ``cleanup_socket`` the file is removed again on close if it is still
+  the server's (same inode).
+* **Accepting** (``_accept_connection``): one readiness event accepts up to
+  ``backlog`` connections.  A plain connection gets its protocol and
+  transport right away, inside a copy of the server's context (asyncio runs
+  each accept in a task; a context copy gives the same isolation without a
+  task per connection).  A TLS connection needs to wait for its handshake,
+  so it gets a task.  Running out of file descriptors or memory (EMFILE,
+  ENFILE, ENOBUFS, ENOMEM) is reported to the exception handler and the
+  socket is left alone for ``ACCEPT_RETRY_DELAY`` (1 s): the kernel keeps
+  reporting it readable, and retrying at once would spin.
+
+``Server`` owns its listening sockets and keeps track of the connections
+accepted through it, so that ``wait_closed`` can wait for them; the accept
+loop itself lives in the event loop (``ServeMixin``): the Server only tells
+the loop which sockets to watch and when to stop.
 
 Lifecycle, which follows ``asyncio.base_events.Server`` of the running Python:
 
@@ -22,12 +40,36 @@ Transports are held weakly, as asyncio 3.13 does, so that a transport the
 application dropped can still be collected (and warn about being unclosed);
 a transport that cannot be weakly referenced, or a caller that passes no
 transport (asyncio's own transports before 3.13), is counted instead.
+
+Where asyncio's behaviour changed between Python versions (bind error text,
+EADDRNOTAVAIL on one of several addresses, Unix socket file cleanup) pyloop
+does what the running Python's asyncio does.
 """
 
 import asyncio
+import collections.abc
+import contextvars
+import errno
+import itertools
+import logging
+import os
+import socket
 import sys
 import weakref
+from asyncio import constants as _constants
 from asyncio import trsock as _trsock
+
+from .sockets import is_abstract_or_unnamed, os_error_text, remove_stale_unix_socket, set_reuse_port
+from .tls import _check_ssl_socket, _check_ssl_timeouts
+
+logger = logging.getLogger("asyncio")
+
+_PY313 = sys.version_info >= (3, 13)
+_HAS_IPV6 = hasattr(socket, "AF_INET6")
+
+# accept() errors that mean "out of resources": retrying at once would spin.
+_ACCEPT_RESOURCE_ERRNOS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 # asyncio 3.12.1 fixed wait_closed() to wait for connections even when the
 # server is already closed; earlier it returned at once.
@@ -194,3 +236,400 @@ class Server(asyncio.AbstractServer):
         waiter = self._loop.create_future()
         self._waiters.append(waiter)
         await waiter
+
+
+class ServeMixin:
+    """``create_server`` and ``create_unix_server`` of ``AbstractEventLoop``,
+    and the accept loop of their ``Server``s.
+
+    Service of ``Loop``: state created by ``_init_serving``, released by
+    ``_close_serving`` (from ``close()``).  Needs from the loop:
+    ``_ensure_resolved`` (DNSMixin), ``add_reader``/``remove_reader``,
+    ``call_later``, ``create_task``, ``create_future``,
+    ``call_exception_handler``, ``get_debug``, ``_make_socket_transport``
+    and ``_make_ssl_transport`` (TLSMixin).
+    """
+
+    def _init_serving(self):
+        self._unix_server_sockets = {}    # listening AF_UNIX socket -> inode of its file
+        self._accept_retry_handles = {}   # listening socket -> TimerHandle
+
+    def _close_serving(self):
+        """Cancel the accept retries still pending (they hold the listening
+        sockets).  Idempotent."""
+        retries = self._accept_retry_handles
+        while retries:
+            retries.popitem()[1].cancel()
+
+    def _serving_state_ready(self):
+        # Until Loop.__init__ calls _init_serving (#13), on first use.
+        if "_accept_retry_handles" not in self.__dict__:
+            self._init_serving()
+
+    # ---- serving ---------------------------------------------------------
+
+    async def create_server(
+            self, protocol_factory, host=None, port=None, *,
+            family=socket.AF_UNSPEC, flags=socket.AI_PASSIVE, sock=None,
+            backlog=100, ssl=None, reuse_address=None, reuse_port=None,
+            keep_alive=None, ssl_handshake_timeout=None,
+            ssl_shutdown_timeout=None, start_serving=True):
+        """Listen on ``host`` (a name, an address, a sequence of them, or
+        None/'' for all interfaces) and ``port``, or on the bound ``sock``;
+        return a ``Server``."""
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        if ssl_handshake_timeout is not None and ssl is None:
+            raise ValueError(
+                "ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and ssl is None:
+            raise ValueError(
+                "ssl_shutdown_timeout is only meaningful with ssl")
+        if sock is not None:
+            _check_ssl_socket(sock)
+
+        if host is not None or port is not None:
+            if sock is not None:
+                raise ValueError(
+                    "host/port and sock can not be specified at the same time")
+            if reuse_address is None:
+                reuse_address = (os.name == "posix"
+                                 and sys.platform != "cygwin")
+            if host == "":
+                hosts = [None]
+            elif (isinstance(host, str)
+                  or not isinstance(host, collections.abc.Iterable)):
+                hosts = [host]
+            else:
+                hosts = host
+            infos = await self._resolve_server_hosts(hosts, port, family,
+                                                     flags)
+            sockets = self._bind_server_sockets(
+                infos, reuse_address, reuse_port, keep_alive)
+        else:
+            if sock is None:
+                raise ValueError("Neither host/port nor sock were specified")
+            if sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+            sockets = [sock]
+
+        for s in sockets:
+            s.setblocking(False)
+        server = Server(self, sockets, protocol_factory, ssl, backlog,
+                        ssl_handshake_timeout, ssl_shutdown_timeout)
+        if start_serving:
+            server._start_serving()
+            # One iteration, as asyncio: code may rely on the yield.
+            await asyncio.sleep(0)
+        if self.get_debug():
+            logger.info("%r is serving", server)
+        return server
+
+    async def _create_server_getaddrinfo(self, host, port, family, flags):
+        infos = await self._ensure_resolved(
+            (host, port), family=family, type=socket.SOCK_STREAM, flags=flags)
+        if not infos:
+            raise OSError(f"getaddrinfo({host!r}) returned empty list")
+        return infos
+
+    async def _resolve_server_hosts(self, hosts, port, family, flags):
+        """Every address of every host, each once, in resolution order."""
+        lookups = [self._create_server_getaddrinfo(h, port, family, flags)
+                   for h in hosts]
+        if len(lookups) == 1:
+            results = [await lookups[0]]
+        else:
+            results = await asyncio.gather(*lookups)
+        # A host named twice, or two names for one address, binds once.
+        return list(dict.fromkeys(itertools.chain.from_iterable(results)))
+
+    def _bind_server_sockets(self, infos, reuse_address, reuse_port,
+                             keep_alive):
+        sockets = []
+        completed = False
+        try:
+            for af, socktype, proto, _canonname, sa in infos:
+                try:
+                    sock = socket.socket(af, socktype, proto)
+                except OSError:
+                    # A family/type/protocol this host cannot do: skip it.
+                    if self.get_debug():
+                        logger.warning("create_server() failed to create "
+                                       "socket.socket(%r, %r, %r)",
+                                       af, socktype, proto, exc_info=True)
+                    continue
+                sockets.append(sock)
+                if reuse_address:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,
+                                    True)
+                if reuse_port:
+                    set_reuse_port(sock)
+                if keep_alive:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE,
+                                    True)
+                # Linux makes an IPv6 socket accept IPv4 too by default; the
+                # IPv4 address gets a socket of its own, so turn that off.
+                if (_HAS_IPV6 and af == socket.AF_INET6
+                        and hasattr(socket, "IPPROTO_IPV6")):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY,
+                                    True)
+                try:
+                    sock.bind(sa)
+                except OSError as err:
+                    msg = ("error while attempting to bind on address %r: %s"
+                           % (sa, os_error_text(err)))
+                    if _PY313 and err.errno == errno.EADDRNOTAVAIL:
+                        # That family is not configured here (bpo-30945):
+                        # serve on the other addresses, as asyncio 3.13.
+                        sockets.pop()
+                        sock.close()
+                        if self.get_debug():
+                            logger.warning(msg)
+                        continue
+                    raise OSError(err.errno, msg) from None
+            if _PY313 and not sockets:
+                raise OSError("could not bind on any address out of %r"
+                              % ([info[4] for info in infos],))
+            completed = True
+        finally:
+            if not completed:
+                for sock in sockets:
+                    sock.close()
+        return sockets
+
+    async def create_unix_server(
+            self, protocol_factory, path=None, *, sock=None, backlog=100,
+            ssl=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
+            start_serving=True, cleanup_socket=_PY313):
+        """Listen on the Unix-domain ``path`` (a filesystem path, os.PathLike,
+        or an abstract name starting with NUL) or on the bound ``sock``;
+        return a ``Server``.
+
+        A stale socket file at ``path`` is removed first.  With
+        ``cleanup_socket`` (the default from Python 3.13 on, as asyncio) the
+        socket file is removed when the server closes, unless it was
+        replaced in the meantime."""
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        _check_ssl_timeouts(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+
+        if path is not None:
+            if sock is not None:
+                raise ValueError(
+                    "path and sock can not be specified at the same time")
+            path = os.fspath(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            remove_stale_unix_socket(path)
+            try:
+                sock.bind(path)
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRINUSE:
+                    raise OSError(errno.EADDRINUSE,
+                                  f"Address {path!r} is already in use"
+                                  ) from None
+                raise
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            if sock is None:
+                raise ValueError(
+                    "path was not specified, and no sock specified")
+            if (sock.family != socket.AF_UNIX
+                    or sock.type != socket.SOCK_STREAM):
+                raise ValueError(
+                    f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+
+        if cleanup_socket:
+            self._note_unix_socket_file(sock)
+
+        sock.setblocking(False)
+        server = Server(self, [sock], protocol_factory, ssl, backlog,
+                        ssl_handshake_timeout, ssl_shutdown_timeout)
+        if start_serving:
+            server._start_serving()
+            await asyncio.sleep(0)
+        return server
+
+    def _note_unix_socket_file(self, sock):
+        """Remember the inode of sock's file, to remove it on close only if
+        it is still ours."""
+        path = sock.getsockname()
+        if is_abstract_or_unnamed(path):
+            return
+        try:
+            inode = os.stat(path).st_ino
+        except FileNotFoundError:
+            return
+        self._serving_state_ready()
+        self._unix_server_sockets[sock] = inode
+
+    def _forget_unix_socket_file(self, sock):
+        """Before closing a listening socket: (path, inode) to clean up."""
+        inode = self._unix_server_sockets.pop(sock, None)
+        if inode is None:
+            return None
+        try:
+            return sock.getsockname(), inode
+        except OSError:
+            return None
+
+    @staticmethod
+    def _cleanup_unix_socket_file(path, inode):
+        try:
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            logger.error("Unable to clean up listening UNIX socket %r: %r",
+                         path, err)
+
+    # ---- accepting -------------------------------------------------------
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None,
+                       server=None, backlog=100,
+                       ssl_handshake_timeout=_constants.SSL_HANDSHAKE_TIMEOUT,
+                       ssl_shutdown_timeout=_constants.SSL_SHUTDOWN_TIMEOUT):
+        """Accept connections on the listening ``sock`` from now on."""
+        self._serving_state_ready()
+        self.add_reader(sock.fileno(), self._accept_connection,
+                        protocol_factory, sock, sslcontext, server, backlog,
+                        ssl_handshake_timeout, ssl_shutdown_timeout)
+
+    def _stop_serving(self, sock):
+        """Stop accepting on ``sock`` and close it (and remove its Unix
+        socket file when that was asked for)."""
+        self._serving_state_ready()
+        handle = self._accept_retry_handles.pop(sock, None)
+        if handle is not None:
+            handle.cancel()
+        cleanup = self._forget_unix_socket_file(sock)
+        fd = sock.fileno()
+        if fd >= 0:
+            self.remove_reader(fd)
+        sock.close()
+        if cleanup is not None:
+            self._cleanup_unix_socket_file(*cleanup)
+
+    def _accept_connection(
+            self, protocol_factory, sock, sslcontext=None, server=None,
+            backlog=100,
+            ssl_handshake_timeout=_constants.SSL_HANDSHAKE_TIMEOUT,
+            ssl_shutdown_timeout=_constants.SSL_SHUTDOWN_TIMEOUT):
+        """Reader callback of a listening socket: accept what is waiting,
+        up to ``backlog`` connections (the rest wait for the next
+        iteration, so that one busy listener cannot starve the loop)."""
+        debug = self.get_debug()
+        for _ in range(backlog):
+            if sock.fileno() < 0:
+                return   # closed by a callback of the previous connection
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the peer gave up while queued: take the next one
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RESOURCE_ERRNOS:
+                    raise  # the loop reports it; the listener stays
+                self.call_exception_handler({
+                    "message": "socket.accept() out of system resource",
+                    "exception": exc,
+                    "socket": _trsock.TransportSocket(sock),
+                })
+                self._pause_accepting(
+                    protocol_factory, sock, sslcontext, server, backlog,
+                    ssl_handshake_timeout, ssl_shutdown_timeout)
+                return
+            if debug:
+                logger.debug("%r got a new connection from %r: %r",
+                             server, addr, conn)
+            try:
+                conn.setblocking(False)
+            except OSError:
+                conn.close()
+                continue
+            extra = {"peername": addr}
+            if sslcontext:
+                self.create_task(self._accept_connection2(
+                    protocol_factory, conn, extra, sslcontext, server,
+                    ssl_handshake_timeout, ssl_shutdown_timeout))
+            else:
+                contextvars.copy_context().run(
+                    self._accept_plain, protocol_factory, conn, extra, server)
+
+    def _pause_accepting(self, protocol_factory, sock, *args):
+        # Linux keeps reporting the socket readable while the process is out
+        # of descriptors: unwatch it, and look again after a while.
+        self.remove_reader(sock.fileno())
+        self._accept_retry_handles[sock] = self.call_later(
+            _constants.ACCEPT_RETRY_DELAY, self._resume_accepting,
+            protocol_factory, sock, *args)
+
+    def _resume_accepting(self, protocol_factory, sock, *args):
+        self._accept_retry_handles.pop(sock, None)
+        if sock.fileno() < 0:
+            return
+        self._start_serving(protocol_factory, sock, *args)
+
+    def _accept_plain(self, protocol_factory, conn, extra, server):
+        protocol = transport = None
+        try:
+            protocol = protocol_factory()
+            transport = self._make_socket_transport(
+                conn, protocol, extra=extra, server=server)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._accept_failed(exc, conn, protocol, transport)
+
+    async def _accept_connection2(
+            self, protocol_factory, conn, extra, sslcontext=None, server=None,
+            ssl_handshake_timeout=_constants.SSL_HANDSHAKE_TIMEOUT,
+            ssl_shutdown_timeout=_constants.SSL_SHUTDOWN_TIMEOUT):
+        """Set up one accepted connection and wait until it is established
+        (for TLS: until the handshake is done)."""
+        protocol = transport = None
+        try:
+            protocol = protocol_factory()
+            waiter = self.create_future()
+            if sslcontext:
+                transport = self._make_ssl_transport(
+                    conn, protocol, sslcontext, waiter=waiter,
+                    server_side=True, extra=extra, server=server,
+                    ssl_handshake_timeout=ssl_handshake_timeout,
+                    ssl_shutdown_timeout=ssl_shutdown_timeout)
+            else:
+                transport = self._make_socket_transport(
+                    conn, protocol, waiter=waiter, extra=extra, server=server)
+            try:
+                await waiter
+            except BaseException:
+                transport.close()
+                raise
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._accept_failed(exc, conn, protocol, transport)
+
+    def _accept_failed(self, exc, conn, protocol, transport):
+        """Setting up an accepted connection failed: close ``conn`` unless a
+        transport owns it already, and report."""
+        if transport is None:
+            conn.close()
+        # As asyncio: there is nobody to tell but the log, and only in debug
+        # mode (a failed handshake is the peer's problem, reported by the
+        # TLS layer itself).
+        if not self.get_debug():
+            return
+        context = {
+            "message": "Error on transport creation for incoming connection",
+            "exception": exc,
+        }
+        if protocol is not None:
+            context["protocol"] = protocol
+        if transport is not None:
+            context["transport"] = transport
+        self.call_exception_handler(context)

@@ -41,6 +41,8 @@ from asyncio import constants as _aio_constants
 from asyncio import protocols as _aio_protocols
 from asyncio import trsock as _aio_trsock
 
+from pyloop._transports import flow as _flow
+
 logger = logging.getLogger('asyncio')
 
 cdef extern from "sys/types.h":
@@ -72,10 +74,15 @@ cdef enum:
     # Chunks handed to one writev: enough to drain a typical backlog in one
     # call, few enough to stay far below IOV_MAX everywhere.
     WRITEV_MAX_CHUNKS = 64
-    DEFAULT_HIGH_WATER = 64 * 1024
-    CONNLOST_WRITES_BEFORE_WARNING = 5
 
 cdef char read_buffer[READ_BUFFER_SIZE]
+
+# Write flow control is defined once, in flow.py; read into C globals at import,
+# so the hot paths compare plain integers.
+cdef Py_ssize_t DEFAULT_HIGH_WATER = _flow.DEFAULT_HIGH_WATER
+cdef int WRITES_AFTER_LOSS_BEFORE_WARNING = _flow.WRITES_AFTER_LOSS_BEFORE_WARNING
+cdef object _water_marks = _flow.water_marks
+cdef object _call_flow_callback = _flow.call_flow_callback
 
 cdef object _BufferedProtocol = _aio_protocols.BufferedProtocol
 cdef object _TransportSocket = _aio_trsock.TransportSocket
@@ -369,7 +376,7 @@ cdef class SocketTransport:
         if not data:
             return
         if self._conn_lost:
-            if self._conn_lost >= CONNLOST_WRITES_BEFORE_WARNING:
+            if self._conn_lost >= WRITES_AFTER_LOSS_BEFORE_WARNING:
                 logger.warning('socket.send() raised exception.')
             self._conn_lost += 1
             return
@@ -521,16 +528,7 @@ cdef class SocketTransport:
 
     def set_write_buffer_limits(self, high=None, low=None):
         """Set the water marks (high defaults to 64 KiB, low to high/4)."""
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(
-                f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
-        # asyncio accepts floats (``high=1e6`` is common); the marks are byte counts.
-        self._high_water = int(high)
-        self._low_water = int(low)
+        self._high_water, self._low_water = _water_marks(high, low)
         self._maybe_pause_protocol()
 
     cdef _maybe_pause_protocol(self):
@@ -548,18 +546,8 @@ cdef class SocketTransport:
             self._call_protocol_flow('resume_writing')
 
     cdef _call_protocol_flow(self, str name):
-        protocol = self._protocol
-        try:
-            getattr(protocol, name)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                'message': f'protocol.{name}() failed',
-                'exception': exc,
-                'transport': self._public,
-                'protocol': protocol,
-            })
+        # Only when the buffer crosses a mark, never per write.
+        _call_flow_callback(self._loop, self._public, self._protocol, name)
 
     # ---- sendfile support (loop.sendfile) ---------------------------------
 

@@ -37,8 +37,11 @@ def _check_ssl_timeouts(ssl, ssl_handshake_timeout, ssl_shutdown_timeout):
 
 
 class TLSMixin:
-    """``_make_ssl_transport`` and ``start_tls``; needs
-    ``_make_socket_transport`` from the loop."""
+    """``_make_ssl_transport`` (for connect and serve) and ``start_tls``.
+
+    Service of ``Loop``, no state of its own.  Needs from the loop:
+    ``_make_socket_transport``, ``create_future``, ``call_soon``.
+    """
 
     def _make_ssl_transport(
             self, rawsock, protocol, sslcontext, waiter=None, *,
