@@ -49,11 +49,14 @@ class Loop(BaseLoop, ConnectMixin, ServeMixin, SendfileMixin, TLSMixin, Datagram
         # The init chain: BaseLoop's (the C core: ready ring, timer heap,
         # reactor, wakeup -- made in __cinit__ -- and debug mode), then each
         # service's own state, in one place.  close() releases the core and
-        # then calls _close_services, which closes the services in reverse.
+        # then calls _close_services, which closes the services that hold
+        # something.  Services without state (connect, sendfile, TLS,
+        # datagram, pipes, sock_*, DNS) have no _init_.
         super().__init__()
         self._init_exception_handler()
         self._init_executor()
         self._init_asyncgens()
+        self._init_serving()
         self._init_signals()
         self._init_subprocesses()
 
@@ -63,6 +66,7 @@ class Loop(BaseLoop, ConnectMixin, ServeMixin, SendfileMixin, TLSMixin, Datagram
         return SocketTransport(self, sock, protocol, waiter, extra, server)
 
     def _close_services(self):
+        self._close_serving()
         self._close_signals()
         self._close_subprocesses()
         self._close_executor()

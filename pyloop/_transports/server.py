@@ -261,11 +261,6 @@ class ServeMixin:
         while retries:
             retries.popitem()[1].cancel()
 
-    def _serving_state_ready(self):
-        # Until Loop.__init__ calls _init_serving (#13), on first use.
-        if "_accept_retry_handles" not in self.__dict__:
-            self._init_serving()
-
     # ---- serving ---------------------------------------------------------
 
     async def create_server(
@@ -462,7 +457,6 @@ class ServeMixin:
             inode = os.stat(path).st_ino
         except FileNotFoundError:
             return
-        self._serving_state_ready()
         self._unix_server_sockets[sock] = inode
 
     def _forget_unix_socket_file(self, sock):
@@ -493,7 +487,6 @@ class ServeMixin:
                        ssl_handshake_timeout=_constants.SSL_HANDSHAKE_TIMEOUT,
                        ssl_shutdown_timeout=_constants.SSL_SHUTDOWN_TIMEOUT):
         """Accept connections on the listening ``sock`` from now on."""
-        self._serving_state_ready()
         self.add_reader(sock.fileno(), self._accept_connection,
                         protocol_factory, sock, sslcontext, server, backlog,
                         ssl_handshake_timeout, ssl_shutdown_timeout)
@@ -501,7 +494,6 @@ class ServeMixin:
     def _stop_serving(self, sock):
         """Stop accepting on ``sock`` and close it (and remove its Unix
         socket file when that was asked for)."""
-        self._serving_state_ready()
         handle = self._accept_retry_handles.pop(sock, None)
         if handle is not None:
             handle.cancel()
