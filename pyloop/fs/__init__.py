@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from typing import Any, Generator, Union
 
 from .. import _blocking
-from ._binary import BLOCK_SIZE, AsyncFile, AsyncTextFile
+from ._binary import BLOCK_SIZE, AsyncFile
+from ._text import AsyncTextFile
 
 __all__ = [
     "AsyncFile", "AsyncTextFile", "DirEntry", "open", "read", "read_text", "write",
