@@ -42,6 +42,17 @@ Why it is built this way
   cancelled meanwhile, the cancellation is delivered after that clean-up.
   Branches that fail while being cleaned up are reported through the loop's
   exception handler instead of being dropped.
+
+Errors
+------
+:class:`TaskAborted` (an ``Exception``) is this module's own: awaiting a
+:class:`JoinHandle` or a :class:`JoinSet` result of a task that ended
+cancelled, and a combinator branch cancelled by someone else.  ``join`` raises
+an ``ExceptionGroup`` (``BaseExceptionGroup`` if a branch raised a
+``BaseException``) of every failure; ``try_join`` and ``select`` raise the
+failing branch's own exception.  Something that is not awaitable is a
+``TypeError``.  All of the toolbox's errors are listed together in
+docs/ARCHITECTURE.md, "Errors".
 """
 
 from __future__ import annotations
