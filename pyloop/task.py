@@ -42,6 +42,17 @@ Why it is built this way
   cancelled meanwhile, the cancellation is delivered after that clean-up.
   Branches that fail while being cleaned up are reported through the loop's
   exception handler instead of being dropped.
+
+Errors
+------
+:class:`TaskAborted` (an ``Exception``) is this module's own: awaiting a
+:class:`JoinHandle` or a :class:`JoinSet` result of a task that ended
+cancelled, and a combinator branch cancelled by someone else.  ``join`` raises
+an ``ExceptionGroup`` (``BaseExceptionGroup`` if a branch raised a
+``BaseException``) of every failure; ``try_join`` and ``select`` raise the
+failing branch's own exception.  Something that is not awaitable is a
+``TypeError``.  All of the toolbox's errors are listed together in
+docs/ARCHITECTURE.md, "Errors".
 """
 
 from __future__ import annotations
@@ -553,6 +564,40 @@ def _start(aws: tuple[Any, ...] | list[Any], what: str,
     return futs
 
 
+async def _wait_all(pending: list[asyncio.Future[Any]],
+                    stop: Callable[[asyncio.Future[Any]], bool] | None = None) -> asyncio.Future[Any] | None:
+    """Wait until every future in ``pending`` is done; return None.
+
+    With ``stop``, return early with the first future (in completion order)
+    for which ``stop(future)`` is true.  The futures themselves are left
+    alone: if the caller is cancelled, ``CancelledError`` propagates and they
+    run on.  One gate future and a done callback on each, not a task per
+    wait as ``asyncio.wait`` would make.
+    """
+    if not pending:
+        return None
+    gate = asyncio.get_running_loop().create_future()
+    left = len(pending)
+    hit: asyncio.Future[Any] | None = None
+
+    def one_done(f: asyncio.Future[Any]) -> None:
+        nonlocal left, hit
+        left -= 1
+        if stop is not None and hit is None and stop(f):
+            hit = f
+        if (not left or hit is not None) and not gate.done():
+            gate.set_result(None)
+
+    for f in pending:
+        f.add_done_callback(one_done)
+    try:
+        await gate
+    finally:
+        for f in pending:
+            f.remove_done_callback(one_done)
+    return hit
+
+
 async def _drain(futs: list[asyncio.Future[Any]]) -> bool:
     """Wait until every future in ``futs`` is done, even through cancellation.
 
@@ -560,29 +605,14 @@ async def _drain(futs: list[asyncio.Future[Any]]) -> bool:
     re-raises that once its clean-up is complete.
     """
     cancelled = False
-    loop = asyncio.get_running_loop()
     while True:
         pending = [f for f in futs if not f.done()]
         if not pending:
             return cancelled
-        gate = loop.create_future()
-        left = len(pending)
-
-        def one_done(_: object) -> None:
-            nonlocal left
-            left -= 1
-            if not left and not gate.done():
-                gate.set_result(None)
-
-        for f in pending:
-            f.add_done_callback(one_done)
         try:
-            await gate
+            await _wait_all(pending)
         except _CancelledError:
             cancelled = True
-        finally:
-            for f in pending:
-                f.remove_done_callback(one_done)
 
 
 def _failure(fut: asyncio.Future[Any]) -> BaseException | None:
@@ -636,26 +666,10 @@ async def join(*aws: Awaitable[Any]) -> list[Any]:
 async def _drain_or_cancel(futs: list[asyncio.Future[Any]], what: str) -> bool:
     # Wait for all; if the caller is cancelled, cancel the branches and wait
     # for them instead.  True if the caller was cancelled.
-    pending = [f for f in futs if not f.done()]
-    if not pending:
-        return False
-    gate = asyncio.get_running_loop().create_future()
-    left = len(pending)
-
-    def one_done(_: object) -> None:
-        nonlocal left
-        left -= 1
-        if not left and not gate.done():
-            gate.set_result(None)
-
-    for f in pending:
-        f.add_done_callback(one_done)
     try:
-        await gate
+        await _wait_all([f for f in futs if not f.done()])
         return False
     except _CancelledError:
-        for f in pending:
-            f.remove_done_callback(one_done)
         await _cancel_and_drain(futs, what)
         return True
 
@@ -672,34 +686,14 @@ async def try_join(*aws: Awaitable[Any]) -> list[Any]:
     """
     loop = asyncio.get_running_loop()
     futs = _start(aws, "try_join()", loop)
-    first: asyncio.Future[Any] | None = None
-    pending = [f for f in futs if not f.done()]
-    for f in futs:
-        if f.done() and _failure(f) is not None:
-            first = f
-            break
-    if first is None and pending:
-        gate = loop.create_future()
-        left = len(pending)
-
-        def one_done(f: asyncio.Future[Any]) -> None:
-            nonlocal left, first
-            left -= 1
-            if first is None and _failure(f) is not None:
-                first = f
-            if (not left or first is not None) and not gate.done():
-                gate.set_result(None)
-
-        for f in pending:
-            f.add_done_callback(one_done)
+    first = next((f for f in futs if f.done() and _failure(f) is not None), None)
+    if first is None:
         try:
-            await gate
+            first = await _wait_all([f for f in futs if not f.done()],
+                                    stop=lambda f: _failure(f) is not None)
         except _CancelledError:
             await _cancel_and_drain(futs, "try_join")
             raise
-        finally:
-            for f in pending:
-                f.remove_done_callback(one_done)
     if first is not None:
         others = [f for f in futs if f is not first]
         if await _cancel_and_drain(others, "try_join"):

@@ -42,6 +42,16 @@ deterministic and a test of an hour-long timeout takes milliseconds::
 
 The clock belongs to the loop: pausing affects every task on it, and
 ``asyncio.sleep``/``wait_for``/``asyncio.timeout`` follow it too.
+
+Errors
+------
+:class:`Elapsed` (a subclass of the built-in ``TimeoutError``) is this
+module's own: a :func:`timeout` or :func:`timeout_at` deadline passed.  Bad
+durations and deadlines are ``TypeError``/``ValueError`` (see above).
+``RuntimeError`` means misuse: a :class:`Timeout` used outside a task, for a
+second block or rescheduled once over, and the virtual-clock functions on a
+loop that is not pyloop's or whose clock is not in the state they need.  All
+of the toolbox's errors are listed together in docs/ARCHITECTURE.md, "Errors".
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ state, a larger number otherwise; ``seek`` accepts what ``tell`` returned.
 
 Errors are those of the synchronous calls (``FileNotFoundError``,
 ``IsADirectoryError``, ...); an operation on a closed file raises
-``ValueError``; reading a write-only file raises ``io.UnsupportedOperation``.
+``ValueError``; reading a write-only file (or seeking a pipe) raises
+``io.UnsupportedOperation``.  This module defines no exception of its own; all
+of the toolbox's errors are listed together in docs/ARCHITECTURE.md, "Errors".
 
 Two tasks may use one file: the operations that go to the pool are serialised
 by a lock, so they run one at a time, in the order they were called.
@@ -48,7 +50,8 @@ from dataclasses import dataclass
 from typing import Any, Generator, Union
 
 from .. import _blocking
-from ._file import BLOCK_SIZE, AsyncFile, AsyncTextFile
+from ._binary import BLOCK_SIZE, AsyncFile
+from ._text import AsyncTextFile
 
 __all__ = [
     "AsyncFile", "AsyncTextFile", "DirEntry", "open", "read", "read_text", "write",

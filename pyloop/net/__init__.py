@@ -26,9 +26,19 @@ Accepting also wraps the socket in a transport of the running loop
 happens inside ``accept()``, and a client whose handshake fails is dropped
 without ending the ``async for``.
 
-Bad arguments raise what the socket layer would: ``TypeError`` for a host that
-is not a string or a port that is not an int, ``OverflowError`` for a port
-outside 0-65535.
+Errors
+------
+This module defines no exception of its own; it raises what the socket layer
+and asyncio's streams would.  Bad arguments: ``TypeError`` for a host that is
+not a string or a port that is not an int, ``OverflowError`` for a port
+outside 0-65535; binding and connecting raise ``OSError``.  ``accept()`` on a
+closed listener raises ``ConnectionAbortedError``.  On a stream:
+``asyncio.IncompleteReadError`` when EOF comes before ``read_exact``'s bytes or
+``read_until``'s separator, ``asyncio.LimitOverrunError`` when the separator is
+not within ``max_size``, the connection's own error (``ConnectionResetError``
+...) once it was lost, and ``RuntimeError`` for a write after ``close()`` or
+``shutdown()`` and for two tasks reading at once.  All of the toolbox's errors
+are listed together in docs/ARCHITECTURE.md, "Errors".
 """
 
 from __future__ import annotations

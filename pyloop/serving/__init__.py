@@ -48,6 +48,12 @@ HTTP servers use it to close idle keep-alive connections promptly on shutdown.
 The process and signal machinery, and why it is built that way, is described in
 ``pyloop.serving._workers``.  POSIX only (it forks); call ``serve`` from the main thread, before
 starting threads or an event loop in that process.
+
+Errors: a worker's failure is reported on stderr and in the exit status (1), not raised.  ``serve``
+raises ``RuntimeError`` where it cannot run (no ``os.fork``, inside a running event loop, off the main
+thread), ``TypeError``/``ValueError`` for bad arguments and ``OSError`` when the address cannot be
+resolved or bound.  This module defines no exception of its own; all of the toolbox's errors are listed
+together in docs/ARCHITECTURE.md, "Errors".
 """
 
 from __future__ import annotations

@@ -11,8 +11,11 @@ Channels (written in Cython, :mod:`pyloop.sync._channels`):
 Primitives (:mod:`pyloop.sync._primitives`): :class:`Semaphore` (FIFO-fair, permits, ``acquire_many``),
 :class:`Notify`, :class:`Barrier`, :class:`CancellationToken` and :class:`RateLimiter` (token bucket).
 
-Errors: :class:`Closed` (the other side is gone, or the stream ended), :class:`Full` and :class:`Empty`
-(``try_*`` could not complete now; subclasses of asyncio.QueueFull/QueueEmpty), :class:`Lagged`.
+Errors, all this package's own: :class:`Closed` (the other side is gone, or the stream ended; also a
+closed :class:`Semaphore`), :class:`Full` and :class:`Empty` (``try_*`` could not complete now; subclasses
+of asyncio.QueueFull/QueueEmpty), :class:`Lagged` (a broadcast receiver fell behind; ``.skipped``).  Bad
+arguments are ``TypeError``/``ValueError``.  All of the toolbox's errors are listed together in
+docs/ARCHITECTURE.md, "Errors".
 
     import asyncio, pyloop
     from pyloop import sync

@@ -146,12 +146,9 @@ class Semaphore:
         A cancelled waiter takes nothing: permits granted to it just before the
         cancellation go to the next waiter.
         """
-        _check_count(n, "n")
-        if self._closed:
-            raise Closed("semaphore is closed")
-        if not self._waiters and self._permits >= n:
-            self._permits -= n
-            return SemaphorePermit(self, n)
+        permit = self.try_acquire(n)
+        if permit is not None:
+            return permit
         fut = asyncio.get_running_loop().create_future()
         entry = [n, fut]
         self._waiters.append(entry)
