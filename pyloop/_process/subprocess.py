@@ -449,6 +449,24 @@ def _reap_in_thread(loop, watch):
         pass    # the loop was closed meanwhile; the child is reaped anyway
 
 
+def _check_popen_args(want_shell, universal_newlines, shell, bufsize, text, encoding, errors):
+    """Refuse the Popen arguments the asyncio subprocess API does not take:
+    the transport's pipes carry bytes, unbuffered, and exec/shell is chosen by
+    the method called.  The errors and their order are asyncio's."""
+    if universal_newlines:
+        raise ValueError("universal_newlines must be False")
+    if bool(shell) != want_shell:
+        raise ValueError(f"shell must be {want_shell}")
+    if bufsize != 0:
+        raise ValueError("bufsize must be 0")
+    if text:
+        raise ValueError("text must be False")
+    if encoding is not None:
+        raise ValueError("encoding must be None")
+    if errors is not None:
+        raise ValueError("errors must be None")
+
+
 class SubprocessMixin:
     """``subprocess_exec`` / ``subprocess_shell`` of ``AbstractEventLoop``
     and the loop's child watcher.
@@ -479,18 +497,7 @@ class SubprocessMixin:
         """Run ``program`` with ``args`` as a child process:
         ``(transport, protocol)``; ``protocol_factory()`` makes a
         ``SubprocessProtocol``."""
-        if universal_newlines:
-            raise ValueError("universal_newlines must be False")
-        if shell:
-            raise ValueError("shell must be False")
-        if bufsize != 0:
-            raise ValueError("bufsize must be 0")
-        if text:
-            raise ValueError("text must be False")
-        if encoding is not None:
-            raise ValueError("encoding must be None")
-        if errors is not None:
-            raise ValueError("errors must be None")
+        _check_popen_args(False, universal_newlines, shell, bufsize, text, encoding, errors)
         protocol = protocol_factory()
         if self.get_debug():
             # The arguments may hold secrets: name the program only.
@@ -510,18 +517,7 @@ class SubprocessMixin:
         ``(transport, protocol)``."""
         if not isinstance(cmd, (bytes, str)):
             raise ValueError("cmd must be a string")
-        if universal_newlines:
-            raise ValueError("universal_newlines must be False")
-        if not shell:
-            raise ValueError("shell must be True")
-        if bufsize != 0:
-            raise ValueError("bufsize must be 0")
-        if text:
-            raise ValueError("text must be False")
-        if encoding is not None:
-            raise ValueError("encoding must be None")
-        if errors is not None:
-            raise ValueError("errors must be None")
+        _check_popen_args(True, universal_newlines, shell, bufsize, text, encoding, errors)
         protocol = protocol_factory()
         if self.get_debug():
             logger.debug("run shell command (%d characters)", len(cmd))
