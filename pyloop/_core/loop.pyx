@@ -672,14 +672,7 @@ cdef class BaseLoop(LoopCore):
 
     def remove_reader(self, fd):
         """Stop watching ``fd`` for reading; return True if it was watched."""
-        if self._closed:
-            return False
-        try:
-            _fileobj_to_fd(fd)
-        except OverflowError:
-            return False              # no such fd can be watched (asyncio agrees)
-        _ensure_fd_no_transport(self, fd)
-        return self._remove_watcher(fd, False)
+        return _remove_user_watcher(self, fd, False)
 
     def add_writer(self, fd, callback, *args):
         """Call ``callback(*args)`` whenever ``fd`` is writable."""
@@ -688,14 +681,7 @@ cdef class BaseLoop(LoopCore):
 
     def remove_writer(self, fd):
         """Stop watching ``fd`` for writing; return True if it was watched."""
-        if self._closed:
-            return False
-        try:
-            _fileobj_to_fd(fd)
-        except OverflowError:
-            return False              # no such fd can be watched (asyncio agrees)
-        _ensure_fd_no_transport(self, fd)
-        return self._remove_watcher(fd, True)
+        return _remove_user_watcher(self, fd, True)
 
     # Unchecked variants, for transports watching their own fd.
     def _add_reader(self, fd, callback, *args):

@@ -91,3 +91,16 @@ cdef int _ensure_fd_no_transport(BaseLoop loop, object fileobj) except -1:
         raise RuntimeError(
             f'File descriptor {fileobj!r} is used by transport {transport!r}')
     return 0
+
+
+cdef object _remove_user_watcher(BaseLoop loop, object fd, bint writer):
+    # remove_reader/remove_writer: as _remove_watcher, but refusing an fd a
+    # live transport owns, and False for an fd no C int can hold.
+    if loop._closed:
+        return False
+    try:
+        _fileobj_to_fd(fd)
+    except OverflowError:
+        return False              # no such fd can be watched (asyncio agrees)
+    _ensure_fd_no_transport(loop, fd)
+    return loop._remove_watcher(fd, writer)
