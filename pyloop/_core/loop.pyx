@@ -10,7 +10,8 @@ functions taking the loop, one concern per file, included below:
   steps -- poll timeout, ``_poll`` and fd dispatch, expire timers, run ready --
   and the busy-poll throttle;
 * ``loop_timers.pxi``: deadlines, the timer heap's callbacks, the graveyard;
-* ``loop_clock.pxi``: the loop's clock and virtual time (``pyloop.time.pause``);
+* ``loop_clock.pxi``: the loop's clock and virtual time (``pyloop.time.pause``),
+  and the primitives behind ``clock.py``, the one door to them from above;
 * ``loop_fds.pxi``: fd watches and their reactor registrations.
 
 Ownership rules (the only tricky part of the loop core):
@@ -552,56 +553,6 @@ cdef class BaseLoop(LoopCore):
             sys.set_coroutine_origin_tracking_depth(
                 self._coroutine_origin_tracking_saved_depth)
         self._coroutine_origin_tracking_enabled = enabled
-
-    # ---- virtual time ---------------------------------------------------
-    # For pyloop.time (pause/resume/advance); see loop_clock.pxi.  Plain
-    # methods: none of this is on a hot path.
-
-    def _clock_pause(self, bint auto_advance):
-        if self.clock_paused:
-            raise RuntimeError('the clock is already paused')
-        self.clock_virtual_ns = _loop_now(self)
-        self.clock_auto_advance = auto_advance
-        self.clock_paused = True
-
-    def _clock_resume(self):
-        if not self.clock_paused:
-            raise RuntimeError('the clock is not paused')
-        self.clock_offset_ns = self.clock_virtual_ns - pl_clock_now_ns()
-        self.clock_paused = False
-
-    def _clock_is_paused(self):
-        return bool(self.clock_paused)
-
-    def _clock_now_ns(self):
-        return _loop_now(self)
-
-    def _clock_set_ns(self, int64_t ns):
-        """Move the paused clock forward to ``ns`` (never backwards)."""
-        if not self.clock_paused:
-            raise RuntimeError('the clock is not paused')
-        if ns > self.clock_virtual_ns:
-            self.clock_virtual_ns = ns
-
-    def _clock_next_deadline_ns(self):
-        """The deadline of the earliest live timer, or None."""
-        cdef const pl_timer_t *first
-        if not self.timers.len:
-            return None
-        first = _first_live_timer(self)
-        return None if first == NULL else first.deadline_ns
-
-    def _clock_hold(self):
-        """A blocking call started: auto-advance waits until it is released."""
-        self.clock_holds += 1
-
-    def _clock_release(self):
-        if self.clock_holds > 0:
-            self.clock_holds -= 1
-
-    def _ready_len(self):
-        """How many callbacks are queued to run (for pyloop.time.advance)."""
-        return self.ready.len
 
     # ---- file descriptors -----------------------------------------------
 

@@ -44,3 +44,63 @@ cdef int64_t _paused_timeout(BaseLoop loop) except? -3:
     if first != NULL and first.deadline_ns > loop.clock_virtual_ns:
         loop.clock_virtual_ns = first.deadline_ns
     return -2
+
+
+# ---- the primitives behind pyloop/_core/clock.py ----------------------------
+# Code above _core reaches virtual time through that module only: it takes any
+# asyncio loop, documents the API and its types.  Plain Python-callable
+# functions: none of this is on a hot path.
+
+def _clock_pause(BaseLoop loop not None, bint auto_advance):
+    if loop.clock_paused:
+        raise RuntimeError('the clock is already paused')
+    loop.clock_virtual_ns = _loop_now(loop)
+    loop.clock_auto_advance = auto_advance
+    loop.clock_paused = True
+
+
+def _clock_resume(BaseLoop loop not None):
+    if not loop.clock_paused:
+        raise RuntimeError('the clock is not paused')
+    loop.clock_offset_ns = loop.clock_virtual_ns - pl_clock_now_ns()
+    loop.clock_paused = False
+
+
+def _clock_is_paused(BaseLoop loop not None):
+    return bool(loop.clock_paused)
+
+
+def _clock_now_ns(BaseLoop loop not None):
+    return _loop_now(loop)
+
+
+def _clock_set_ns(BaseLoop loop not None, int64_t ns):
+    """Move the paused clock forward to ``ns`` (never backwards)."""
+    if not loop.clock_paused:
+        raise RuntimeError('the clock is not paused')
+    if ns > loop.clock_virtual_ns:
+        loop.clock_virtual_ns = ns
+
+
+def _clock_next_deadline_ns(BaseLoop loop not None):
+    """The deadline of the earliest live timer, or None."""
+    cdef const pl_timer_t *first
+    if not loop.timers.len:
+        return None
+    first = _first_live_timer(loop)
+    return None if first == NULL else first.deadline_ns
+
+
+def _clock_hold(BaseLoop loop not None):
+    """A blocking call started: auto-advance waits until it is released."""
+    loop.clock_holds += 1
+
+
+def _clock_release(BaseLoop loop not None):
+    if loop.clock_holds > 0:
+        loop.clock_holds -= 1
+
+
+def _ready_len(BaseLoop loop not None):
+    """How many callbacks are queued to run (for pyloop.time.advance)."""
+    return loop.ready.len
