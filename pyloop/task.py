@@ -75,6 +75,7 @@ from typing import (
 )
 
 from pyloop._blocking import run_blocking
+from pyloop._core import clock as _clock
 
 __all__ = ["JoinHandle", "JoinSet", "Selected", "TaskAborted", "join", "select",
            "spawn", "spawn_blocking", "try_join", "yield_now"]
@@ -353,11 +354,8 @@ def spawn_blocking(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> JoinHa
                         "a coroutine function")
     loop = asyncio.get_running_loop()
     handle = _spawn_on(loop, run_blocking(fn, *args, **kwargs), None)
-    hold = getattr(loop, "_clock_hold", None)
-    if hold is not None:
-        # A pyloop loop: a paused clock must not jump while the thread works.
-        hold()
-        handle.get_task().add_done_callback(lambda _: loop._clock_release())  # type: ignore[attr-defined]
+    # On a pyloop loop a paused clock must not jump while the thread works.
+    _clock.hold_until_done(loop, handle.get_task())
     return handle
 
 

@@ -65,7 +65,7 @@ import numbers
 import types
 from typing import Any, AsyncIterator, Awaitable, Coroutine, Generator, TypeVar, overload
 
-from pyloop._core.loop import BaseLoop
+from pyloop._core import clock as _clock
 
 __all__ = ["Elapsed", "Interval", "MissedTick", "Timeout", "advance", "interval",
            "is_paused", "pause", "paused", "resume", "sleep", "sleep_until",
@@ -483,17 +483,14 @@ _SETTLE_TURNS = 1000
 _ADVANCE_SLACK_NS = 1000
 
 
-def _virtual_loop(loop: asyncio.AbstractEventLoop | None) -> BaseLoop:
+def _virtual_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
     if loop is None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             raise RuntimeError("virtual time needs a running pyloop loop, or "
                                "pass loop=") from None
-    if not isinstance(loop, BaseLoop):
-        raise RuntimeError(
-            f"virtual time needs a pyloop loop (pyloop.new_event_loop()); the loop "
-            f"is a {type(loop).__module__}.{type(loop).__qualname__}")
+    _clock.require(loop)
     return loop
 
 
@@ -511,7 +508,7 @@ def pause(auto_advance: bool = True, *, loop: asyncio.AbstractEventLoop | None =
     >>> asyncio.get_running_loop().time() - start
     3600.0
     """
-    _virtual_loop(loop)._clock_pause(bool(auto_advance))
+    _clock.pause(_virtual_loop(loop), bool(auto_advance))
 
 
 def resume(*, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -519,24 +516,24 @@ def resume(*, loop: asyncio.AbstractEventLoop | None = None) -> None:
 
     Raises RuntimeError if it is not paused.
     """
-    _virtual_loop(loop)._clock_resume()
+    _clock.resume(_virtual_loop(loop))
 
 
 def is_paused(*, loop: asyncio.AbstractEventLoop | None = None) -> bool:
     """True if the loop's clock is paused (never, for a non-pyloop loop)."""
     if loop is None:
         loop = asyncio.get_running_loop()
-    return isinstance(loop, BaseLoop) and loop._clock_is_paused()
+    return _clock.is_paused(loop)
 
 
-async def _settle(loop: BaseLoop) -> None:
+async def _settle(loop: asyncio.AbstractEventLoop) -> None:
     # Give the loop turns until nothing but this task is ready and no timer
     # is due: every other task is waiting for something.
     for _ in range(_SETTLE_TURNS):
         await _one_turn()
-        if loop._ready_len() == 0:
-            due = loop._clock_next_deadline_ns()
-            if due is None or due > loop._clock_now_ns():
+        if _clock.ready_len(loop) == 0:
+            due = _clock.next_deadline_ns(loop)
+            if due is None or due > _clock.now_ns(loop):
                 return
 
 
@@ -556,20 +553,20 @@ async def advance(dt: float | datetime.timedelta) -> None:
     if seconds == _INF:
         raise ValueError("dt must be finite")
     loop = _virtual_loop(None)
-    if not loop._clock_is_paused():
+    if not _clock.is_paused(loop):
         raise RuntimeError("advance() needs a paused clock: call pyloop.time.pause() first")
-    target = loop._clock_now_ns() + round(seconds * 1e9)
+    target = _clock.now_ns(loop) + round(seconds * 1e9)
     await _settle(loop)
-    while loop._clock_is_paused():
-        due = loop._clock_next_deadline_ns()
-        if due is None or due > target + _ADVANCE_SLACK_NS or due <= loop._clock_now_ns():
+    while _clock.is_paused(loop):
+        due = _clock.next_deadline_ns(loop)
+        if due is None or due > target + _ADVANCE_SLACK_NS or due <= _clock.now_ns(loop):
             # Nothing more before the target -- or a timer is due that the
             # settling could not get to (a task keeps the loop busy): jump.
             break
-        loop._clock_set_ns(due)
+        _clock.set_ns(loop, due)
         await _settle(loop)
-    if loop._clock_is_paused():
-        loop._clock_set_ns(target)
+    if _clock.is_paused(loop):
+        _clock.set_ns(loop, target)
         await _settle(loop)
 
 
@@ -587,16 +584,16 @@ class paused:
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._auto_advance = auto_advance
         self._loop = loop
-        self._bound: BaseLoop | None = None
+        self._bound: asyncio.AbstractEventLoop | None = None
 
     def __enter__(self) -> paused:
         self._bound = _virtual_loop(self._loop)
-        self._bound._clock_pause(bool(self._auto_advance))
+        _clock.pause(self._bound, bool(self._auto_advance))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._bound is not None and self._bound._clock_is_paused():
-            self._bound._clock_resume()
+        if self._bound is not None and _clock.is_paused(self._bound):
+            _clock.resume(self._bound)
 
     async def __aenter__(self) -> paused:
         return self.__enter__()

@@ -93,6 +93,48 @@ def test_core_cython_imports_nothing_above_it():
     assert offenders == [], "pyloop/_core imports absolute pyloop._core paths and nothing above"
 
 
+_TOOLBOX = ("task.py", "time.py", "_blocking.py", "sync", "fs", "net")
+_SEAM = "pyloop._core.clock"
+
+
+def _imported_modules(path: Path) -> list[str]:
+    """The absolute names a source file imports (``from X import a, b`` gives X.a and X.b)."""
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = []
+    for match in re.finditer(r"^\s*(?:from\s+(\S+)\s+c?import\s+(\([^)]*\)|[^#\n]*)|c?import\s+(\S+))",
+                             path.read_text(), re.M):
+        module = match.group(1) or match.group(3)
+        if module.startswith("."):
+            dots = len(module) - len(module.lstrip("."))
+            module = ".".join(package[:len(package) - dots + 1] + [module.lstrip(".")]).rstrip(".")
+        if match.group(1):
+            names = [n.split()[0] for n in re.sub(r"#.*", "", match.group(2)).strip("()").split(",")
+                     if n.strip()]
+            found.extend(f"{module}.{name}" for name in names)
+        else:
+            found.append(module)
+    return found
+
+
+def test_toolbox_reaches_core_through_the_clock_seam_only():
+    """The toolbox imports nothing of pyloop._core but its clock seam, pyloop/_core/clock.py.
+
+    import-linter has the same rule, but it sees an import of a compiled module
+    (``from pyloop._core.loop import BaseLoop``) as an import of the root package: this reads
+    the sources, Python and Cython.
+    """
+    offenders = []
+    for entry in _TOOLBOX:
+        root = PACKAGE / entry
+        paths = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*") if p.suffix in (".py", ".pyx", ".pxi", ".pxd"))
+        for path in paths:
+            for name in _imported_modules(path):
+                if name.startswith("pyloop._core") and not (name + ".").startswith(_SEAM + "."):
+                    offenders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offenders == [], f"the toolbox reaches pyloop._core through {_SEAM} only"
+
+
 def test_no_cython_def_constants():
     """``DEF`` is deprecated in Cython 3: constants are ``cdef enum`` members."""
     offenders = [f"{p.relative_to(ROOT)}:{n}" for p in _cython_sources()

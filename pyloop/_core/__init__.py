@@ -1,9 +1,13 @@
 """pyloop's core layer: the only code that touches the C engine in ``csrc/``.
 
 * ``handles`` (Cython): ``Handle``/``TimerHandle`` and their freelists;
-* ``loop`` (Cython): ``BaseLoop``, the loop iteration as named steps (timeout, poll,
-  expire timers, run ready), fd watches, the thread rules, and the virtual-clock seam
-  used by ``pyloop.time``, the executor and the blocking pool;
+* ``loop`` (Cython): ``BaseLoop`` and its thread rules, in ``loop.pyx``, built from
+  parts included beside it: ``loop_iteration.pxi`` (the iteration as named steps:
+  timeout, poll, expire timers, run ready), ``loop_timers.pxi``, ``loop_clock.pxi``
+  (virtual time) and ``loop_fds.pxi`` (fd watches);
+* ``clock``: the virtual-clock seam, the one door to a loop's clock for the layers
+  above (``pyloop.time``, the executor, ``pyloop.task.spawn_blocking``), and all the
+  toolbox may import from here;
 * ``includes/``: the ``.pxd`` declarations of the C engine and of the CPython calls
   Cython does not declare.
 

@@ -11,7 +11,7 @@ cdef struct FdWatch:
     PyObject *reader     # owned reference to a Handle, or NULL
     PyObject *writer     # owned reference to a Handle, or NULL
     uint32_t events      # interest registered with the reactor (PL_EV_*)
-    uint32_t token       # generation of the registration, see loop.pyx
+    uint32_t token       # generation of the registration, see loop_fds.pxi
     bint internal        # the loop's own wakeup fd
 
 
@@ -32,7 +32,7 @@ cdef class BaseLoop(LoopCore):
     cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready
 
-    # The clock (see "Virtual time" in loop.pyx): loop time is the
+    # The clock (see "Virtual time" in loop_clock.pxi): loop time is the
     # monotonic clock plus clock_offset_ns, or clock_virtual_ns while paused.
     cdef bint clock_paused
     cdef bint clock_auto_advance
@@ -59,17 +59,7 @@ cdef class BaseLoop(LoopCore):
     cdef TimerHandle _call_at(self, double when, object callback, object args,
                               object context)
     cdef int _push_ready(self, Handle handle) except -1
-    cdef int _run_once(self) except -1
-    cdef int64_t _paused_timeout(self) except? -3
-    cdef int _poll(self, int64_t timeout_ns) except -1
-    cdef int _expire_timers(self) except -1
-    cdef int _run_ready(self) except -1
-    cdef int _run_ready_debug(self) except -1
-    cdef FdWatch *_watch_for(self, int fd) except NULL
-    cdef int _set_interest(self, int fd, FdWatch *w, uint32_t events,
-                           bint strict, bint force=*) except -1
     cdef _add_watcher(self, object fileobj, object callback, object args,
                       bint writer, str method)
     cdef _remove_watcher(self, object fileobj, bint writer)
-    cdef int _ensure_fd_no_transport(self, object fileobj) except -1
     cdef int _release_resources(self) except -1

@@ -1,18 +1,20 @@
 # cython: language_level=3
 """The loop core: scheduling, timers and fd readiness, driven by csrc/.
 
-One iteration (``_run_once``) is a list of named steps, as in libuv:
+``BaseLoop`` is one cdef class, and Cython cannot split a class body: this
+file holds the class -- the lifetime of its C state, the thread rules,
+scheduling, running -- and the parts it is built from are module-level cdef
+functions taking the loop, one concern per file, included below:
 
-1. compute the poll timeout: 0 if callbacks are ready or ``stop()`` was
-   called, else the time to the nearest live timer, else forever;
-2. ``_poll``: one ``pl_reactor_wait`` (the GIL is released only when the wait
-   can block) and dispatch of every ready fd to its reader/writer handle;
-3. ``_expire_timers``: move timers whose deadline has passed to the ready queue;
-4. ``_run_ready``: run the handles that were ready when this step began --
-   callbacks scheduled while it runs wait for the next iteration, as asyncio
-   guarantees.
+* ``loop_iteration.pxi``: one iteration (``_run_once``) as a list of named
+  steps -- poll timeout, ``_poll`` and fd dispatch, expire timers, run ready --
+  and the busy-poll throttle;
+* ``loop_timers.pxi``: deadlines, the timer heap's callbacks, the graveyard;
+* ``loop_clock.pxi``: the loop's clock and virtual time (``pyloop.time.pause``),
+  and the primitives behind ``clock.py``, the one door to them from above;
+* ``loop_fds.pxi``: fd watches and their reactor registrations.
 
-Ownership rules (the only tricky part of this file):
+Ownership rules (the only tricky part of the loop core):
 
 * the ready queue (a C ring) owns one reference to each queued Handle;
 * the timer heap owns one reference to each TimerHandle in it; a timer moves
@@ -63,18 +65,6 @@ frees anything.  The rules:
   loop with handles queued is not deallocated at all until it is closed).
 * Reading ``len`` of the ring or the heap after release is safe: destroy
   leaves them empty.
-
-Virtual time (``pyloop.time.pause``): every read of the loop's clock for
-scheduling goes through ``_loop_now``, which returns the monotonic clock plus
-an offset, or a frozen value while the clock is paused.  The offset is 0 until
-the clock was first paused and resumed, so ``loop.time()`` agrees with
-``time.monotonic()`` in every program that never pauses; after a resume, time
-goes on from the virtual value it reached (it never runs backwards, so
-deadlines computed while paused keep their meaning).  While paused, time moves
-only when ``pyloop.time.advance`` moves it or, with auto-advance, when the loop
-has nothing else to do (``_paused_timeout``): then it jumps straight to the
-next timer's deadline.  The busy-poll throttle and debug-mode slow-callback
-timing keep reading the real clock: they measure the machine, not the program.
 """
 
 from cpython.object cimport PyObject
@@ -131,89 +121,15 @@ def _mark_loops_forked():
 if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_mark_loops_forked)
 
-# How many kernel events one wait returns at most.  More ready fds than this
-# are simply reported by the next (zero-timeout) wait: the reactor is
-# level-triggered.
-cdef enum:
-    MAX_EVENTS = 1024
-
-# While callbacks are ready the loop would poll the kernel with a zero
-# timeout on every iteration -- one syscall per iteration, which doubled the
-# cost of a call_soon chain.  Instead a busy loop polls when at least this
-# long has passed since the last poll: I/O latency stays bounded by 50 us plus
-# one callback, and a chain of cheap callbacks pays for ~1 poll per 200
-# iterations.  The first iteration of every run, an iteration after stop(),
-# and any iteration that could block always poll.
-cdef int64_t BUSY_POLL_INTERVAL_NS = 50000
-
-
-cdef inline int64_t _loop_now(BaseLoop loop) noexcept:
-    # The one place scheduling reads the clock.  The branch is never taken
-    # outside tests, so it predicts perfectly.
-    if loop.clock_paused:
-        return loop.clock_virtual_ns
-    return pl_clock_now_ns() + loop.clock_offset_ns
-
 
 cdef inline object _oserror(int err):
     return OSError(err, strerror(err).decode('utf-8', 'replace'))
 
 
-cdef int _fileobj_to_fd(object fileobj) except -1:
-    """Turn an fd or an object with fileno() into an fd, as selectors does."""
-    cdef long fd
-    if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f'Invalid file object: {fileobj!r}') from None
-    if fd < 0:
-        raise ValueError(f'Invalid file descriptor: {fd}')
-    if fd > 0x7fffffff:
-        # What selectors (and so asyncio) raise for an fd no C int can hold.
-        raise OverflowError(f'file descriptor {fd} is out of range')
-    return <int>fd
-
-
-cdef inline int64_t _when_to_ns(double when):
-    # Rounded up so that "deadline_ns <= now_ns" implies "when <= loop.time()":
-    # a timer never runs before loop.time() reaches its when().
-    cdef double ns
-    if isnan(when):
-        return INT64_MAX
-    ns = ceil(when * 1e9)
-    if ns >= <double>INT64_MAX:
-        return INT64_MAX
-    if ns <= -<double>INT64_MAX:
-        return -INT64_MAX
-    return <int64_t>ns
-
-
-# ---- timer heap callbacks (run with the GIL held, inside heap calls) ------
-
-cdef int _timer_is_cancelled(void *token, void *ctx) noexcept:
-    return (<Handle>token)._cancelled
-
-
-cdef void _timer_release(void *token, void *ctx) noexcept:
-    # ctx is the loop's graveyard queue, not the loop: this also runs from
-    # the loop's __dealloc__, where taking a reference to the loop would
-    # resurrect and free it a second time.
-    (<TimerHandle>token)._scheduled = False
-    # Parked, not decref'd: see the module docstring.
-    if pl_ready_queue_push(<pl_ready_queue_t *>ctx, token) < 0:
-        # Out of memory: leaking one handle beats re-entering the heap.
-        pass
-
-
-cdef void _bury(BaseLoop loop) noexcept:
-    cdef void *p
-    while loop.graveyard.len:
-        p = pl_ready_queue_pop(&loop.graveyard)
-        (<Handle>p)._forget()
-        Py_DECREF(<object>p)
+include "loop_timers.pxi"
+include "loop_clock.pxi"
+include "loop_iteration.pxi"
+include "loop_fds.pxi"
 
 
 def _run_until_complete_cb(fut):
@@ -273,9 +189,9 @@ cdef class BaseLoop(LoopCore):
         if rc < 0:
             self._release_resources()
             raise _oserror(-rc)
-        w = self._watch_for(self.wakeup.read_fd)
+        w = _watch_for(self, self.wakeup.read_fd)
         w.internal = True
-        self._set_interest(self.wakeup.read_fd, w, PL_EV_READ, True)
+        _set_interest(self, self.wakeup.read_fd, w, PL_EV_READ, True)
 
     def __init__(self):
         self._debug = _aio_coroutines._is_debug_mode()
@@ -545,7 +461,7 @@ cdef class BaseLoop(LoopCore):
             _set_running_loop(self)
             self.last_poll_ns = -BUSY_POLL_INTERVAL_NS   # first iteration polls
             while True:
-                self._run_once()
+                _run_once(self)
                 if self._stopping:
                     break
         finally:
@@ -638,302 +554,7 @@ cdef class BaseLoop(LoopCore):
                 self._coroutine_origin_tracking_saved_depth)
         self._coroutine_origin_tracking_enabled = enabled
 
-    # ---- one iteration --------------------------------------------------
-
-    cdef int _run_once(self) except -1:
-        cdef int64_t timeout = -1
-        cdef int64_t now
-        cdef const pl_timer_t *first
-        if self._forked:
-            # fork() was called from a callback of this very loop: the child
-            # must not go on polling the epoll object it shares with the parent.
-            self._check_not_forked()
-        if self._stopping:
-            timeout = 0
-        elif self.ready.len:
-            timeout = 0
-            now = pl_clock_now_ns()
-            if now - self.last_poll_ns < BUSY_POLL_INTERVAL_NS:
-                timeout = -2      # skip this poll
-        elif self.clock_paused:
-            timeout = self._paused_timeout()
-        elif self.timers.len:
-            first = pl_timer_heap_peek(&self.timers)
-            while self.graveyard.len:
-                # Dropping cancelled timers can run Python code (a __del__)
-                # that schedules timers: settle that before trusting `first`.
-                _bury(self)
-                first = pl_timer_heap_peek(&self.timers)
-            if first != NULL:
-                now = _loop_now(self)
-                # Compare first: a deadline clamped near INT64_MIN would
-                # overflow the subtraction into a very long wait.
-                timeout = 0 if first.deadline_ns <= now else first.deadline_ns - now
-        if timeout != -2:
-            self._poll(timeout)
-            self.last_poll_ns = pl_clock_now_ns()
-        self._expire_timers()
-        if self._debug:
-            self._run_ready_debug()
-        else:
-            self._run_ready()
-        return 0
-
-    cdef int64_t _paused_timeout(self) except? -3:
-        """The poll timeout of an idle iteration (nothing ready, not
-        stopping) while the clock is paused: 0 if a timer is due, -1 to wait
-        for I/O alone, or -2 when this already polled (and perhaps moved the
-        clock to the next deadline, which auto-advance does when a zero-timeout
-        poll finds nothing and no blocking call is in flight)."""
-        cdef const pl_timer_t *first = NULL
-        if self.timers.len:
-            first = pl_timer_heap_peek(&self.timers)
-            while self.graveyard.len:
-                _bury(self)
-                first = pl_timer_heap_peek(&self.timers)
-        if first != NULL and first.deadline_ns <= self.clock_virtual_ns:
-            return 0
-        if not self.clock_auto_advance or self.clock_holds or first == NULL:
-            # Time cannot move by itself: only I/O, another thread or a
-            # blocking call's completion can wake the program.
-            return -1
-        self._poll(0)
-        self.last_poll_ns = pl_clock_now_ns()
-        if self.ready.len or self.clock_holds or not self.clock_paused:
-            return -2
-        first = pl_timer_heap_peek(&self.timers)
-        while self.graveyard.len:
-            _bury(self)
-            first = pl_timer_heap_peek(&self.timers)
-        if first != NULL and first.deadline_ns > self.clock_virtual_ns:
-            self.clock_virtual_ns = first.deadline_ns
-        return -2
-
-    # Virtual time, for pyloop.time (pause/resume/advance).  Plain methods:
-    # none of this is on a hot path.
-
-    def _clock_pause(self, bint auto_advance):
-        if self.clock_paused:
-            raise RuntimeError('the clock is already paused')
-        self.clock_virtual_ns = _loop_now(self)
-        self.clock_auto_advance = auto_advance
-        self.clock_paused = True
-
-    def _clock_resume(self):
-        if not self.clock_paused:
-            raise RuntimeError('the clock is not paused')
-        self.clock_offset_ns = self.clock_virtual_ns - pl_clock_now_ns()
-        self.clock_paused = False
-
-    def _clock_is_paused(self):
-        return bool(self.clock_paused)
-
-    def _clock_now_ns(self):
-        return _loop_now(self)
-
-    def _clock_set_ns(self, int64_t ns):
-        """Move the paused clock forward to ``ns`` (never backwards)."""
-        if not self.clock_paused:
-            raise RuntimeError('the clock is not paused')
-        if ns > self.clock_virtual_ns:
-            self.clock_virtual_ns = ns
-
-    def _clock_next_deadline_ns(self):
-        """The deadline of the earliest live timer, or None."""
-        cdef const pl_timer_t *first
-        if not self.timers.len:
-            return None
-        first = pl_timer_heap_peek(&self.timers)
-        while self.graveyard.len:
-            _bury(self)
-            first = pl_timer_heap_peek(&self.timers)
-        return None if first == NULL else first.deadline_ns
-
-    def _clock_hold(self):
-        """A blocking call started: auto-advance waits until it is released."""
-        self.clock_holds += 1
-
-    def _clock_release(self):
-        if self.clock_holds > 0:
-            self.clock_holds -= 1
-
-    def _ready_len(self):
-        """How many callbacks are queued to run (for pyloop.time.advance)."""
-        return self.ready.len
-
-    cdef int _poll(self, int64_t timeout_ns) except -1:
-        cdef int n, i
-        cdef pl_event_t *ev
-        cdef FdWatch *w
-        cdef uint32_t bits
-        if timeout_ns == 0:
-            n = pl_reactor_wait(self.reactor, self.events, self.max_events, 0)
-        else:
-            self.waiting = True
-            if self.ready.len:
-                # A callback arrived after the timeout was computed but before
-                # `waiting` was set (code run while computing it may release
-                # the GIL): its sender saw no waiter and sent no wakeup.
-                timeout_ns = 0
-            with nogil:
-                n = pl_reactor_wait(self.reactor, self.events, self.max_events,
-                                    timeout_ns)
-            self.waiting = False
-            self.wakeup_pending = False
-        if n < 0:
-            if n == -EINTR:
-                # Let Python run its signal handlers now (KeyboardInterrupt
-                # propagates from here, as from asyncio's select()).
-                PyErr_CheckSignals()
-                return 0
-            raise _oserror(-n)
-        for i in range(n):
-            ev = &self.events[i]
-            if ev.fd < 0 or ev.fd >= self.watches_len:
-                continue
-            w = &self.watches[ev.fd]
-            # A different token means the fd was unregistered and registered
-            # again since the kernel queued this event: it is stale.
-            if w.events == 0 or w.token != ev.token:
-                continue
-            if w.internal:
-                pl_wakeup_drain(&self.wakeup)
-                continue
-            bits = ev.events
-            if bits & (PL_EV_ERROR | PL_EV_HUP):
-                # An error or hang-up is news for both directions; callbacks
-                # find out what it is when they read or write.
-                bits |= w.events
-            if bits & PL_EV_READ and w.reader != NULL:
-                if not (<Handle>w.reader)._cancelled:
-                    self._push_ready(<Handle>w.reader)
-            if bits & PL_EV_WRITE and w.writer != NULL:
-                if not (<Handle>w.writer)._cancelled:
-                    self._push_ready(<Handle>w.writer)
-        return 0
-
-    cdef int _expire_timers(self) except -1:
-        cdef const pl_timer_t *first
-        cdef pl_timer_t timer
-        cdef int64_t now
-        if self.timers.len == 0:
-            return 0
-        now = _loop_now(self)
-        try:
-            while True:
-                first = pl_timer_heap_peek(&self.timers)
-                if first == NULL or first.deadline_ns > now:
-                    break
-                pl_timer_heap_pop(&self.timers, &timer)
-                (<TimerHandle>timer.token)._scheduled = False
-                # The heap's reference moves to the ready queue.
-                if pl_ready_queue_push(&self.ready, timer.token) < 0:
-                    Py_DECREF(<object>timer.token)
-                    raise MemoryError()
-        finally:
-            _bury(self)
-        return 0
-
-    cdef int _run_ready(self) except -1:
-        cdef size_t ntodo = self.ready.len
-        cdef void *p
-        cdef Handle handle
-        while ntodo:
-            ntodo -= 1
-            p = pl_ready_queue_pop(&self.ready)
-            if p == NULL:
-                break
-            handle = <Handle>p
-            Py_DECREF(handle)
-            if handle._cancelled:
-                continue
-            handle.run_callback()
-            if not handle._persistent:
-                handle._forget()
-        return 0
-
-    cdef int _run_ready_debug(self) except -1:
-        cdef size_t ntodo = self.ready.len
-        cdef void *p
-        cdef Handle handle
-        cdef int64_t t0, dt
-        while ntodo:
-            ntodo -= 1
-            p = pl_ready_queue_pop(&self.ready)
-            if p == NULL:
-                break
-            handle = <Handle>p
-            Py_DECREF(handle)
-            if handle._cancelled:
-                continue
-            self._current_handle = handle
-            try:
-                t0 = pl_clock_now_ns()
-                handle.run_callback()
-                dt = pl_clock_now_ns() - t0
-                if dt / 1e9 >= self.slow_callback_duration:
-                    logger.warning('Executing %s took %.3f seconds',
-                                   _format_handle_for_log(handle), dt / 1e9)
-            finally:
-                self._current_handle = None
-            if not handle._persistent:
-                handle._forget()
-        return 0
-
     # ---- file descriptors -----------------------------------------------
-
-    cdef FdWatch *_watch_for(self, int fd) except NULL:
-        cdef int new_len
-        cdef FdWatch *grown
-        if fd >= self.watches_len:
-            new_len = self.watches_len * 2
-            if new_len < 64:
-                new_len = 64
-            if new_len <= fd:
-                new_len = fd + 1
-            grown = <FdWatch *>realloc(self.watches, new_len * sizeof(FdWatch))
-            if grown == NULL:
-                raise MemoryError()
-            memset(&grown[self.watches_len], 0,
-                   (new_len - self.watches_len) * sizeof(FdWatch))
-            self.watches = grown
-            self.watches_len = new_len
-        return &self.watches[fd]
-
-    cdef int _set_interest(self, int fd, FdWatch *w, uint32_t events,
-                           bint strict, bint force=False) except -1:
-        """Tell the reactor what we now want for fd.  With strict false,
-        an fd the kernel no longer knows (closed behind our back) counts as
-        unwatched instead of raising.  With force, tell the kernel even if
-        our records say it already knows: the fd may have been closed and
-        its number reused since, which the kernel forgot and we cannot see."""
-        cdef int rc
-        if events == w.events and not force:
-            return 0
-        if self._forked:
-            # The kernel object belongs to the parent too: forget locally,
-            # never epoll_ctl(DEL) the parent's registrations away.
-            w.events = events
-            return 0
-        if events == 0:
-            rc = pl_reactor_remove(self.reactor, fd)
-            w.events = 0
-            if rc < 0 and rc != -ENOENT and rc != -EBADF and strict:
-                raise _oserror(-rc)
-            return 0
-        if w.events == 0:
-            self.next_token += 1
-            w.token = self.next_token
-            rc = pl_reactor_add(self.reactor, fd, events, w.token)
-        else:
-            rc = pl_reactor_modify(self.reactor, fd, events, w.token)
-        if rc < 0:
-            if not strict and (rc == -EBADF or rc == -ENOENT):
-                w.events = 0
-                return 0
-            raise _oserror(-rc)
-        w.events = events
-        return 0
 
     cdef _add_watcher(self, object fileobj, object callback, object args,
                       bint writer, str method):
@@ -953,11 +574,11 @@ cdef class BaseLoop(LoopCore):
         # the code above (fileno(), allocations, a GC) let close() run.
         if not self.resources_ready:
             raise RuntimeError('Event loop is closed')
-        w = self._watch_for(fd)
+        w = _watch_for(self, fd)
         if w.internal:
             raise ValueError(f'file descriptor {fd} is used by the event loop itself')
-        self._set_interest(fd, w, w.events | (PL_EV_WRITE if writer else PL_EV_READ),
-                           True, True)
+        _set_interest(self, fd, w, w.events | (PL_EV_WRITE if writer else PL_EV_READ),
+                      True, True)
         Py_INCREF(handle)
         if writer:
             old = w.writer
@@ -987,56 +608,31 @@ cdef class BaseLoop(LoopCore):
             w.writer = NULL
         else:
             w.reader = NULL
-        self._set_interest(fd, w, w.events & ~(PL_EV_WRITE if writer else PL_EV_READ),
-                           False)
+        _set_interest(self, fd, w, w.events & ~(PL_EV_WRITE if writer else PL_EV_READ),
+                      False)
         try:
             (<Handle>old)._cancel()
         finally:
             Py_DECREF(<object>old)
         return True
 
-    cdef int _ensure_fd_no_transport(self, object fileobj) except -1:
-        # A user callback stealing a transport's fd would silently break the
-        # transport: refuse, as asyncio does.
-        if not self._transports:
-            return 0
-        transport = self._transports.get(_fileobj_to_fd(fileobj))
-        if transport is not None and not transport.is_closing():
-            raise RuntimeError(
-                f'File descriptor {fileobj!r} is used by transport {transport!r}')
-        return 0
-
     def add_reader(self, fd, callback, *args):
         """Call ``callback(*args)`` whenever ``fd`` is readable."""
-        self._ensure_fd_no_transport(fd)
+        _ensure_fd_no_transport(self, fd)
         return self._add_watcher(fd, callback, args, False, 'add_reader')
 
     def remove_reader(self, fd):
         """Stop watching ``fd`` for reading; return True if it was watched."""
-        if self._closed:
-            return False
-        try:
-            _fileobj_to_fd(fd)
-        except OverflowError:
-            return False              # no such fd can be watched (asyncio agrees)
-        self._ensure_fd_no_transport(fd)
-        return self._remove_watcher(fd, False)
+        return _remove_user_watcher(self, fd, False)
 
     def add_writer(self, fd, callback, *args):
         """Call ``callback(*args)`` whenever ``fd`` is writable."""
-        self._ensure_fd_no_transport(fd)
+        _ensure_fd_no_transport(self, fd)
         return self._add_watcher(fd, callback, args, True, 'add_writer')
 
     def remove_writer(self, fd):
         """Stop watching ``fd`` for writing; return True if it was watched."""
-        if self._closed:
-            return False
-        try:
-            _fileobj_to_fd(fd)
-        except OverflowError:
-            return False              # no such fd can be watched (asyncio agrees)
-        self._ensure_fd_no_transport(fd)
-        return self._remove_watcher(fd, True)
+        return _remove_user_watcher(self, fd, True)
 
     # Unchecked variants, for transports watching their own fd.
     def _add_reader(self, fd, callback, *args):
@@ -1059,11 +655,3 @@ cdef class BaseLoop(LoopCore):
         w = &self.watches[f]
         return (<object>w.reader if w.reader != NULL else None,
                 <object>w.writer if w.writer != NULL else None)
-
-
-cdef object _format_handle_for_log(Handle handle):
-    # A task's step is best described by the task itself.
-    owner = getattr(handle._callback, '__self__', None)
-    if isinstance(owner, _Task):
-        return repr(owner)
-    return str(handle)

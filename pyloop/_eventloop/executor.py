@@ -5,6 +5,8 @@ import threading
 from asyncio import coroutines as _aio_coroutines
 from asyncio import futures as _aio_futures
 
+from .._core import clock as _clock
+
 _wrap_future = _aio_futures.wrap_future
 
 
@@ -44,12 +46,8 @@ class ExecutorMixin:
         fut = _wrap_future(executor.submit(func, *args), loop=self)
         # A paused virtual clock must not auto-advance while the call runs:
         # its result is work the loop is still waiting for.
-        self._clock_hold()
-        fut.add_done_callback(self._release_clock_hold)
+        _clock.hold_until_done(self, fut)
         return fut
-
-    def _release_clock_hold(self, _fut):
-        self._clock_release()
 
     def set_default_executor(self, executor):
         """Use ``executor`` (a ThreadPoolExecutor) for ``run_in_executor(None, ...)``."""
