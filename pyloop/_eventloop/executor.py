@@ -16,7 +16,7 @@ class ExecutorMixin:
     Service of ``Loop``: state created by ``_init_executor``, released by
     ``_close_executor`` (from ``close()``).  Needs from the loop:
     ``is_closed``, ``get_debug``, ``create_future``, ``call_soon_threadsafe``
-    and the virtual-clock hold of ``BaseLoop``.
+    and the virtual-clock seam (``pyloop._core.clock``).
     """
 
     def _init_executor(self):
