@@ -93,6 +93,7 @@ from asyncio import futures as _aio_futures
 from asyncio import tasks as _aio_tasks
 from asyncio import constants as _aio_constants
 from asyncio import format_helpers as _format_helpers
+from asyncio import base_events as _aio_base_events
 
 cdef object _Future = _aio_futures.Future
 cdef object _Task = _aio_tasks.Task
@@ -132,7 +133,7 @@ include "loop_iteration.pxi"
 include "loop_fds.pxi"
 
 
-def _run_until_complete_cb(fut):
+def _own_run_until_complete_cb(fut):
     if not fut.cancelled():
         exc = fut.exception()
         if isinstance(exc, (SystemExit, KeyboardInterrupt)):
@@ -140,6 +141,15 @@ def _run_until_complete_cb(fut):
             # from a callback; stopping now would leak into the next run.
             return
     _get_future_loop(fut).stop()
+
+
+# asyncio's own function where it has one (the same code as above): libraries
+# recognise the task that run_until_complete() drives by this done callback
+# -- anyio's find_root_task() compares it with `is`, and ties its worker
+# threads' lifetime to that task; with a look-alike it picked a longer-lived
+# task and its worker threads outlived run_until_complete().
+_run_until_complete_cb = getattr(_aio_base_events, '_run_until_complete_cb',
+                                 _own_run_until_complete_cb)
 
 
 cdef class BaseLoop(LoopCore):
