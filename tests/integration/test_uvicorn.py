@@ -500,7 +500,12 @@ CLI_APP = textwrap.dedent("""
 def test_cli_with_two_workers_on_pyloop(tmp_path):
     """``uvicorn --loop pyloop:new_event_loop --workers 2``: the deployment path.
     Each spawned worker runs its own pyloop loop on the shared listening socket;
-    SIGTERM to the supervisor shuts both down and it exits 0."""
+    SIGTERM to the supervisor shuts both down and it exits 0.
+
+    SIGTERM is sent once both workers have reported their startup complete: a
+    worker still importing the app when the supervisor forwards SIGTERM dies
+    without a lifespan shutdown (Python's default SIGTERM action), which is
+    uvicorn's documented behaviour, not pyloop's."""
     (tmp_path / "cli_app.py").write_text(CLI_APP)
     sock = listening_socket()
     port = sock.getsockname()[1]
@@ -509,6 +514,17 @@ def test_cli_with_two_workers_on_pyloop(tmp_path):
         [sys.executable, "-m", "uvicorn", "--loop", "pyloop:new_event_loop", "--workers", "2",
          "--fd", str(sock.fileno()), "--app-dir", str(tmp_path), "--no-access-log", "cli_app:app"],
         pass_fds=[sock.fileno()], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_lines: list[str] = []
+    both_started = threading.Event()
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            err_lines.append(line)
+            if sum("Application startup complete" in seen for seen in err_lines) >= 2:
+                both_started.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     try:
         answers = []
         for _ in range(10):
@@ -520,15 +536,19 @@ def test_cli_with_two_workers_on_pyloop(tmp_path):
         assert {kind for _, kind in answers} == {"pyloop._eventloop.loop"}
         assert 1 <= len({pid for pid, _ in answers}) <= 2
         assert str(proc.pid) not in {pid for pid, _ in answers}  # served by workers, not the supervisor
+        assert both_started.wait(TEST_TIMEOUT), "".join(err_lines)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=TEST_TIMEOUT)
+        proc.wait(TEST_TIMEOUT)
+        reader.join(TEST_TIMEOUT)
+        err = "".join(err_lines)
         assert proc.returncode == 0, err
         assert err.count("Application shutdown complete") == 2, err
     finally:
         sock.close()
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
+        proc.stdout.close()
 
 
 POLICY_SCRIPT = textwrap.dedent("""
