@@ -17,6 +17,9 @@ The layers, bottom up (docs/ARCHITECTURE.md has the diagram and the import rules
 * the toolbox, on any asyncio loop: ``pyloop.task``, ``pyloop.time``,
   ``pyloop.sync``, ``pyloop.fs``, ``pyloop.net``; and ``pyloop.serving``
   (multi-core serving).
+
+The toolbox modules are attributes of the package after a plain ``import pyloop``
+(``pyloop.sync.channel(16)``), each imported the first time it is used.
 """
 
 from typing import TYPE_CHECKING, Any
