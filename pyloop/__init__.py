@@ -17,14 +17,40 @@ The layers, bottom up (docs/ARCHITECTURE.md has the diagram and the import rules
 * the toolbox, on any asyncio loop: ``pyloop.task``, ``pyloop.time``,
   ``pyloop.sync``, ``pyloop.fs``, ``pyloop.net``; and ``pyloop.serving``
   (multi-core serving).
+
+The toolbox modules are attributes of the package after a plain ``import pyloop``
+(``pyloop.sync.channel(16)``), each imported the first time it is used.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._core.handles import Handle, TimerHandle
 from ._eventloop.loop import Loop
 from ._eventloop.policy import EventLoopPolicy, install, new_event_loop, run
 from .serving import serve, serve_protocol
 
+if TYPE_CHECKING:
+    from . import fs, net, serving, sync, task, time
+
 __version__ = "0.1.0"
 
+# The toolbox modules, reachable as attributes after a plain ``import pyloop``
+# (``pyloop.sync.channel(...)``) and imported on first use, so that ``import pyloop``
+# for the loop alone stays as cheap as it was.
+_SUBMODULES = ("task", "time", "sync", "fs", "net", "serving")
+
 __all__ = ["Loop", "Handle", "TimerHandle", "EventLoopPolicy", "install",
-           "new_event_loop", "run", "serve", "serve_protocol", "__version__"]
+           "new_event_loop", "run", "serve", "serve_protocol", "__version__",
+           "task", "time", "sync", "fs", "net", "serving"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")   # binds the attribute as well
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SUBMODULES})

@@ -49,3 +49,8 @@ def test_read_pins_refuses_a_line_that_is_not_a_pin(tmp_path):
     path.write_text("foo>=1.0\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not a pin"):
         devenv.read_pins(path)
+
+
+def test_the_project_itself_is_known_by_its_distribution_name():
+    # freeze() leaves the project out of the pins by this name (it imports as pyloop)
+    assert devenv.project_name() == "pyloop-aio"

@@ -4,7 +4,7 @@ The README's two commands (``tools/test.sh``, ``tools/bench.sh``) never install 
 the Python that runs them: they call this script, which makes a venv under
 ``.venv/`` and installs pyloop there (editable, built without build isolation) with
 the build tools and the extra the command needs, every distribution at the version
-pinned in ``constraints/py3.X.txt`` for that interpreter.  ``pip install pyloop``
+pinned in ``constraints/py3.X.txt`` for that interpreter.  ``pip install pyloop-aio``
 for users keeps pyproject's loose lower bounds; only these environments are pinned.
 
 Subcommands
@@ -60,6 +60,11 @@ def build_requirements() -> list[str]:
 def extra_requirements(*extras: str) -> list[str]:
     optional = _pyproject()["project"]["optional-dependencies"]
     return [req for extra in extras for req in optional[extra]]
+
+
+def project_name() -> str:
+    """The canonical name of this project's distribution (``pyloop-aio``; it imports as pyloop)."""
+    return canonical(_pyproject()["project"]["name"])
 
 
 def canonical(name: str) -> str:
@@ -142,6 +147,13 @@ def cmd_venv(args) -> int:
     version = interpreter_version(python)
     name = f"py{version[0]}.{version[1]}" + ("-latest" if args.latest else "")
     venv_python = make_venv(VENVS / name, python)
+    # Until 0.1.0 the distribution was called "pyloop" (a name that belongs to another project on
+    # the package index): a venv made then has it installed editable, and its import hook would
+    # compete with pyloop-aio's.
+    if subprocess.run([str(venv_python), "-m", "pip", "--disable-pip-version-check", "show", "-q", "pyloop"],
+                      capture_output=True).returncode == 0:
+        log("removing the distribution installed under the old name pyloop")
+        pip(venv_python, "uninstall", "-q", "-y", "pyloop")
     extras = ",".join(args.extras)
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     if args.latest:
@@ -171,7 +183,7 @@ def freeze(python: Path) -> list[str]:
     lines = []
     for line in out.splitlines():
         name = line.split("==", 1)[0]
-        if "==" not in line or canonical(name) in ("pyloop", "setuptools", "wheel"):
+        if "==" not in line or canonical(name) in (project_name(), "setuptools", "wheel"):
             continue   # the project itself (an editable or path install), and venv seeds
         lines.append(line)
     return sorted(lines, key=lambda s: canonical(s.split("==", 1)[0]))

@@ -9,6 +9,15 @@ properties that pyloop defines (members inherited from asyncio's base classes ar
 documentation, not ours), in alphabetical order.  A method without a docstring of its own shows
 the docstring of the asyncio method it implements (``inspect.getdoc`` looks it up).
 
+Signatures come from ``inspect.signature``; where it has none (functions and methods compiled by
+Cython), from the type stub next to the compiled module (``_channels.pyi`` for
+``_channels.*.so``), following the stub's base classes.  Every attribute and property gets a
+summary: its own docstring, else an attribute docstring in the class's source (a string right
+after ``name: type``), else the class docstring's bullet for it (``* ``NAME``: ...``), else the
+stub's docstring, else ATTRIBUTE_DOCS below (for attributes of compiled classes, which cannot
+carry a docstring without a change to their Cython source).  A toolbox module listed in the
+``pyloop`` package's ``__all__`` is shown as a link to its own section.
+
 A module that does not exist yet in this checkout (the toolbox modules are being written) gets
 a one-line note instead of a section; once it exists, the next run documents it, and
 tests/integration/test_docs.py fails until the file is regenerated.
@@ -20,7 +29,9 @@ dropped, and nothing time- or path-dependent is written.
 from __future__ import annotations
 
 import argparse
+import ast
 import enum
+import functools
 import importlib
 import inspect
 import os
@@ -76,15 +87,75 @@ def _plain(annotation: Any) -> Any:
     return _Annotation(annotation) if isinstance(annotation, str) else annotation
 
 
-def _signature(obj: Any) -> str:
+def _signature(obj: Any, owner: type | None = None) -> str:
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
-        return '(...)'
+        return _stub_signature(obj, owner) or '(...)'
     params = [p.replace(annotation=_plain(p.annotation)) for p in sig.parameters.values()]
     returns = inspect.Signature.empty if inspect.isclass(obj) else _plain(sig.return_annotation)
     sig = sig.replace(parameters=params, return_annotation=returns)
     return _FORWARD_REF.sub(r'\1', _ADDRESS.sub('', str(sig)))
+
+
+# ---- type stubs: the signatures of compiled (Cython) functions ---------------------------------
+
+@functools.cache
+def _stub(module_name: str) -> dict[str, ast.AST]:
+    """The top-level definitions of the ``.pyi`` stub beside a module, by name ({} if none)."""
+    module = sys.modules.get(module_name)
+    path = getattr(module, '__file__', None)
+    if not path:
+        return {}
+    stub = os.path.join(os.path.dirname(path), os.path.basename(path).split('.')[0] + '.pyi')
+    if not os.path.exists(stub):
+        return {}
+    with open(stub, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), stub)
+    return {node.name: node for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def _stub_member(module_name: str, class_name: str, name: str) -> ast.AST | None:
+    """``class_name.name`` in the stub, looked up through the stub's own base classes."""
+    defs = _stub(module_name)
+    cls = defs.get(class_name)
+    if not isinstance(cls, ast.ClassDef):
+        return None
+    for node in cls.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return node
+    for base in cls.bases:
+        base = base.value if isinstance(base, ast.Subscript) else base     # _SenderBase[_T]
+        if isinstance(base, ast.Name) and base.id in defs:
+            found = _stub_member(module_name, base.id, name)
+            if found is not None:
+                return found
+    return None
+
+
+def _stub_def(obj: Any, owner: type | None) -> ast.AST | None:
+    name = getattr(obj, '__name__', None)
+    if name is None:
+        return None
+    if owner is not None:       # the documented class, then the runtime class defining it
+        for klass in owner.__mro__:
+            found = _stub_member(klass.__module__, klass.__name__, name)
+            if found is not None:
+                return found
+        return None
+    node = _stub(getattr(obj, '__module__', '') or '').get(name)
+    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def _stub_signature(obj: Any, owner: type | None) -> str | None:
+    node = _stub_def(obj, owner)
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    text = f'({ast.unparse(node.args)})'
+    if node.returns is not None:
+        text += f' -> {ast.unparse(node.returns)}'
+    return text
 
 
 def _type_name(cls: type) -> str:
@@ -94,6 +165,8 @@ def _type_name(cls: type) -> str:
 
 
 def _kind(obj: Any) -> str:
+    if inspect.ismodule(obj):
+        return 'module'
     if inspect.isclass(obj):
         return 'exception' if issubclass(obj, BaseException) else 'class'
     if inspect.iscoroutinefunction(obj):
@@ -120,7 +193,7 @@ def _class_members(cls: type, qualname: str) -> list[Entry]:
         static = inspect.getattr_static(cls, name)
         value = getattr(cls, name, None)
         if isinstance(static, property):
-            kind, sig, doc = 'property', '', inspect.getdoc(static)
+            kind, sig, doc = 'property', '', inspect.getdoc(static) or _attribute_doc(cls, name)
         elif isinstance(static, (staticmethod, classmethod)) or callable(value):
             func = static.__func__ if isinstance(static, (staticmethod, classmethod)) else value
             kind = ('async method' if inspect.iscoroutinefunction(func)
@@ -129,16 +202,86 @@ def _class_members(cls: type, qualname: str) -> list[Entry]:
                 kind = 'classmethod'
             elif isinstance(static, staticmethod):
                 kind = 'staticmethod'
-            sig = _signature(value)
+            sig = _signature(value, cls)
             if kind in ('method', 'async method', 'async generator method'):
                 sig = re.sub(r'^\(self(, )?', '(', sig)
             doc = inspect.getdoc(value)
         else:
-            # Data attributes (dataclass fields, cdef public attributes) are described by the
-            # class docstring; list them without a docstring of their own.
-            kind, sig, doc = 'attribute', '', None
+            # Data attributes: dataclass and NamedTuple fields, enum members, Cython attributes.
+            kind, sig, doc = 'attribute', '', _attribute_doc(cls, name)
         members.append(Entry(f'{qualname}.{name}', kind, sig, doc))
     return members
+
+
+# Summaries of attributes that cannot carry a docstring of their own in the code today: attributes
+# and properties of Cython classes without one in their .pyx (move the text there when that file
+# is next edited, and drop it here), and slot attributes.  Keyed by module, then attribute name.
+ATTRIBUTE_DOCS: dict[str, dict[str, str]] = {
+    'pyloop': {
+        'slow_callback_duration': 'Seconds a callback may run before debug mode logs it as slow '
+                                  '(asyncio\'s attribute; default 0.1).',
+    },
+    'pyloop.time': {
+        'missed_tick': 'The `MissedTick` policy for ticks that were missed; may be changed between '
+                       'ticks.',
+    },
+    'pyloop.sync': {
+        'capacity': 'How many values the channel buffers (None on the receiver of an unbounded '
+                    'channel).',
+        'closed': 'True once this end was closed (``close()``, or leaving ``async with``); '
+                  '``is_closed()`` also says whether the other end is closed.',
+        'receiver_count': 'How many receivers are subscribed now.',
+    },
+}
+
+
+def _owner_module(cls: type) -> str:
+    """The public module that documents ``cls`` (``pyloop.sync`` for ``pyloop.sync._channels``)."""
+    parts = cls.__module__.split('.')
+    public = [p for p in parts if not p.startswith('_')]
+    return '.'.join(public)
+
+
+def _source_attribute_docs(cls: type) -> dict[str, str]:
+    """PEP 257 attribute docstrings in the class's source: ``name: type`` then a string."""
+    try:
+        tree = ast.parse(inspect.cleandoc('\n' + inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for first, second in zip(body, body[1:]):
+        target = (first.target if isinstance(first, ast.AnnAssign)
+                  else first.targets[0] if isinstance(first, ast.Assign) and len(first.targets) == 1
+                  else None)
+        if (isinstance(target, ast.Name) and isinstance(second, ast.Expr)
+                and isinstance(second.value, ast.Constant) and isinstance(second.value.value, str)):
+            docs[target.id] = inspect.cleandoc(second.value.value)
+    return docs
+
+
+def _attribute_doc(cls: type, name: str) -> str | None:
+    static = inspect.getattr_static(cls, name, None)
+    if type(static).__name__ in ('getset_descriptor', 'member_descriptor') and static.__doc__:
+        return inspect.cleandoc(static.__doc__)
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            found = _source_attribute_docs(klass).get(name)
+            if found:
+                return found
+    bullet = re.search(rf'^\s*[*-] ``{re.escape(name)}``:?\s*(.+?)(?=^\s*[*-] ``|\Z|^\s*$)',
+                       inspect.getdoc(cls) or '', flags=re.M | re.S)
+    if bullet:
+        return ' '.join(bullet.group(1).split())
+    node = _stub_member(cls.__module__, cls.__name__, name)
+    if node is not None and ast.get_docstring(node):
+        return ast.get_docstring(node)
+    module = _owner_module(cls)
+    while module:
+        if name in ATTRIBUTE_DOCS.get(module, {}):
+            return ATTRIBUTE_DOCS[module][name]
+        module = module.rpartition('.')[0]
+    return None
 
 
 def collect(name: str) -> Module:
@@ -165,6 +308,9 @@ def describe(module: ModuleType) -> Module:
             # __version__ and the like: a value, not an API with a docstring; the value itself
             # is left out so that a version bump does not make the reference stale.
             out.entries.append(Entry(qualname, 'data', '', None))
+            continue
+        if inspect.ismodule(obj):
+            out.entries.append(Entry(qualname, 'module', '', inspect.getdoc(obj)))
             continue
         kind = _kind(obj)
         doc = inspect.getdoc(obj) if kind != 'data' else None
@@ -194,7 +340,7 @@ def missing_docstrings(modules: list[Module]) -> list[str]:
             if entry.kind != 'data' and not entry.doc:
                 missing.append(entry.qualname)
             for member in entry.members:
-                if member.kind not in ('attribute',) and not member.doc:
+                if not member.doc:
                     missing.append(member.qualname)
     return missing
 
@@ -238,7 +384,20 @@ def _doc_block(doc: str | None) -> list[str]:
         return ['*(no docstring)*', '']
     lines: list[str] = []
     in_code = False
+    in_doctest = False      # a ``>>>`` session: it runs to the next blank line
     for line in _markdown_text(doc):
+        if in_doctest:
+            if line.strip():
+                lines.append(line)
+                continue
+            lines += ['```']
+            in_doctest = False
+        if not in_code and line.startswith('>>>'):
+            if lines and lines[-1].strip():
+                lines.append('')
+            lines += ['```pycon', line]
+            in_doctest = True
+            continue
         indented = line.startswith('    ') or (in_code and not line.strip())
         if indented and not in_code:
             intro = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].strip()), None)
@@ -258,6 +417,8 @@ def _doc_block(doc: str | None) -> list[str]:
     if in_code:
         while lines and not lines[-1].strip():
             lines.pop()
+        lines.append('```')
+    if in_doctest:
         lines.append('```')
     lines.append('')
     return lines
@@ -283,6 +444,12 @@ def render(modules: list[Module]) -> str:
             out += [f'### {entry.qualname}', '']
             if entry.kind == 'data':
                 out += [f'*{entry.kind}*', '']
+                continue
+            if entry.kind == 'module':
+                target = (f'[`{entry.qualname}`](#{_anchor(entry.qualname)})'
+                          if entry.qualname in MODULES else f'`{entry.qualname}`')
+                out += [f'*module*, imported on first use: {target}. {_first_paragraph(entry.doc)}',
+                        '']
                 continue
             prefix = {'class': 'class ', 'exception': 'class ', 'async function': 'async def ',
                       'async generator function': 'async def '}.get(entry.kind, 'def ')

@@ -7,7 +7,7 @@ with ``read``/``write_all`` and flow control both ways (see
     listener = await TcpListener.bind("127.0.0.1", 8000)
     async with listener:
         async for conn in listener:
-            asyncio.create_task(handle(conn))
+            pyloop.task.spawn(handle(conn))   # held and reported, unlike create_task
 
 Why a listener accepts only when asked
 --------------------------------------
@@ -364,7 +364,7 @@ class TcpListener(Listener):
     >>> listener = await TcpListener.bind("127.0.0.1", 0)
     >>> host, port = listener.local_addr
     >>> async for conn in listener:
-    ...     asyncio.create_task(serve(conn))
+    ...     pyloop.task.spawn(serve(conn))
     """
 
     _stream_class = TcpStream

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,53 @@ def test_docstring_examples_become_code_blocks():
     lines = gen._doc_block('Summary.\n\nExample::\n\n    x = 1\n    y = 2\n\nAfter.')
     assert lines == ['Summary.', '', 'Example:', '', '```python', 'x = 1', 'y = 2', '```', '',
                      'After.', '']
+
+
+def _outside_code_blocks(text: str) -> list[tuple[int, str]]:
+    lines, fenced = [], False
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith('```'):
+            fenced = not fenced
+        elif not fenced:
+            lines.append((number, line))
+    return lines
+
+
+def test_every_signature_is_real():
+    # Cython functions have no signature inspect can read: the generator takes theirs from the
+    # .pyi stub beside the compiled module; '(...)' means neither had one.
+    text, _ = gen.generate()
+    unknown = [line for line in text.splitlines()
+               if re.match(r'(async )?def \w+\(\.\.\.\)', line) or re.match(r'\| `\w+\(\.\.\.\)`', line)]
+    assert not unknown, f'signatures the generator could not find (add them to the stub): {unknown}'
+
+
+def test_every_member_has_a_summary():
+    text, _ = gen.generate()
+    empty = [line for line in text.splitlines() if re.fullmatch(r'\| `[^`]+` \| [a-z ]+ \|\s*\|', line)]
+    assert not empty, f'members without a summary (write a docstring, or see ATTRIBUTE_DOCS): {empty}'
+
+
+def test_examples_are_inside_code_blocks():
+    text, _ = gen.generate()
+    stray = [(n, line) for n, line in _outside_code_blocks(text) if line.startswith(('>>>', '... '))]
+    assert not stray, f'example lines outside a code block in docs/API.md: {stray}'
+
+
+def test_docstring_doctests_become_code_blocks():
+    lines = gen._doc_block('Summary.\n\n>>> x = 1\n>>> x\n1\n\nAfter.')
+    assert lines == ['Summary.', '', '```pycon', '>>> x = 1', '>>> x', '1', '```', '', 'After.', '']
+
+
+def test_stub_signatures_follow_the_stub_base_classes():
+    sync = importlib.import_module('pyloop.sync')
+    assert gen._signature(sync.channel) == '(capacity: int) -> tuple[Sender[Any], Receiver[Any]]'
+    # close() is declared on the stub's _SenderBase, not on Sender itself
+    assert gen._signature(sync.Sender.close, sync.Sender) == '(self) -> None'
+
+
+def test_examples_spawn_with_the_toolbox_not_create_task():
+    # asyncio.create_task keeps only a weak reference to the task (pyloop.task's docs say why
+    # task.spawn is used instead); the networking examples follow that advice.
+    text = Path(gen.OUTPUT).read_text(encoding='utf-8')
+    assert 'asyncio.create_task(' not in text.split('## pyloop.net', 1)[1].split('## pyloop.serving', 1)[0]

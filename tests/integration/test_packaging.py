@@ -37,9 +37,21 @@ def test_pyproject_version_is_pyloops():
         assert provider['input'] == 'pyloop/__init__.py'
 
 
+DISTRIBUTION = PYPROJECT['project']['name']
+
+
+def test_distribution_name_is_not_the_import_name():
+    # "pyloop" on the package index is an unrelated project: `pip install pyloop` must not be a
+    # command the README tells anyone to run (it may say not to).
+    assert DISTRIBUTION == 'pyloop-aio'
+    readme = (ROOT / 'README.md').read_text(encoding='utf-8')
+    assert f'pip install {DISTRIBUTION}' in readme
+    assert not re.search(r'^\s+pip install pyloop(?![-\w])', readme, flags=re.M)
+
+
 def test_installed_metadata_matches_when_installed():
     try:
-        installed = importlib.metadata.version('pyloop')
+        installed = importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         pytest.skip('pyloop is not installed (tests run from the source tree)')
     if Path(pyloop.__file__).resolve().parent != ROOT / 'pyloop':
