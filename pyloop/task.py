@@ -310,6 +310,28 @@ def _spawn_on(loop: asyncio.AbstractEventLoop, aw: Awaitable[T],
     return JoinHandle(core)
 
 
+def _running_loop(what: str) -> asyncio.AbstractEventLoop:
+    # asyncio's own "no running event loop" does not say which call needed one.
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            f"{what} needs a running event loop, and none is running in this thread: "
+            f"call it from async code, e.g. inside `async def main()` started with "
+            f"pyloop.run(main()) or asyncio.run(main())") from None
+
+
+def _spawn(aw: Awaitable[T], name: str | None, what: str) -> JoinHandle[T]:
+    try:
+        if type(aw) is not _CoroutineType:
+            _check_awaitable(aw, what)
+        loop = _running_loop(what)
+    except BaseException:
+        _close_coroutines((aw,))
+        raise
+    return _spawn_on(loop, aw, name)
+
+
 def spawn(aw: Awaitable[T], *, name: str | None = None) -> JoinHandle[T]:
     """Run ``aw`` (usually a coroutine) as a new task on the running loop.
 
@@ -324,14 +346,7 @@ def spawn(aw: Awaitable[T], *, name: str | None = None) -> JoinHandle[T]:
     >>> await handle
     9
     """
-    try:
-        if type(aw) is not _CoroutineType:
-            _check_awaitable(aw, "spawn()")
-        loop = asyncio.get_running_loop()
-    except BaseException:
-        _close_coroutines((aw,))
-        raise
-    return _spawn_on(loop, aw, name)
+    return _spawn(aw, name, "pyloop.task.spawn()")
 
 
 def spawn_blocking(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> JoinHandle[T]:
@@ -352,7 +367,7 @@ def spawn_blocking(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> JoinHa
     if inspect.iscoroutinefunction(fn):
         raise TypeError("spawn_blocking() runs plain functions; use spawn() for "
                         "a coroutine function")
-    loop = asyncio.get_running_loop()
+    loop = _running_loop("pyloop.task.spawn_blocking()")
     handle = _spawn_on(loop, run_blocking(fn, *args, **kwargs), None)
     # On a pyloop loop a paused clock must not jump while the thread works.
     _clock.hold_until_done(loop, handle.get_task())
@@ -411,7 +426,7 @@ class JoinSet(Generic[T]):
         The returned handle may be used to abort that one task; its result
         still comes out of ``join_next``.
         """
-        handle = spawn(aw, name=name)
+        handle = _spawn(aw, name, "JoinSet.spawn()")
         self._running.add(handle)
         # Weakly: the loop's registry reaches this callback through the task,
         # and must not keep the set alive (dropping a JoinSet aborts it).

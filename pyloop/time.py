@@ -488,7 +488,8 @@ def _virtual_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEve
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            raise RuntimeError("virtual time needs a running pyloop loop, or "
+            raise RuntimeError("virtual time needs a running pyloop loop: call this "
+                               "from async code started with pyloop.run(main()), or "
                                "pass loop=") from None
     _clock.require(loop)
     return loop

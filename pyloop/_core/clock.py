@@ -61,8 +61,9 @@ def require(loop: asyncio.AbstractEventLoop) -> None:
 def _pyloop(loop: asyncio.AbstractEventLoop) -> BaseLoop:
     if not isinstance(loop, BaseLoop):
         raise RuntimeError(
-            f"virtual time needs a pyloop loop (pyloop.new_event_loop()); the loop "
-            f"is a {type(loop).__module__}.{type(loop).__qualname__}")
+            f"virtual time needs a pyloop loop, and this loop is "
+            f"{type(loop).__module__}.{type(loop).__qualname__}: run the program with "
+            f"pyloop.run(main()) or asyncio.Runner(loop_factory=pyloop.new_event_loop)")
     return loop
 
 

@@ -1,6 +1,7 @@
 """Ways to make asyncio use pyloop: a policy, ``install()`` and ``run()``."""
 
 import asyncio
+import warnings
 from typing import Any, Coroutine, TypeVar
 
 from .loop import Loop
@@ -29,7 +30,28 @@ class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
 
 
 def install() -> None:
-    """Set ``EventLoopPolicy()`` as asyncio's event loop policy."""
+    """Set ``EventLoopPolicy()`` as asyncio's event loop policy.
+
+    Call it before ``asyncio.run()``: loops created from then on are pyloop's.
+    Called while a loop that is not pyloop's runs in this thread (inside
+    ``asyncio.run(main())``), it still sets the policy but warns
+    (``RuntimeWarning``): a running loop cannot be replaced, so the code that
+    runs now stays on asyncio's loop, which is almost surely not what the
+    caller meant.  It warns rather than raises because that is how asyncio
+    treats a call that does what it says but probably not what was meant
+    (a coroutine never awaited, a transport never closed), and because
+    setting the policy for loops made later (the next ``asyncio.run``, loops
+    of other threads) is legitimate.
+    """
+    running = asyncio.events._get_running_loop()
+    if running is not None and not isinstance(running, Loop):
+        warnings.warn(
+            f"pyloop.install() was called inside a running "
+            f"{type(running).__module__}.{type(running).__qualname__}, which it cannot "
+            f"replace: only loops created from now on are pyloop's.  Call "
+            f"pyloop.install() before asyncio.run(main()), or run main with "
+            f"pyloop.run(main()) or asyncio.Runner(loop_factory=pyloop.new_event_loop)",
+            RuntimeWarning, stacklevel=2)
     asyncio.set_event_loop_policy(EventLoopPolicy())
 
 
@@ -43,6 +65,7 @@ def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     if asyncio.events._get_running_loop() is not None:
         # Refuse before a Runner creates (and then fails to clean up) a loop.
         raise RuntimeError(
-            "pyloop.run() cannot be called from a running event loop")
+            "pyloop.run() cannot be called from a running event loop: "
+            "await the coroutine instead, or spawn it with pyloop.task.spawn()")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)

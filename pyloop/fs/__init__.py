@@ -47,7 +47,7 @@ import locale
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Any, Generator, Union
+from typing import TYPE_CHECKING, Any, Generator, Union
 
 from .. import _blocking
 from ._binary import BLOCK_SIZE, AsyncFile
@@ -224,14 +224,42 @@ def _close_if_opened(fut: "asyncio.Future") -> None:
         fut.result()[0].close()
 
 
+_NOT_AWAITED = ("pyloop.fs.open() returns an awaitable, not the file: write "
+                "`f = await pyloop.fs.open(path)` or `async with pyloop.fs.open(path) as f:`")
+
+
 class _Opening:
-    """What :func:`open` returns: await it for the file, or ``async with`` it."""
+    """What :func:`open` returns: await it for the file, or ``async with`` it.
 
-    __slots__ = ("_factory", "_file")
+    Used like a file without either (``fs.open(p).read()``, ``with fs.open(p)``,
+    ``for line in fs.open(p)``), it raises an error that says so.
+    """
 
-    def __init__(self, factory: Any) -> None:
+    __slots__ = ("_factory", "_file", "_target")
+
+    def __init__(self, factory: Any, target: Any = None) -> None:
         self._factory = factory
         self._file: AsyncFile | None = None
+        self._target = target
+
+    def __repr__(self) -> str:
+        return f"<pyloop.fs.open({self._target!r}) awaitable, not a file>"
+
+    if not TYPE_CHECKING:   # a type checker should still flag these mistakes itself
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for a name that _Opening lacks: a file method, probably.
+            if name.startswith("__"):
+                raise AttributeError(name)
+            raise AttributeError(f"{_NOT_AWAITED} ({name!r} is an attribute of the file)")
+
+        def __enter__(self) -> Any:
+            raise TypeError(f"{_NOT_AWAITED} -- `async with`, not `with`")
+
+        def __exit__(self, *exc: Any) -> None:
+            pass
+
+        def __iter__(self) -> Any:
+            raise TypeError(f"{_NOT_AWAITED}, then `async for line in f`")
 
     def __await__(self) -> Generator[Any, None, "AsyncFile"]:
         return self._factory().__await__()
@@ -312,4 +340,4 @@ def open(file: StrPath | int, mode: str = "r", *, encoding: str | None = None,
         return AsyncTextFile(raw, target, mode, seekable, pos, block_size,
                              encoding or "", errors or "strict", newline)
 
-    return _Opening(opener)
+    return _Opening(opener, file)

@@ -45,11 +45,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import collections.abc
+import functools
 import os
 import socket
 import ssl as _ssl
 import stat
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 from ._stream import DEFAULT_LIMIT, Stream
 
@@ -86,6 +88,69 @@ def _check_ssl(ssl: Any, *, client: bool) -> None:
     raise TypeError(f"ssl must be an ssl.SSLContext or None, not {type(ssl).__name__}")
 
 
+class _Pending(collections.abc.Coroutine):
+    """The coroutine of ``bind()`` or ``connect()``, wrapped so that using it
+    without ``await`` (``async with TcpListener.bind(...)``, ``async for conn in
+    TcpListener.bind(...)``, ``TcpStream.connect(...).read()``) raises an error
+    that names the call and the fix instead of "'coroutine' object does not
+    support the asynchronous context manager protocol".  It is a
+    ``collections.abc.Coroutine``, so ``await``, ``asyncio.create_task`` and
+    ``TaskGroup.create_task`` take it as they take the coroutine itself."""
+
+    __slots__ = ("_coro", "_what")
+
+    def __init__(self, coro: Any, what: str) -> None:
+        self._coro = coro
+        self._what = what
+
+    def _misuse(self, how: str, *, close: bool = True) -> str:
+        if close:   # the statement failed, nothing will await it: no "never awaited" warning
+            self._coro.close()
+        return (f"{self._what} is a coroutine: await it first, as in "
+                f"`{how.replace('CALL', 'await ' + self._what)}`")
+
+    def send(self, value: Any) -> Any:
+        return self._coro.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Any:
+        return self._coro.__await__()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith(("cr_", "gi_", "__")):
+            return getattr(self._coro, name)    # cr_frame, __qualname__... for asyncio's reprs
+        raise AttributeError(self._misuse(f"x = CALL; x.{name}", close=False))
+
+    def __aenter__(self) -> Any:
+        raise TypeError(self._misuse("async with CALL as x:"))
+
+    async def __aexit__(self, *exc: Any) -> None:
+        pass
+
+    def __aiter__(self) -> Any:
+        raise TypeError(self._misuse("async for conn in CALL:"))
+
+    def __repr__(self) -> str:
+        return f"<{self._what} coroutine, not awaited>"
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _await_first(what: str) -> Callable[[_F], _F]:
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> _Pending:
+            return _Pending(fn(*args, **kwargs), what)
+        return call  # type: ignore[return-value]
+    return decorate
+
+
 class TcpStream(Stream):
     """A TCP connection (see :class:`Stream` for reading and writing).
 
@@ -96,6 +161,7 @@ class TcpStream(Stream):
     """
 
     @classmethod
+    @_await_first("TcpStream.connect(...)")
     async def connect(cls, host: str, port: int, *, ssl: Any = None,
                       server_hostname: str | None = None, local_addr: Any = None,
                       timeout: float | None = None, limit: int = DEFAULT_LIMIT,
@@ -132,6 +198,7 @@ class UnixStream(Stream):
     """
 
     @classmethod
+    @_await_first("UnixStream.connect(...)")
     async def connect(cls, path: Any, *, ssl: Any = None, server_hostname: str | None = None,
                       timeout: float | None = None,
                       limit: int = DEFAULT_LIMIT) -> "UnixStream":
@@ -370,6 +437,7 @@ class TcpListener(Listener):
     _stream_class = TcpStream
 
     @classmethod
+    @_await_first("TcpListener.bind(...)")
     async def bind(cls, host: str | None = None, port: int = 0, *, backlog: int = 128,
                    reuse_port: bool = False, reuse_address: bool | None = None,
                    family: int = socket.AF_UNSPEC, ssl: _ssl.SSLContext | None = None,
@@ -429,6 +497,7 @@ class UnixListener(Listener):
         return self._path
 
     @classmethod
+    @_await_first("UnixListener.bind(...)")
     async def bind(cls, path: Any, *, backlog: int = 128, ssl: _ssl.SSLContext | None = None,
                    ssl_handshake_timeout: float | None = None,
                    limit: int = DEFAULT_LIMIT) -> "UnixListener":
