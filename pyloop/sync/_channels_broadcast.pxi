@@ -186,6 +186,7 @@ cdef BroadcastReceiver _new_bcast_receiver(_Bcast st, Py_ssize_t start):
     cdef BroadcastReceiver rx = BroadcastReceiver.__new__(BroadcastReceiver)
     rx.st = st
     rx.next = start
+    rx.track = _tracking_origins()
     st.n_receivers += 1
     return rx
 

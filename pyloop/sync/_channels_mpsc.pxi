@@ -36,6 +36,7 @@ cdef class _Chan:
     cdef object send_waiters       # deque of _ChanOp; cancelled ones are skipped lazily
     cdef object recv_waiters
     cdef Py_ssize_t n_send_waiting, n_recv_waiting   # live entries of those deques
+    cdef bint track                # operations record their creation site (_tracking_origins)
 
     def __cinit__(self, Py_ssize_t cap, bint unbounded):
         cdef Py_ssize_t size = RING_MIN
@@ -220,6 +221,7 @@ cdef class _ChanOp:
     cdef object fut                # waiter future, while it waits
     cdef int kind
     cdef int state
+    cdef object origin             # creation site (a traceback.StackSummary) when the channel tracks
 
     def __await__(self):
         return self
@@ -262,6 +264,13 @@ cdef class _ChanOp:
                 self._abandon()
             except BaseException:
                 pass
+        elif self.state == ST_NEW and self.chan is not None:
+            self._warn_unawaited()
+
+    cdef void _warn_unawaited(self) noexcept:
+        _warn_never_awaited(
+            ("Sender.send", "Sender.reserve", "Receiver.recv", "Receiver.__anext__")[self.kind],
+            ": the value was not sent" if self.kind == OP_SEND else "", self.origin)
 
     @property
     def __qualname__(self):
@@ -415,6 +424,8 @@ cdef inline _ChanOp _new_op(_Chan ch, _SenderBase handle, object value, int kind
     op.handle = handle
     op.value = value
     op.kind = kind
+    if ch.track:
+        op.origin = _capture_origin()
     return op
 
 
@@ -438,6 +449,10 @@ cdef inline _ChanOp _reset_op(_ChanOp op, _SenderBase handle, object value, int 
     # invisible to everyone, and it saves an allocation, a GC track/untrack and a deallocation.
     if op.state == ST_HANDED or op.state == ST_GRANTED:
         op._abandon()                  # its task was destroyed before resuming: see _reclaim
+    elif op.state == ST_NEW:
+        op._warn_unawaited()           # dropped without an await: it would have warned if freed
+    if op.chan.track:
+        op.origin = _capture_origin()
     op.state = ST_NEW
     op.kind = kind
     op.value = value
@@ -725,6 +740,7 @@ def channel(capacity):
     tx.chan = ch
     rx.chan = ch
     ch.n_senders = 1
+    ch.track = _tracking_origins()
     return tx, rx
 
 
@@ -743,4 +759,5 @@ def unbounded_channel():
     tx.chan = ch
     rx.chan = ch
     ch.n_senders = 1
+    ch.track = _tracking_origins()
     return tx, rx

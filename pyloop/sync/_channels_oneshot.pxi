@@ -161,4 +161,5 @@ def oneshot():
     cdef OneshotReceiver rx = OneshotReceiver.__new__(OneshotReceiver)
     tx.cell = c
     rx.cell = c
+    rx.track = _tracking_origins()
     return tx, rx

@@ -11,6 +11,7 @@ cdef object _PENDING = object()     # what _poll returns when the caller has to 
 
 cdef class _Waitable:
     """Base of the receivers that _WaitOp polls."""
+    cdef bint track                # operations record their creation site (_tracking_origins)
 
     cdef object _poll(self, int kind):
         """The result, or _PENDING; raise to fail the operation."""
@@ -28,9 +29,15 @@ cdef class _WaitOp:
     cdef object fut
     cdef int kind
     cdef bint done
+    cdef object origin             # creation site when the receiver tracks
 
     def __await__(self):
         return self
+
+    def __dealloc__(self):
+        # Never stepped (no result, no future) and never closed: it was never awaited.
+        if not self.done and self.fut is None and self.src is not None:
+            _warn_never_awaited(self.__qualname__, "", self.origin)
 
     @property
     def __qualname__(self):
@@ -129,4 +136,6 @@ cdef inline _WaitOp _new_wait(_Waitable src, int kind):
     cdef _WaitOp op = _WaitOp.__new__(_WaitOp)
     op.src = src
     op.kind = kind
+    if src.track:
+        op.origin = _capture_origin()
     return op

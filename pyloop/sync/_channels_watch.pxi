@@ -168,6 +168,7 @@ cdef class WatchReceiver(_Waitable):
 cdef WatchReceiver _new_watch_receiver(_WatchCell c, Py_ssize_t seen):
     cdef WatchReceiver rx = WatchReceiver.__new__(WatchReceiver)
     rx.cell = c
+    rx.track = _tracking_origins()
     rx.seen = seen
     c.n_receivers += 1
     return rx

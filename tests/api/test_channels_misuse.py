@@ -1,0 +1,125 @@
+"""pyloop.sync channel misuse is loud: never-awaited operations, end-of-stream receivers, endpoints
+used from another thread or loop, and the blocking_* calls for synchronous code."""
+from __future__ import annotations
+
+import gc
+import tracemalloc
+import warnings
+
+import pytest
+
+from pyloop import sync
+
+from ._chan_util import run
+
+
+def _unawaited(fn):
+    """Run ``fn`` (which drops operation objects) and return the never-awaited warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+        gc.collect()
+    return [w for w in caught
+            if issubclass(w.category, RuntimeWarning) and "never awaited" in str(w.message)]
+
+
+def test_unawaited_send_warns(loop):
+    async def main():
+        tx, rx = sync.channel(4)
+
+        def first():
+            tx.send(1)             # dropped: the value is not sent
+            tx.send(2)             # the endpoint reuses the first object: it warns here
+
+        caught = _unawaited(first)
+        assert len(caught) == 1
+        assert "Sender.send() was never awaited: the value was not sent" in str(caught[0].message)
+        with pytest.raises(sync.Empty):
+            rx.try_recv()
+
+        def rest():
+            # The endpoints keep their last operation object; it warns when they are collected.
+            nonlocal tx, rx
+            rx.recv()
+            tx.close()
+            rx.close()
+            tx = rx = None
+
+        messages = sorted(str(w.message) for w in _unawaited(rest))
+        assert len(messages) == 2, messages
+        assert "Receiver.recv() was never awaited" in messages[0]
+        assert "Sender.send() was never awaited" in messages[1]
+
+    run(loop, main)
+
+
+def test_unawaited_reserve_and_collected_endpoint_warn():
+    def drop():
+        tx, rx = sync.channel(1)
+        tx.reserve()
+        tx.close()
+        rx.close()
+
+    caught = _unawaited(drop)
+    assert len(caught) == 1 and "Sender.reserve()" in str(caught[0].message)
+
+
+def test_unawaited_fanout_receives_warn():
+    def drop():
+        otx, orx = sync.oneshot()
+        orx.recv()
+        btx, brx = sync.broadcast(2)
+        brx.recv()
+        wtx, wrx = sync.watch(0)
+        wrx.changed()
+        for ep in (otx, orx, btx, brx, wtx, wrx):
+            ep.close()
+
+    names = sorted(str(w.message).split("()")[0].rsplit(" ", 1)[1] for w in _unawaited(drop))
+    assert names == ["BroadcastReceiver.recv", "OneshotReceiver.recv", "WatchReceiver.changed"]
+
+
+def test_awaited_and_closed_operations_do_not_warn(loop):
+    async def main():
+        tx, rx = sync.channel(4)
+        otx, orx = sync.oneshot()
+
+        async def body():
+            for i in range(10):
+                await tx.send(i)
+                assert await rx.recv() == i
+            tx.send(99).close()        # closed like a coroutine: no warning, nothing sent
+            rx.recv().close()
+            orx.recv().close()
+            otx.send(1)
+            assert await orx == 1
+            tx.close()
+            assert [v async for v in rx] == []
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await body()
+            gc.collect()
+        assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+        rx.close()
+
+    run(loop, main)
+
+
+def test_unawaited_warning_names_the_creation_site():
+    tracemalloc.start()
+    try:
+        def drop():
+            tx, rx = sync.channel(1)
+            tx.send("lost")        # the creation site
+            tx.close()
+            rx.close()
+
+        caught = _unawaited(drop)
+    finally:
+        tracemalloc.stop()
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert "Operation created at (most recent call last)" in msg
+    assert 'tx.send("lost")' in msg and __file__ in msg
+
