@@ -53,7 +53,8 @@ is not running (it sees only values already handed over).
 End of stream: the receiver sees ``Closed`` when the buffer is empty, no grant/permit is outstanding,
 and either it was closed or every sender is closed.  A sender (or receiver) collected while still open
 emits ResourceWarning and is then closed, as Tokio's drop does, so a forgotten sender cannot hang the
-receiver forever.
+receiver forever.  A receiver that reached the end of the stream (every sender closed, nothing left to
+receive) is not warned about: ``async for item in rx`` needs no ``close()``.
 """
 
 cimport cython

@@ -175,7 +175,8 @@ cdef class BroadcastReceiver(_Waitable):
 
     def __del__(self):
         if not self.closed and self.st is not None:
-            _warn_unclosed(self)
+            if self.st.n_senders or self.next < self.st.tail:   # not at the end of the stream
+                _warn_unclosed(self)
             self.close()
 
     def __repr__(self):

@@ -709,7 +709,8 @@ cdef class Receiver:
 
     def __del__(self):
         if not self.closed and self.chan is not None:
-            _warn_unclosed(self)
+            if not self.chan._at_end():    # drained to the end of the stream: nothing was left
+                _warn_unclosed(self)
             self.closed = True
             try:
                 self.chan._receiver_closed()

@@ -141,7 +141,8 @@ cdef class OneshotReceiver(_Waitable):
 
     def __del__(self):
         if not self.closed and self.cell is not None:
-            _warn_unclosed(self)
+            if not self.is_closed():       # the sender closed without a value: nothing was left
+                _warn_unclosed(self)
             self.closed = True
             self.cell.rx_closed = True
 

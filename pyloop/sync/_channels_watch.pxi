@@ -158,7 +158,8 @@ cdef class WatchReceiver(_Waitable):
 
     def __del__(self):
         if not self.closed and self.cell is not None:
-            _warn_unclosed(self)
+            if not self.cell.tx_closed or self.cell.version != self.seen:   # not at the end
+                _warn_unclosed(self)
             self.close()
 
     def __repr__(self):

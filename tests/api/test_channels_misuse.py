@@ -123,3 +123,65 @@ def test_unawaited_warning_names_the_creation_site():
     assert "Operation created at (most recent call last)" in msg
     assert 'tx.send("lost")' in msg and __file__ in msg
 
+
+def _unclosed(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_receiver_at_end_of_stream_does_not_warn(loop):
+    async def main():
+        def pattern():
+            tx, rx = sync.channel(4)
+            utx, urx = sync.unbounded_channel()
+            btx, brx = sync.broadcast(4)
+            wtx, wrx = sync.watch(0)
+            otx, orx = sync.oneshot()
+            return tx, rx, utx, urx, btx, brx, wtx, wrx, otx, orx
+
+        tx, rx, utx, urx, btx, brx, wtx, wrx, otx, orx = pattern()
+
+        async def drained():
+            nonlocal tx, rx, utx, urx, btx, brx, wtx, wrx, otx, orx
+            async with tx, utx, btx, wtx:
+                await tx.send(1)
+                utx.send(2)
+                btx.send(3)
+                wtx.send(4)
+            otx.close()
+            assert [v async for v in rx] == [1]
+            assert [v async for v in urx] == [2]
+            assert [v async for v in brx] == [3]
+            assert [v async for v in wrx] == [4]
+            with pytest.raises(sync.Closed):
+                await orx
+            tx = rx = utx = urx = btx = brx = wtx = wrx = otx = orx = None
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await drained()
+            gc.collect()
+        assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+        def not_drained():
+            # Still open, or a value left: these warn as before.
+            tx, rx = sync.channel(4)
+            tx.try_send(1)
+            tx.close()
+            btx, brx = sync.broadcast(4)
+            btx.send(1)
+            btx.close()
+            wtx, wrx = sync.watch(0)
+            wtx.send(1)
+            wtx.close()
+            otx, orx = sync.oneshot()
+            otx.send(1)
+            del rx, brx, wrx, orx
+
+        names = sorted(m.split()[1] for m in _unclosed(not_drained))
+        assert names == ["BroadcastReceiver", "OneshotReceiver", "Receiver", "WatchReceiver"]
+
+    run(loop, main)
