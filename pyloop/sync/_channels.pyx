@@ -58,6 +58,7 @@ receive) is not warned about: ``async for item in rx`` needs no ``close()``.
 """
 
 cimport cython
+from cpython.pythread cimport PyThread_get_thread_ident
 from cpython.exc cimport PyErr_SetObject
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
@@ -86,6 +87,7 @@ import traceback
 import tracemalloc
 import warnings
 
+from asyncio import _get_running_loop as _running_loop_or_none
 from asyncio import get_running_loop as _get_running_loop
 
 cdef object _deque = collections.deque
@@ -193,6 +195,75 @@ cdef void _warn_never_awaited(str what, str lost, object origin) noexcept:
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
     except BaseException:
         pass   # -W error, or the interpreter is shutting down: a finalizer must not raise
+
+
+# ---- the loop an endpoint belongs to ------------------------------------------------------------
+# A channel is bound to one thread and one event loop: the running loop when it is created, else the
+# first one that uses it.  Its state is not locked, and its waiters are futures of that loop, so using
+# it from another thread (or another loop) would race and lose wake-ups; that is refused in every mode
+# with RuntimeError.  Synchronous code in another thread uses blocking_send()/blocking_recv().  A
+# channel moves on to a new loop (and its thread) only once its loop has stopped and nothing waits on
+# it: then no future of the old loop is left to resolve, so loops run in turn can share a channel.
+
+@cython.final
+cdef class _Home:
+    """The thread and loop a channel is bound to (unbound: thread 0, loop None)."""
+    cdef unsigned long thread
+    cdef object loop
+
+    cdef inline int check(self, str what, bint idle) except -1:
+        # Cheap on the common path: one thread-id compare (plus one pointer compare).  `idle`: no
+        # operation of the channel waits.
+        if self.thread != <unsigned long>PyThread_get_thread_ident() or self.loop is None:
+            self._bind(what, idle)
+        return 0
+
+    cdef int _bind(self, str what, bint idle) except -1:
+        cdef unsigned long me = <unsigned long>PyThread_get_thread_ident()
+        if self.thread == 0:
+            self.thread = me
+        elif self.thread != me and idle and self.loop is not None and not self.loop.is_running():
+            self.thread = me                    # its loop is gone: the channel moves on
+            self.loop = None
+        elif self.thread != me:
+            raise RuntimeError(
+                f"{what} used from thread {me}, but the channel belongs to thread {self.thread}"
+                f"{'' if self.loop is None else ' and its event loop ' + repr(self.loop)}: channels"
+                " are not thread-safe.  From synchronous code in another thread use"
+                " blocking_send()/blocking_recv(), or hand the call to the channel's loop with"
+                " loop.call_soon_threadsafe()")
+        if self.loop is None:
+            self.loop = _running_loop_or_none()
+        return 0
+
+    cdef bint handed_over(self, object call) except -1:
+        # From a thread other than the channel's, while its loop runs: schedule `call` there.
+        if (self.thread == 0 or self.thread == <unsigned long>PyThread_get_thread_ident()
+                or self.loop is None or not self.loop.is_running()):
+            return False
+        self.loop.call_soon_threadsafe(call)
+        return True
+
+    cdef int check_loop(self, object loop, str what, bint idle) except -1:
+        # A wait: the running loop must be the channel's (bound now if it had none, or if its old
+        # loop stopped and nothing else waits).
+        if loop is not self.loop:
+            if self.loop is None or (idle and not self.loop.is_running()):
+                self.loop = loop
+            else:
+                raise RuntimeError(
+                    f"{what} awaited on {loop!r}, but the channel is bound to a different event"
+                    f" loop, {self.loop!r}.  Create the channel on the loop that uses it, or hand"
+                    " the call to its loop with loop.call_soon_threadsafe()")
+        return 0
+
+
+cdef _Home _new_home():
+    cdef _Home h = _Home.__new__(_Home)
+    h.loop = _running_loop_or_none()
+    if h.loop is not None:
+        h.thread = <unsigned long>PyThread_get_thread_ident()
+    return h
 
 
 include "_channels_mpsc.pxi"

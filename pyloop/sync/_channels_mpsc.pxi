@@ -37,6 +37,7 @@ cdef class _Chan:
     cdef object recv_waiters
     cdef Py_ssize_t n_send_waiting, n_recv_waiting   # live entries of those deques
     cdef bint track                # operations record their creation site (_tracking_origins)
+    cdef _Home home                # the thread and loop it belongs to
 
     def __cinit__(self, Py_ssize_t cap, bint unbounded):
         cdef Py_ssize_t size = RING_MIN
@@ -94,6 +95,9 @@ cdef class _Chan:
     cdef inline bint _can_send_now(self):
         # Waiting senders go first (FIFO): a newcomer may not overtake them.
         return self.n_send_waiting == 0 and self._has_room()
+
+    cdef inline bint _idle(self):
+        return self.n_send_waiting == 0 and self.n_recv_waiting == 0
 
     cdef inline bint _at_end(self):
         return self.count == 0 and self.reserved == 0 and (self.rx_closed or self.n_senders == 0)
@@ -335,10 +339,11 @@ cdef class _ChanOp:
                 ch.reserved += 1
                 self.value = _new_permit(ch)
             return None
+        r = self._wait(ch)                 # first: it may raise (no loop, another loop)
         ch._compact(ch.send_waiters)
         ch.send_waiters.append(self)
         ch.n_send_waiting += 1
-        return self._wait()
+        return r
 
     cdef inline object _start_recv(self, _Chan ch):
         if ch.count:
@@ -350,16 +355,21 @@ cdef class _ChanOp:
         if ch._at_end():
             self.state = ST_DONE
             self._raise_closed(ch, None)
+        r = self._wait(ch)                 # first: it may raise (no loop, another loop)
         ch._compact(ch.recv_waiters)
         ch.recv_waiters.append(self)
         ch.n_recv_waiting += 1
-        r = self._wait()
         if ch.n_send_waiting:
             ch._grant()                    # rendezvous: a waiting receiver is room for one sender
         return r
 
-    cdef object _wait(self):
-        self.fut = _get_running_loop().create_future()
+    cdef object _wait(self, _Chan ch):
+        # The future to wait on; called before the operation is registered as a waiter.
+        self.state = ST_DONE               # if this raises, the operation ran (and failed)
+        loop = _get_running_loop()
+        if loop is not ch.home.loop:
+            ch.home.check_loop(loop, self.__qualname__ + "()", ch._idle())
+        self.fut = loop.create_future()
         self.state = ST_WAITING
         return self._yield()
 
@@ -487,6 +497,7 @@ cdef class Permit:
         cdef _Chan ch = self.chan
         if ch is None:
             raise asyncio.InvalidStateError("this permit was already used")
+        ch.home.check("Permit.send()", ch._idle())
         self.chan = None
         ch.reserved -= 1
         ch._deliver(value)
@@ -495,13 +506,16 @@ cdef class Permit:
         """Give the slot back without sending (idempotent)."""
         cdef _Chan ch = self.chan
         if ch is not None:
+            ch.home.check("Permit.release()", ch._idle())
             self.chan = None
             ch._release()
 
     def __dealloc__(self):
-        if self.chan is not None:
+        cdef _Chan ch = self.chan
+        if ch is not None:
+            self.chan = None
             try:
-                self.release()
+                ch._release()      # no thread check: collection may happen in any thread
             except BaseException:
                 pass
 
@@ -528,8 +542,12 @@ cdef class _SenderBase:
     def close(self) -> None:
         """Close this sender (idempotent).  Once every sender is closed and the buffer is drained,
         the receiver sees the end of the stream.  Sends already waiting on this sender fail with
-        Closed; a slot already granted (a Permit) stays usable."""
+        Closed; a slot already granted (a Permit) stays usable.  Called from another thread while
+        the channel's loop runs, the close is handed to that loop (and done soon after)."""
         if not self.closed:
+            if self.chan.home.handed_over(self.close):
+                return
+            self.chan.home.check(f"{type(self).__name__}.close()", self.chan._idle())
             self.closed = True
             _reclaim(<PyObject*>self._op)
             self.chan._sender_closed(self)
@@ -577,6 +595,7 @@ cdef class Sender(_SenderBase):
         Raises Closed if this sender or the receiver is closed.  If the await is cancelled, the
         value was not sent.
         """
+        self.chan.home.check("Sender.send()", self.chan._idle())
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, self, value, OP_SEND)
         op = self._op = _new_op(self.chan, self, value, OP_SEND)
@@ -585,6 +604,7 @@ cdef class Sender(_SenderBase):
     def try_send(self, value) -> None:
         """Send ``value`` now, or raise Full (no room) or Closed."""
         cdef _Chan ch = self.chan
+        ch.home.check("Sender.try_send()", ch._idle())
         if self.closed:
             raise Closed("send on a closed sender")
         if ch.rx_closed:
@@ -595,6 +615,7 @@ cdef class Sender(_SenderBase):
 
     def reserve(self):
         """Wait for room and return a Permit holding it.  Awaitable; cancellation-safe."""
+        self.chan.home.check("Sender.reserve()", self.chan._idle())
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, self, None, OP_RESERVE)
         op = self._op = _new_op(self.chan, self, None, OP_RESERVE)
@@ -603,6 +624,7 @@ cdef class Sender(_SenderBase):
     def try_reserve(self) -> Permit:
         """A Permit now, or raise Full or Closed."""
         cdef _Chan ch = self.chan
+        ch.home.check("Sender.try_reserve()", ch._idle())
         if self.closed:
             raise Closed("reserve on a closed sender")
         if ch.rx_closed:
@@ -623,6 +645,7 @@ cdef class UnboundedSender(_SenderBase):
     def send(self, value) -> None:
         """Send ``value`` now (never waits).  Raises Closed if this sender or the receiver is closed."""
         cdef _Chan ch = self.chan
+        ch.home.check("UnboundedSender.send()", ch._idle())
         if self.closed:
             raise Closed("send on a closed sender")
         if ch.rx_closed:
@@ -653,6 +676,7 @@ cdef class Receiver:
 
         Raises Closed at the end of the stream.  If the await is cancelled, no value was consumed.
         """
+        self.chan.home.check("Receiver.recv()", self.chan._idle())
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, None, None, OP_RECV)
         op = self._op = _new_op(self.chan, None, None, OP_RECV)
@@ -661,6 +685,7 @@ cdef class Receiver:
     def try_recv(self):
         """The next value now, or raise Empty (none ready) or Closed (end of the stream)."""
         cdef _Chan ch = self.chan
+        ch.home.check("Receiver.try_recv()", ch._idle())
         _reclaim(<PyObject*>self._op)
         if ch.count:
             v = ch._pop()
@@ -674,8 +699,12 @@ cdef class Receiver:
 
     def close(self) -> None:
         """Refuse further sends (waiting and later senders get Closed); values already buffered,
-        and slots already granted to senders, can still be received.  Idempotent."""
+        and slots already granted to senders, can still be received.  Idempotent.  Called from
+        another thread while the channel's loop runs, the close is handed to that loop."""
         if not self.closed:
+            if self.chan.home.handed_over(self.close):
+                return
+            self.chan.home.check("Receiver.close()", self.chan._idle())
             self.closed = True
             _reclaim(<PyObject*>self._op)
             self.chan._receiver_closed()
@@ -696,6 +725,7 @@ cdef class Receiver:
         return self
 
     def __anext__(self):
+        self.chan.home.check("Receiver.__anext__()", self.chan._idle())
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, None, None, OP_ANEXT)
         op = self._op = _new_op(self.chan, None, None, OP_ANEXT)
@@ -742,6 +772,7 @@ def channel(capacity):
     rx.chan = ch
     ch.n_senders = 1
     ch.track = _tracking_origins()
+    ch.home = _new_home()
     return tx, rx
 
 
@@ -761,4 +792,5 @@ def unbounded_channel():
     rx.chan = ch
     ch.n_senders = 1
     ch.track = _tracking_origins()
+    ch.home = _new_home()
     return tx, rx

@@ -2,7 +2,9 @@
 used from another thread or loop, and the blocking_* calls for synchronous code."""
 from __future__ import annotations
 
+import asyncio
 import gc
+import threading
 import tracemalloc
 import warnings
 
@@ -185,3 +187,79 @@ def test_receiver_at_end_of_stream_does_not_warn(loop):
         assert names == ["BroadcastReceiver", "OneshotReceiver", "Receiver", "WatchReceiver"]
 
     run(loop, main)
+
+
+# ---- endpoints used from another thread or loop --------------------------------------------------
+
+def test_use_from_another_thread_raises(loop):
+    async def main():
+        tx, rx = sync.channel(2)
+        utx, urx = sync.unbounded_channel()
+        await tx.send(0)
+
+        def foreign():
+            errors = []
+            for call in (lambda: tx.try_send(1), lambda: tx.send(1), lambda: tx.reserve(),
+                         lambda: tx.try_reserve(), lambda: rx.try_recv(), lambda: rx.recv(),
+                         lambda: utx.send(1), lambda: urx.try_recv()):
+                with pytest.raises(RuntimeError) as info:
+                    call()
+                errors.append(str(info.value))
+            return errors
+
+        errors = await asyncio.to_thread(foreign)
+        assert len(errors) == 8
+        for msg in errors:
+            assert "not thread-safe" in msg and "blocking_send()/blocking_recv()" in msg
+            assert "call_soon_threadsafe" in msg
+        assert rx.try_recv() == 0                  # nothing moved
+        with pytest.raises(sync.Empty):
+            urx.try_recv()
+        for ep in (tx, rx, utx, urx):
+            ep.close()
+
+    run(loop, main)
+
+
+def test_close_from_another_thread_is_handed_to_the_loop(loop):
+    async def main():
+        tx, rx = sync.channel(1)
+        waiter = asyncio.ensure_future(rx.recv())
+        await asyncio.sleep(0)
+        await asyncio.to_thread(tx.close)
+        with pytest.raises(sync.Closed):
+            await waiter
+        rx.close()
+
+    run(loop, main)
+
+
+def test_waiting_on_another_loop_raises(loop_factory):
+    tx, rx = sync.channel(1)
+    first = loop_factory()
+
+    async def fill():
+        await tx.send(0)
+        blocked = asyncio.ensure_future(tx.send(1))     # waits on `first`
+        await asyncio.sleep(0)
+        return blocked
+
+    blocked = first.run_until_complete(fill())
+    second = loop_factory()
+
+    async def on_second():
+        with pytest.raises(RuntimeError, match="bound to a different event loop"):
+            await tx.send(2)
+        # Refused before it was registered: the channel still holds one item and one waiter.
+        assert len(rx) == 1
+        with pytest.raises(sync.Full):
+            tx.try_send(3)
+
+    second.run_until_complete(on_second())
+    second.close()
+    blocked.cancel()
+    first.run_until_complete(asyncio.sleep(0))
+    first.close()
+    tx.close()
+    rx.close()
+
