@@ -257,6 +257,37 @@ cdef class _Home:
                     " the call to its loop with loop.call_soon_threadsafe()")
         return 0
 
+    cdef object blocking_loop(self, str what):
+        # The loop a blocking_* call hands its operation to, or raise.
+        if _running_loop_or_none() is not None:
+            raise RuntimeError(
+                f"{what} called from a thread that runs an event loop: it would block the loop."
+                "  Await the asynchronous operation instead")
+        if self.loop is None:
+            raise RuntimeError(
+                f"{what}: the channel is not bound to an event loop yet.  Create it in a"
+                " coroutine running on the loop that uses it (or use it there first)")
+        if self.thread == <unsigned long>PyThread_get_thread_ident():
+            raise RuntimeError(
+                f"{what} called from the thread of the channel's event loop: it would deadlock")
+        return self.loop
+
+
+cdef object _run_blocking(object loop, object coro):
+    # Run `coro` as a task of `loop` (another thread's) and wait for its outcome here.  If this
+    # wait is interrupted (KeyboardInterrupt), the task is cancelled: per the cancellation rules
+    # the value was then not sent / not received, unless the operation had already completed.
+    try:
+        fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    except BaseException:
+        coro.close()
+        raise
+    try:
+        return fut.result()
+    except BaseException:
+        fut.cancel()
+        raise
+
 
 cdef _Home _new_home():
     cdef _Home h = _Home.__new__(_Home)

@@ -601,6 +601,17 @@ cdef class Sender(_SenderBase):
         op = self._op = _new_op(self.chan, self, value, OP_SEND)
         return op
 
+    def blocking_send(self, value) -> None:
+        """Send ``value`` from synchronous code in another thread, blocking until it is sent.
+
+        The send runs on the channel's event loop (handed over with ``loop.call_soon_threadsafe``);
+        its outcome is this call's: it raises Closed if the channel is closed.  Raises RuntimeError
+        when called from a thread that runs an event loop (it would block it; await ``send``), or
+        before the channel is bound to a loop.  If the loop never runs the send, this blocks.
+        """
+        return _run_blocking(self.chan.home.blocking_loop("Sender.blocking_send()"),
+                             _send_coro(self, value))
+
     def try_send(self, value) -> None:
         """Send ``value`` now, or raise Full (no room) or Closed."""
         cdef _Chan ch = self.chan
@@ -652,6 +663,13 @@ cdef class UnboundedSender(_SenderBase):
             raise Closed("send on a channel whose receiver is closed")
         ch._deliver(value)
 
+    def blocking_send(self, value) -> None:
+        """Send ``value`` from synchronous code in another thread: it is handed to the channel's
+        event loop, and this call returns once the loop has sent it (raising Closed if the channel
+        is closed).  RuntimeError from a thread that runs an event loop; there call ``send``."""
+        return _run_blocking(self.chan.home.blocking_loop("UnboundedSender.blocking_send()"),
+                             _send_now_coro(self, value))
+
     def try_send(self, value) -> None:
         """The same as ``send`` (which never waits): for code written against ``Sender``."""
         self.send(value)
@@ -681,6 +699,17 @@ cdef class Receiver:
             return _reset_op(<_ChanOp>self._op, None, None, OP_RECV)
         op = self._op = _new_op(self.chan, None, None, OP_RECV)
         return op
+
+    def blocking_recv(self):
+        """The next value, from synchronous code in another thread, blocking until one comes.
+
+        The receive runs on the channel's event loop (handed over with
+        ``loop.call_soon_threadsafe``).  Raises Closed at the end of the stream, RuntimeError when
+        called from a thread that runs an event loop (await ``recv``) or before the channel is
+        bound to a loop.
+        """
+        return _run_blocking(self.chan.home.blocking_loop("Receiver.blocking_recv()"),
+                             _recv_coro(self))
 
     def try_recv(self):
         """The next value now, or raise Empty (none ready) or Closed (end of the stream)."""
@@ -749,6 +778,18 @@ cdef class Receiver:
 
     def __repr__(self):
         return f"<Receiver buffered={self.chan.count}{' closed' if self.closed else ''}>"
+
+
+async def _send_coro(tx, value):
+    await tx.send(value)
+
+
+async def _send_now_coro(tx, value):
+    tx.send(value)
+
+
+async def _recv_coro(rx):
+    return await rx.recv()
 
 
 def channel(capacity):

@@ -11,6 +11,7 @@ import warnings
 import pytest
 
 from pyloop import sync
+from pyloop.task import spawn_blocking
 
 from ._chan_util import run
 
@@ -263,3 +264,103 @@ def test_waiting_on_another_loop_raises(loop_factory):
     tx.close()
     rx.close()
 
+
+# ---- blocking_send / blocking_recv --------------------------------------------------------------
+
+@pytest.mark.parametrize("bounded", [True, False])
+def test_blocking_send_from_a_plain_thread(loop, bounded):
+    async def main():
+        tx, rx = sync.channel(1) if bounded else sync.unbounded_channel()
+
+        def produce():
+            for i in range(20):
+                tx.blocking_send(i)
+            tx.close()
+
+        thread = threading.Thread(target=produce)
+        thread.start()
+        got = [v async for v in rx]
+        await asyncio.to_thread(thread.join)
+        assert got == list(range(20))
+
+    run(loop, main)
+
+
+def test_blocking_recv_from_spawn_blocking(loop):
+    async def main():
+        tx, rx = sync.channel(1)
+
+        def consume():
+            got = []
+            while True:
+                try:
+                    got.append(rx.blocking_recv())
+                except sync.Closed:
+                    return got
+
+        handle = spawn_blocking(consume)
+        async with tx:
+            for i in range(20):
+                await tx.send(i)
+        assert await handle == list(range(20))
+
+    run(loop, main)
+
+
+def test_blocking_send_from_spawn_blocking_and_closed(loop):
+    async def main():
+        tx, rx = sync.channel(0)
+        utx, urx = sync.unbounded_channel()
+
+        def produce():
+            tx.blocking_send("a")
+            utx.blocking_send("b")
+            rx_closed.wait()
+            for call in (lambda: tx.blocking_send("c"), lambda: utx.blocking_send("d")):
+                with pytest.raises(sync.Closed):
+                    call()
+
+        rx_closed = threading.Event()
+        handle = spawn_blocking(produce)
+        assert await rx.recv() == "a"
+        assert await urx.recv() == "b"
+        rx.close()
+        urx.close()
+        rx_closed.set()
+        await handle
+        tx.close()
+        utx.close()
+
+    run(loop, main)
+
+
+def test_blocking_calls_refused_on_the_loop_thread(loop):
+    tx, rx = None, None
+
+    async def main():
+        nonlocal tx, rx
+        tx, rx = sync.channel(1)
+        utx, urx = sync.unbounded_channel()
+        for call in (lambda: tx.blocking_send(1), lambda: rx.blocking_recv(),
+                     lambda: utx.blocking_send(1)):
+            with pytest.raises(RuntimeError, match="would block the loop"):
+                call()
+        utx.close()
+        urx.close()
+
+    run(loop, main)
+    # The loop's own thread, the loop not running: waiting for it would never end.
+    with pytest.raises(RuntimeError, match="would deadlock"):
+        tx.blocking_send(1)
+    with pytest.raises(RuntimeError, match="would deadlock"):
+        rx.blocking_recv()
+    tx.close()
+    rx.close()
+
+
+def test_blocking_call_on_an_unbound_channel_raises():
+    tx, rx = sync.channel(1)
+    with pytest.raises(RuntimeError, match="not bound to an event loop"):
+        tx.blocking_send(1)
+    tx.close()
+    rx.close()
