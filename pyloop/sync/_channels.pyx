@@ -211,6 +211,10 @@ cdef class _Home:
     cdef unsigned long thread
     cdef object loop
 
+    cdef inline bint ours(self):
+        # The fast test of check(): this thread, and a loop known.
+        return self.thread == <unsigned long>PyThread_get_thread_ident() and self.loop is not None
+
     cdef inline int check(self, str what, bint idle) except -1:
         # Cheap on the common path: one thread-id compare (plus one pointer compare).  `idle`: no
         # operation of the channel waits.

@@ -12,6 +12,11 @@ cdef object _PENDING = object()     # what _poll returns when the caller has to 
 cdef class _Waitable:
     """Base of the receivers that _WaitOp polls."""
     cdef bint track                # operations record their creation site (_tracking_origins)
+    cdef _Home home                # the thread and loop of its channel
+
+    cdef bint _idle(self):
+        """No receive of the channel waits (so it may move on to a new loop)."""
+        return True
 
     cdef object _poll(self, int kind):
         """The result, or _PENDING; raise to fail the operation."""
@@ -90,6 +95,13 @@ cdef class _WaitOp:
             if self.fut.cancelled():          # cancelled without a throw(): give up as asked
                 self.done = True
                 raise _CancelledError()
+        cdef _Waitable src = self.src
+        if not src.home.ours():
+            try:
+                src.home._bind(self.__qualname__ + "()", src._idle())
+            except BaseException:
+                self.done = True
+                raise
         try:
             r = self.src._poll(self.kind)
         except BaseException:
@@ -99,7 +111,14 @@ cdef class _WaitOp:
             self.done = True
             self.fut = None
             return r
-        fut = _get_running_loop().create_future()
+        loop = _get_running_loop()
+        if loop is not src.home.loop:
+            try:
+                src.home.check_loop(loop, self.__qualname__ + "()", src._idle())
+            except BaseException:
+                self.done = True
+                raise
+        fut = loop.create_future()
         fut._asyncio_future_blocking = True
         self.fut = fut
         self.src._park(fut)

@@ -364,3 +364,88 @@ def test_blocking_call_on_an_unbound_channel_raises():
         tx.blocking_send(1)
     tx.close()
     rx.close()
+
+
+# ---- oneshot, broadcast, watch ------------------------------------------------------------------
+
+def test_fanout_use_from_another_thread_raises(loop):
+    async def main():
+        otx, orx = sync.oneshot()
+        btx, brx = sync.broadcast(4)
+        wtx, wrx = sync.watch(0)
+
+        def foreign():
+            errors = []
+            for call in (lambda: otx.send(1), lambda: orx.try_recv(), lambda: btx.send(1),
+                         lambda: brx.try_recv(), lambda: wtx.send(1)):
+                with pytest.raises(RuntimeError) as info:
+                    call()
+                errors.append(str(info.value))
+            return errors
+
+        errors = await asyncio.to_thread(foreign)
+        assert len(errors) == 5 and all("not thread-safe" in m for m in errors)
+        with pytest.raises(sync.Empty):
+            orx.try_recv()
+        with pytest.raises(sync.Empty):
+            brx.try_recv()
+        assert wrx.borrow() == 0
+        # close() from another thread is handed to the loop
+        waiting = asyncio.ensure_future(brx.recv())
+        await asyncio.sleep(0)
+        await asyncio.to_thread(btx.close)
+        with pytest.raises(sync.Closed):
+            await waiting
+        for ep in (otx, orx, brx, wtx, wrx):
+            ep.close()
+
+    run(loop, main)
+
+
+def test_oneshot_and_broadcast_blocking_recv(loop):
+    async def main():
+        otx, orx = sync.oneshot()
+        btx, brx = sync.broadcast(4)
+
+        def consume():
+            got = [orx.blocking_recv()]
+            while True:
+                try:
+                    got.append(brx.blocking_recv())
+                except sync.Closed:
+                    return got
+
+        handle = spawn_blocking(consume)
+        await asyncio.sleep(0)
+        otx.send("first")
+        async with btx:
+            for i in range(3):
+                btx.send(i)
+                await asyncio.sleep(0.001)
+        assert await handle == ["first", 0, 1, 2]
+        brx.close()
+        with pytest.raises(RuntimeError, match="would block the loop"):
+            orx.blocking_recv()
+
+    run(loop, main)
+
+
+def test_oneshot_blocking_recv_closed_from_a_plain_thread(loop):
+    async def main():
+        otx, orx = sync.oneshot()
+        result = []
+
+        def consume():
+            try:
+                orx.blocking_recv()
+            except sync.Closed as exc:
+                result.append(exc)
+
+        thread = threading.Thread(target=consume)
+        thread.start()
+        await asyncio.sleep(0.01)
+        otx.close()
+        await asyncio.to_thread(thread.join)
+        assert len(result) == 1 and isinstance(result[0], sync.Closed)
+
+    run(loop, main)
