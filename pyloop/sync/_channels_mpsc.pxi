@@ -443,13 +443,19 @@ cdef inline void _reclaim(PyObject* cached) except *:
     # An operation that holds a handed value or a grant and that nobody but its endpoint refers to
     # was abandoned without close() (its task -- whose own coroutine it was -- was destroyed while
     # pending).  Deallocation would give the value/slot back; the endpoint's reference delays that,
-    # so the endpoint does it whenever it next looks at the channel.
+    # so the endpoint does it whenever it next looks at the channel.  Likewise one that was never
+    # awaited warns now rather than when the endpoint is collected.
     # `cached` is borrowed (a PyObject*), so no temporary reference inflates the count.
     cdef _ChanOp op
     if cached != <PyObject*>None and _refcnt(cached) == 1:
         op = <_ChanOp>cached
         if op.state == ST_HANDED or op.state == ST_GRANTED:
             op._abandon()
+        elif op.state == ST_NEW:
+            op.state = ST_DONE
+            op.value = None
+            op.handle = None
+            op._warn_unawaited()
 
 
 cdef inline _ChanOp _reset_op(_ChanOp op, _SenderBase handle, object value, int kind):

@@ -56,6 +56,18 @@ def test_unawaited_send_warns(loop):
     run(loop, main)
 
 
+def test_unawaited_operation_warns_when_its_endpoint_closes():
+    tx, rx = sync.channel(1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tx.send(1)
+        rx.recv()
+        tx.close()                 # at once, not when the endpoints are collected
+        rx.close()
+    assert sorted(str(w.message).split()[2] for w in caught) == [
+        "Receiver.recv()", "Sender.send()"]
+
+
 def test_unawaited_reserve_and_collected_endpoint_warn():
     def drop():
         tx, rx = sync.channel(1)
