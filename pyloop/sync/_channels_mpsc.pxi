@@ -99,6 +99,12 @@ cdef class _Chan:
     cdef inline bint _idle(self):
         return self.n_send_waiting == 0 and self.n_recv_waiting == 0
 
+    cdef inline int check(self, str what) except -1:
+        # The endpoints' thread check (see _Home); `what` names the call in the error.
+        if not self.home.ours():
+            self.home._bind(what, self._idle())
+        return 0
+
     cdef inline bint _at_end(self):
         return self.count == 0 and self.reserved == 0 and (self.rx_closed or self.n_senders == 0)
 
@@ -503,7 +509,7 @@ cdef class Permit:
         cdef _Chan ch = self.chan
         if ch is None:
             raise asyncio.InvalidStateError("this permit was already used")
-        ch.home.check("Permit.send()", ch._idle())
+        ch.check("Permit.send()")
         self.chan = None
         ch.reserved -= 1
         ch._deliver(value)
@@ -512,7 +518,7 @@ cdef class Permit:
         """Give the slot back without sending (idempotent)."""
         cdef _Chan ch = self.chan
         if ch is not None:
-            ch.home.check("Permit.release()", ch._idle())
+            ch.check("Permit.release()")
             self.chan = None
             ch._release()
 
@@ -553,7 +559,7 @@ cdef class _SenderBase:
         if not self.closed:
             if self.chan.home.handed_over(self.close):
                 return
-            self.chan.home.check(f"{type(self).__name__}.close()", self.chan._idle())
+            self.chan.check(f"{type(self).__name__}.close()")
             self.closed = True
             _reclaim(<PyObject*>self._op)
             self.chan._sender_closed(self)
@@ -601,7 +607,7 @@ cdef class Sender(_SenderBase):
         Raises Closed if this sender or the receiver is closed.  If the await is cancelled, the
         value was not sent.
         """
-        self.chan.home.check("Sender.send()", self.chan._idle())
+        self.chan.check("Sender.send()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, self, value, OP_SEND)
         op = self._op = _new_op(self.chan, self, value, OP_SEND)
@@ -621,7 +627,7 @@ cdef class Sender(_SenderBase):
     def try_send(self, value) -> None:
         """Send ``value`` now, or raise Full (no room) or Closed."""
         cdef _Chan ch = self.chan
-        ch.home.check("Sender.try_send()", ch._idle())
+        ch.check("Sender.try_send()")
         if self.closed:
             raise Closed("send on a closed sender")
         if ch.rx_closed:
@@ -632,7 +638,7 @@ cdef class Sender(_SenderBase):
 
     def reserve(self):
         """Wait for room and return a Permit holding it.  Awaitable; cancellation-safe."""
-        self.chan.home.check("Sender.reserve()", self.chan._idle())
+        self.chan.check("Sender.reserve()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, self, None, OP_RESERVE)
         op = self._op = _new_op(self.chan, self, None, OP_RESERVE)
@@ -641,7 +647,7 @@ cdef class Sender(_SenderBase):
     def try_reserve(self) -> Permit:
         """A Permit now, or raise Full or Closed."""
         cdef _Chan ch = self.chan
-        ch.home.check("Sender.try_reserve()", ch._idle())
+        ch.check("Sender.try_reserve()")
         if self.closed:
             raise Closed("reserve on a closed sender")
         if ch.rx_closed:
@@ -662,7 +668,7 @@ cdef class UnboundedSender(_SenderBase):
     def send(self, value) -> None:
         """Send ``value`` now (never waits).  Raises Closed if this sender or the receiver is closed."""
         cdef _Chan ch = self.chan
-        ch.home.check("UnboundedSender.send()", ch._idle())
+        ch.check("UnboundedSender.send()")
         if self.closed:
             raise Closed("send on a closed sender")
         if ch.rx_closed:
@@ -700,7 +706,7 @@ cdef class Receiver:
 
         Raises Closed at the end of the stream.  If the await is cancelled, no value was consumed.
         """
-        self.chan.home.check("Receiver.recv()", self.chan._idle())
+        self.chan.check("Receiver.recv()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, None, None, OP_RECV)
         op = self._op = _new_op(self.chan, None, None, OP_RECV)
@@ -720,7 +726,7 @@ cdef class Receiver:
     def try_recv(self):
         """The next value now, or raise Empty (none ready) or Closed (end of the stream)."""
         cdef _Chan ch = self.chan
-        ch.home.check("Receiver.try_recv()", ch._idle())
+        ch.check("Receiver.try_recv()")
         _reclaim(<PyObject*>self._op)
         if ch.count:
             v = ch._pop()
@@ -739,7 +745,7 @@ cdef class Receiver:
         if not self.closed:
             if self.chan.home.handed_over(self.close):
                 return
-            self.chan.home.check("Receiver.close()", self.chan._idle())
+            self.chan.check("Receiver.close()")
             self.closed = True
             _reclaim(<PyObject*>self._op)
             self.chan._receiver_closed()
@@ -760,7 +766,7 @@ cdef class Receiver:
         return self
 
     def __anext__(self):
-        self.chan.home.check("Receiver.__anext__()", self.chan._idle())
+        self.chan.check("Receiver.__anext__()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, None, None, OP_ANEXT)
         op = self._op = _new_op(self.chan, None, None, OP_ANEXT)
