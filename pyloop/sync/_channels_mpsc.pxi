@@ -586,6 +586,11 @@ cdef class _SenderBase:
     def __del__(self):
         if not self.closed and self.chan is not None:
             _warn_unclosed(self)
+            try:
+                if self.chan.home.handed_over(self.close):
+                    return                 # collected in another thread: closed on the loop
+            except BaseException:
+                pass
             self.closed = True
             try:
                 self.chan._sender_closed(self)
@@ -782,6 +787,11 @@ cdef class Receiver:
         if not self.closed and self.chan is not None:
             if not self.chan._at_end():    # drained to the end of the stream: nothing was left
                 _warn_unclosed(self)
+            try:
+                if self.chan.home.handed_over(self.close):
+                    return                 # collected in another thread: closed on the loop
+            except BaseException:
+                pass
             self.closed = True
             try:
                 self.chan._receiver_closed()

@@ -461,3 +461,27 @@ def test_oneshot_blocking_recv_closed_from_a_plain_thread(loop):
         assert len(result) == 1 and isinstance(result[0], sync.Closed)
 
     run(loop, main)
+
+
+def test_sender_collected_in_another_thread_is_closed_on_the_loop(loop):
+    loop.set_debug(True)       # asyncio then refuses a future woken from another thread
+
+    async def main():
+        tx, rx = sync.channel(1)
+        waiter = asyncio.ensure_future(rx.recv())
+        await asyncio.sleep(0)
+        box = [tx]
+        del tx
+
+        def drop():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                box.clear()
+                gc.collect()
+
+        await asyncio.to_thread(drop)
+        with pytest.raises(sync.Closed):
+            await asyncio.wait_for(waiter, 5)
+        rx.close()
+
+    run(loop, main)
