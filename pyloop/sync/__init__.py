@@ -35,7 +35,12 @@ docs/ARCHITECTURE.md, "Errors".
     pyloop.run(main())
 
 Closing is explicit (``close()`` or ``async with``).  An endpoint collected while still open emits
-ResourceWarning and is then treated as closed, so a forgotten sender never hangs its receiver.
+ResourceWarning and is then treated as closed, so a forgotten sender never hangs its receiver; a
+receiver drained to the end of its stream needs no close.  An operation (``tx.send(v)``, ``rx.recv()``)
+that is never awaited warns RuntimeWarning, like a coroutine.  A channel belongs to one thread and
+loop: using it from another raises RuntimeError; synchronous code in another thread (a
+``spawn_blocking`` function, a plain thread) uses ``tx.blocking_send(v)`` and ``rx.blocking_recv()``
+(oneshot and broadcast receivers have ``blocking_recv()`` too).
 """
 
 from ._channels import (

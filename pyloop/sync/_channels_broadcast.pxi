@@ -13,6 +13,13 @@ cdef class _Bcast:
     cdef Py_ssize_t tail           # absolute position of the next value sent
     cdef Py_ssize_t n_senders, n_receivers
     cdef list waiters              # futures of receivers waiting for a value
+    cdef _Home home
+
+    cdef bint _idle(self):
+        for w in self.waiters:
+            if not w.done():
+                return False
+        return True
 
     cdef void _wake(self) except *:
         cdef list ws = self.waiters
@@ -36,6 +43,8 @@ cdef class BroadcastSender:
         """Send ``value`` to every current receiver (never waits); returns how many there are.  Raises
         Closed if this sender is closed."""
         cdef _Bcast st = self.st
+        if not st.home.ours():
+            st.home._bind("BroadcastSender.send()", st._idle())
         if self.closed:
             raise Closed("send on a closed broadcast sender")
         st.ring[st.tail % st.cap] = value
@@ -63,8 +72,11 @@ cdef class BroadcastSender:
 
     def close(self) -> None:
         """Close this sender; receivers see Closed after the last value once every sender is
-        closed.  Idempotent."""
+        closed.  Idempotent.  Called from another thread while the channel's loop runs, the
+        close is handed to that loop."""
         if not self.closed:
+            if self.st.home.handed_over(self.close):
+                return
             self.closed = True
             self.st.n_senders -= 1
             if self.st.n_senders == 0:
@@ -141,8 +153,21 @@ cdef class BroadcastReceiver(_Waitable):
     cdef void _park(self, object fut) except *:
         _park_in(self.st.waiters, fut)
 
+    cdef bint _idle(self):
+        return self.st._idle()
+
+    def blocking_recv(self):
+        """The next value, from synchronous code in another thread, blocking until one comes (the
+        receive runs on the channel's loop).  Raises Lagged and Closed as ``recv`` does;
+        RuntimeError when called from a thread that runs an event loop or before the channel is
+        bound to a loop."""
+        return _run_blocking(self.home.blocking_loop("BroadcastReceiver.blocking_recv()"),
+                             _recv_coro(self))
+
     def try_recv(self):
         """The next value now, or raise Empty, Lagged or Closed."""
+        if not self.home.ours():
+            self.home._bind("BroadcastReceiver.try_recv()", self._idle())
         if self._ready():
             return self._take()
         raise Empty("no broadcast value ready")
@@ -175,7 +200,8 @@ cdef class BroadcastReceiver(_Waitable):
 
     def __del__(self):
         if not self.closed and self.st is not None:
-            _warn_unclosed(self)
+            if self.st.n_senders or self.next < self.st.tail:   # not at the end of the stream
+                _warn_unclosed(self)
             self.close()
 
     def __repr__(self):
@@ -185,7 +211,9 @@ cdef class BroadcastReceiver(_Waitable):
 cdef BroadcastReceiver _new_bcast_receiver(_Bcast st, Py_ssize_t start):
     cdef BroadcastReceiver rx = BroadcastReceiver.__new__(BroadcastReceiver)
     rx.st = st
+    rx.home = st.home
     rx.next = start
+    rx.track = _tracking_origins()
     st.n_receivers += 1
     return rx
 
@@ -208,6 +236,7 @@ def broadcast(capacity):
     st.cap = cap
     st.waiters = []
     st.n_senders = 1
+    st.home = _new_home()
     cdef BroadcastSender tx = BroadcastSender.__new__(BroadcastSender)
     tx.st = st
     return tx, _new_bcast_receiver(st, 0)

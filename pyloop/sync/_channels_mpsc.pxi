@@ -36,6 +36,8 @@ cdef class _Chan:
     cdef object send_waiters       # deque of _ChanOp; cancelled ones are skipped lazily
     cdef object recv_waiters
     cdef Py_ssize_t n_send_waiting, n_recv_waiting   # live entries of those deques
+    cdef bint track                # operations record their creation site (_tracking_origins)
+    cdef _Home home                # the thread and loop it belongs to
 
     def __cinit__(self, Py_ssize_t cap, bint unbounded):
         cdef Py_ssize_t size = RING_MIN
@@ -93,6 +95,15 @@ cdef class _Chan:
     cdef inline bint _can_send_now(self):
         # Waiting senders go first (FIFO): a newcomer may not overtake them.
         return self.n_send_waiting == 0 and self._has_room()
+
+    cdef inline bint _idle(self):
+        return self.n_send_waiting == 0 and self.n_recv_waiting == 0
+
+    cdef inline int check(self, str what) except -1:
+        # The endpoints' thread check (see _Home); `what` names the call in the error.
+        if not self.home.ours():
+            self.home._bind(what, self._idle())
+        return 0
 
     cdef inline bint _at_end(self):
         return self.count == 0 and self.reserved == 0 and (self.rx_closed or self.n_senders == 0)
@@ -220,6 +231,7 @@ cdef class _ChanOp:
     cdef object fut                # waiter future, while it waits
     cdef int kind
     cdef int state
+    cdef object origin             # creation site (a traceback.StackSummary) when the channel tracks
 
     def __await__(self):
         return self
@@ -262,6 +274,13 @@ cdef class _ChanOp:
                 self._abandon()
             except BaseException:
                 pass
+        elif self.state == ST_NEW and self.chan is not None:
+            self._warn_unawaited()
+
+    cdef void _warn_unawaited(self) noexcept:
+        _warn_never_awaited(
+            ("Sender.send", "Sender.reserve", "Receiver.recv", "Receiver.__anext__")[self.kind],
+            ": the value was not sent" if self.kind == OP_SEND else "", self.origin)
 
     @property
     def __qualname__(self):
@@ -326,10 +345,11 @@ cdef class _ChanOp:
                 ch.reserved += 1
                 self.value = _new_permit(ch)
             return None
+        r = self._wait(ch)                 # first: it may raise (no loop, another loop)
         ch._compact(ch.send_waiters)
         ch.send_waiters.append(self)
         ch.n_send_waiting += 1
-        return self._wait()
+        return r
 
     cdef inline object _start_recv(self, _Chan ch):
         if ch.count:
@@ -341,16 +361,21 @@ cdef class _ChanOp:
         if ch._at_end():
             self.state = ST_DONE
             self._raise_closed(ch, None)
+        r = self._wait(ch)                 # first: it may raise (no loop, another loop)
         ch._compact(ch.recv_waiters)
         ch.recv_waiters.append(self)
         ch.n_recv_waiting += 1
-        r = self._wait()
         if ch.n_send_waiting:
             ch._grant()                    # rendezvous: a waiting receiver is room for one sender
         return r
 
-    cdef object _wait(self):
-        self.fut = _get_running_loop().create_future()
+    cdef object _wait(self, _Chan ch):
+        # The future to wait on; called before the operation is registered as a waiter.
+        self.state = ST_DONE               # if this raises, the operation ran (and failed)
+        loop = _get_running_loop()
+        if loop is not ch.home.loop:
+            ch.home.check_loop(loop, self.__qualname__ + "()", ch._idle())
+        self.fut = loop.create_future()
         self.state = ST_WAITING
         return self._yield()
 
@@ -415,6 +440,8 @@ cdef inline _ChanOp _new_op(_Chan ch, _SenderBase handle, object value, int kind
     op.handle = handle
     op.value = value
     op.kind = kind
+    if ch.track:
+        op.origin = _capture_origin()
     return op
 
 
@@ -422,13 +449,19 @@ cdef inline void _reclaim(PyObject* cached) except *:
     # An operation that holds a handed value or a grant and that nobody but its endpoint refers to
     # was abandoned without close() (its task -- whose own coroutine it was -- was destroyed while
     # pending).  Deallocation would give the value/slot back; the endpoint's reference delays that,
-    # so the endpoint does it whenever it next looks at the channel.
+    # so the endpoint does it whenever it next looks at the channel.  Likewise one that was never
+    # awaited warns now rather than when the endpoint is collected.
     # `cached` is borrowed (a PyObject*), so no temporary reference inflates the count.
     cdef _ChanOp op
     if cached != <PyObject*>None and _refcnt(cached) == 1:
         op = <_ChanOp>cached
         if op.state == ST_HANDED or op.state == ST_GRANTED:
             op._abandon()
+        elif op.state == ST_NEW:
+            op.state = ST_DONE
+            op.value = None
+            op.handle = None
+            op._warn_unawaited()
 
 
 cdef inline _ChanOp _reset_op(_ChanOp op, _SenderBase handle, object value, int kind):
@@ -438,6 +471,10 @@ cdef inline _ChanOp _reset_op(_ChanOp op, _SenderBase handle, object value, int 
     # invisible to everyone, and it saves an allocation, a GC track/untrack and a deallocation.
     if op.state == ST_HANDED or op.state == ST_GRANTED:
         op._abandon()                  # its task was destroyed before resuming: see _reclaim
+    elif op.state == ST_NEW:
+        op._warn_unawaited()           # dropped without an await: it would have warned if freed
+    if op.chan.track:
+        op.origin = _capture_origin()
     op.state = ST_NEW
     op.kind = kind
     op.value = value
@@ -472,6 +509,7 @@ cdef class Permit:
         cdef _Chan ch = self.chan
         if ch is None:
             raise asyncio.InvalidStateError("this permit was already used")
+        ch.check("Permit.send()")
         self.chan = None
         ch.reserved -= 1
         ch._deliver(value)
@@ -480,13 +518,16 @@ cdef class Permit:
         """Give the slot back without sending (idempotent)."""
         cdef _Chan ch = self.chan
         if ch is not None:
+            ch.check("Permit.release()")
             self.chan = None
             ch._release()
 
     def __dealloc__(self):
-        if self.chan is not None:
+        cdef _Chan ch = self.chan
+        if ch is not None:
+            self.chan = None
             try:
-                self.release()
+                ch._release()      # no thread check: collection may happen in any thread
             except BaseException:
                 pass
 
@@ -513,8 +554,12 @@ cdef class _SenderBase:
     def close(self) -> None:
         """Close this sender (idempotent).  Once every sender is closed and the buffer is drained,
         the receiver sees the end of the stream.  Sends already waiting on this sender fail with
-        Closed; a slot already granted (a Permit) stays usable."""
+        Closed; a slot already granted (a Permit) stays usable.  Called from another thread while
+        the channel's loop runs, the close is handed to that loop (and done soon after)."""
         if not self.closed:
+            if self.chan.home.handed_over(self.close):
+                return
+            self.chan.check(f"{type(self).__name__}.close()")
             self.closed = True
             _reclaim(<PyObject*>self._op)
             self.chan._sender_closed(self)
@@ -541,6 +586,11 @@ cdef class _SenderBase:
     def __del__(self):
         if not self.closed and self.chan is not None:
             _warn_unclosed(self)
+            try:
+                if self.chan.home.handed_over(self.close):
+                    return                 # collected in another thread: closed on the loop
+            except BaseException:
+                pass
             self.closed = True
             try:
                 self.chan._sender_closed(self)
@@ -562,14 +612,27 @@ cdef class Sender(_SenderBase):
         Raises Closed if this sender or the receiver is closed.  If the await is cancelled, the
         value was not sent.
         """
+        self.chan.check("Sender.send()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, self, value, OP_SEND)
         op = self._op = _new_op(self.chan, self, value, OP_SEND)
         return op
 
+    def blocking_send(self, value) -> None:
+        """Send ``value`` from synchronous code in another thread, blocking until it is sent.
+
+        The send runs on the channel's event loop (handed over with ``loop.call_soon_threadsafe``);
+        its outcome is this call's: it raises Closed if the channel is closed.  Raises RuntimeError
+        when called from a thread that runs an event loop (it would block it; await ``send``), or
+        before the channel is bound to a loop.  If the loop never runs the send, this blocks.
+        """
+        return _run_blocking(self.chan.home.blocking_loop("Sender.blocking_send()"),
+                             _send_coro(self, value))
+
     def try_send(self, value) -> None:
         """Send ``value`` now, or raise Full (no room) or Closed."""
         cdef _Chan ch = self.chan
+        ch.check("Sender.try_send()")
         if self.closed:
             raise Closed("send on a closed sender")
         if ch.rx_closed:
@@ -580,6 +643,7 @@ cdef class Sender(_SenderBase):
 
     def reserve(self):
         """Wait for room and return a Permit holding it.  Awaitable; cancellation-safe."""
+        self.chan.check("Sender.reserve()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, self, None, OP_RESERVE)
         op = self._op = _new_op(self.chan, self, None, OP_RESERVE)
@@ -588,6 +652,7 @@ cdef class Sender(_SenderBase):
     def try_reserve(self) -> Permit:
         """A Permit now, or raise Full or Closed."""
         cdef _Chan ch = self.chan
+        ch.check("Sender.try_reserve()")
         if self.closed:
             raise Closed("reserve on a closed sender")
         if ch.rx_closed:
@@ -608,11 +673,19 @@ cdef class UnboundedSender(_SenderBase):
     def send(self, value) -> None:
         """Send ``value`` now (never waits).  Raises Closed if this sender or the receiver is closed."""
         cdef _Chan ch = self.chan
+        ch.check("UnboundedSender.send()")
         if self.closed:
             raise Closed("send on a closed sender")
         if ch.rx_closed:
             raise Closed("send on a channel whose receiver is closed")
         ch._deliver(value)
+
+    def blocking_send(self, value) -> None:
+        """Send ``value`` from synchronous code in another thread: it is handed to the channel's
+        event loop, and this call returns once the loop has sent it (raising Closed if the channel
+        is closed).  RuntimeError from a thread that runs an event loop; there call ``send``."""
+        return _run_blocking(self.chan.home.blocking_loop("UnboundedSender.blocking_send()"),
+                             _send_now_coro(self, value))
 
     def try_send(self, value) -> None:
         """The same as ``send`` (which never waits): for code written against ``Sender``."""
@@ -638,14 +711,27 @@ cdef class Receiver:
 
         Raises Closed at the end of the stream.  If the await is cancelled, no value was consumed.
         """
+        self.chan.check("Receiver.recv()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, None, None, OP_RECV)
         op = self._op = _new_op(self.chan, None, None, OP_RECV)
         return op
 
+    def blocking_recv(self):
+        """The next value, from synchronous code in another thread, blocking until one comes.
+
+        The receive runs on the channel's event loop (handed over with
+        ``loop.call_soon_threadsafe``).  Raises Closed at the end of the stream, RuntimeError when
+        called from a thread that runs an event loop (await ``recv``) or before the channel is
+        bound to a loop.
+        """
+        return _run_blocking(self.chan.home.blocking_loop("Receiver.blocking_recv()"),
+                             _recv_coro(self))
+
     def try_recv(self):
         """The next value now, or raise Empty (none ready) or Closed (end of the stream)."""
         cdef _Chan ch = self.chan
+        ch.check("Receiver.try_recv()")
         _reclaim(<PyObject*>self._op)
         if ch.count:
             v = ch._pop()
@@ -659,8 +745,12 @@ cdef class Receiver:
 
     def close(self) -> None:
         """Refuse further sends (waiting and later senders get Closed); values already buffered,
-        and slots already granted to senders, can still be received.  Idempotent."""
+        and slots already granted to senders, can still be received.  Idempotent.  Called from
+        another thread while the channel's loop runs, the close is handed to that loop."""
         if not self.closed:
+            if self.chan.home.handed_over(self.close):
+                return
+            self.chan.check("Receiver.close()")
             self.closed = True
             _reclaim(<PyObject*>self._op)
             self.chan._receiver_closed()
@@ -681,6 +771,7 @@ cdef class Receiver:
         return self
 
     def __anext__(self):
+        self.chan.check("Receiver.__anext__()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
             return _reset_op(<_ChanOp>self._op, None, None, OP_ANEXT)
         op = self._op = _new_op(self.chan, None, None, OP_ANEXT)
@@ -694,7 +785,13 @@ cdef class Receiver:
 
     def __del__(self):
         if not self.closed and self.chan is not None:
-            _warn_unclosed(self)
+            if not self.chan._at_end():    # drained to the end of the stream: nothing was left
+                _warn_unclosed(self)
+            try:
+                if self.chan.home.handed_over(self.close):
+                    return                 # collected in another thread: closed on the loop
+            except BaseException:
+                pass
             self.closed = True
             try:
                 self.chan._receiver_closed()
@@ -703,6 +800,18 @@ cdef class Receiver:
 
     def __repr__(self):
         return f"<Receiver buffered={self.chan.count}{' closed' if self.closed else ''}>"
+
+
+async def _send_coro(tx, value):
+    await tx.send(value)
+
+
+async def _send_now_coro(tx, value):
+    tx.send(value)
+
+
+async def _recv_coro(rx):
+    return await rx.recv()
 
 
 def channel(capacity):
@@ -725,6 +834,8 @@ def channel(capacity):
     tx.chan = ch
     rx.chan = ch
     ch.n_senders = 1
+    ch.track = _tracking_origins()
+    ch.home = _new_home()
     return tx, rx
 
 
@@ -743,4 +854,6 @@ def unbounded_channel():
     tx.chan = ch
     rx.chan = ch
     ch.n_senders = 1
+    ch.track = _tracking_origins()
+    ch.home = _new_home()
     return tx, rx

@@ -11,6 +11,7 @@ cdef class _OneshotCell:
     cdef bint rx_closed
     cdef bint taken
     cdef object waiter             # the waiting receiver's future
+    cdef _Home home
 
 
 cdef inline void _oneshot_wake(_OneshotCell c) except *:
@@ -34,6 +35,8 @@ cdef class OneshotSender:
         """Deliver ``value`` (once; a second call raises asyncio.InvalidStateError).  Raises Closed if
         the receiver is closed; the sender is closed afterwards either way."""
         cdef _OneshotCell c = self.cell
+        if not c.home.ours():
+            c.home._bind("OneshotSender.send()", c.waiter is None or c.waiter.done())
         if self.closed:
             if c.has_value or c.taken:
                 raise asyncio.InvalidStateError("oneshot value already sent")
@@ -47,8 +50,11 @@ cdef class OneshotSender:
         _oneshot_wake(c)
 
     def close(self) -> None:
-        """Close without sending: the receiver gets Closed.  Idempotent."""
+        """Close without sending: the receiver gets Closed.  Idempotent.  Called from another
+        thread while the channel's loop runs, the close is handed to that loop."""
         if not self.closed:
+            if self.cell.home.handed_over(self.close):
+                return
             self.closed = True
             self.cell.tx_closed = True
             _oneshot_wake(self.cell)
@@ -106,9 +112,21 @@ cdef class OneshotReceiver(_Waitable):
     cdef void _park(self, object fut) except *:
         self.cell.waiter = fut
 
+    cdef bint _idle(self):
+        return self.cell.waiter is None or self.cell.waiter.done()
+
+    def blocking_recv(self):
+        """The value, from synchronous code in another thread, blocking until it comes (the
+        receive runs on the channel's loop).  Raises Closed as ``recv`` does; RuntimeError when
+        called from a thread that runs an event loop or before the channel is bound to a loop."""
+        return _run_blocking(self.home.blocking_loop("OneshotReceiver.blocking_recv()"),
+                             _await_coro(self))
+
     def try_recv(self):
         """The value now, or raise Empty (not sent yet) or Closed."""
         cdef _OneshotCell c = self.cell
+        if not c.home.ours():
+            c.home._bind("OneshotReceiver.try_recv()", self._idle())
         if c.has_value:
             return self._take()
         if c.taken:
@@ -141,12 +159,17 @@ cdef class OneshotReceiver(_Waitable):
 
     def __del__(self):
         if not self.closed and self.cell is not None:
-            _warn_unclosed(self)
+            if not self.is_closed():       # the sender closed without a value: nothing was left
+                _warn_unclosed(self)
             self.closed = True
             self.cell.rx_closed = True
 
     def __repr__(self):
         return f"<OneshotReceiver{' closed' if self.closed else ''}>"
+
+
+async def _await_coro(rx):
+    return await rx
 
 
 def oneshot():
@@ -161,4 +184,6 @@ def oneshot():
     cdef OneshotReceiver rx = OneshotReceiver.__new__(OneshotReceiver)
     tx.cell = c
     rx.cell = c
+    rx.track = _tracking_origins()
+    c.home = rx.home = _new_home()
     return tx, rx

@@ -11,6 +11,12 @@ cdef object _PENDING = object()     # what _poll returns when the caller has to 
 
 cdef class _Waitable:
     """Base of the receivers that _WaitOp polls."""
+    cdef bint track                # operations record their creation site (_tracking_origins)
+    cdef _Home home                # the thread and loop of its channel
+
+    cdef bint _idle(self):
+        """No receive of the channel waits (so it may move on to a new loop)."""
+        return True
 
     cdef object _poll(self, int kind):
         """The result, or _PENDING; raise to fail the operation."""
@@ -28,9 +34,15 @@ cdef class _WaitOp:
     cdef object fut
     cdef int kind
     cdef bint done
+    cdef object origin             # creation site when the receiver tracks
 
     def __await__(self):
         return self
+
+    def __dealloc__(self):
+        # Never stepped (no result, no future) and never closed: it was never awaited.
+        if not self.done and self.fut is None and self.src is not None:
+            _warn_never_awaited(self.__qualname__, "", self.origin)
 
     @property
     def __qualname__(self):
@@ -83,6 +95,13 @@ cdef class _WaitOp:
             if self.fut.cancelled():          # cancelled without a throw(): give up as asked
                 self.done = True
                 raise _CancelledError()
+        cdef _Waitable src = self.src
+        if not src.home.ours():
+            try:
+                src.home._bind(self.__qualname__ + "()", src._idle())
+            except BaseException:
+                self.done = True
+                raise
         try:
             r = self.src._poll(self.kind)
         except BaseException:
@@ -92,7 +111,14 @@ cdef class _WaitOp:
             self.done = True
             self.fut = None
             return r
-        fut = _get_running_loop().create_future()
+        loop = _get_running_loop()
+        if loop is not src.home.loop:
+            try:
+                src.home.check_loop(loop, self.__qualname__ + "()", src._idle())
+            except BaseException:
+                self.done = True
+                raise
+        fut = loop.create_future()
         fut._asyncio_future_blocking = True
         self.fut = fut
         self.src._park(fut)
@@ -129,4 +155,6 @@ cdef inline _WaitOp _new_wait(_Waitable src, int kind):
     cdef _WaitOp op = _WaitOp.__new__(_WaitOp)
     op.src = src
     op.kind = kind
+    if src.track:
+        op.origin = _capture_origin()
     return op

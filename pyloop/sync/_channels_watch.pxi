@@ -11,6 +11,13 @@ cdef class _WatchCell:
     cdef bint tx_closed
     cdef Py_ssize_t n_receivers
     cdef list waiters
+    cdef _Home home
+
+    cdef bint _idle(self):
+        for w in self.waiters:
+            if not w.done():
+                return False
+        return True
 
     cdef void _wake(self) except *:
         cdef list ws = self.waiters
@@ -34,6 +41,8 @@ cdef class WatchSender:
         """Make ``value`` the current value and wake every receiver waiting in ``changed()``.
         Raises Closed if this sender is closed."""
         cdef _WatchCell c = self.cell
+        if not c.home.ours():
+            c.home._bind("WatchSender.send()", c._idle())
         if self.closed:
             raise Closed("send on a closed watch sender")
         c.value = value
@@ -55,8 +64,11 @@ cdef class WatchSender:
 
     def close(self) -> None:
         """Close the channel: receivers' ``changed()`` raises Closed once they have seen the last
-        value.  Idempotent."""
+        value.  Idempotent.  Called from another thread while the channel's loop runs, the close
+        is handed to that loop."""
         if not self.closed:
+            if self.cell.home.handed_over(self.close):
+                return
             self.closed = True
             self.cell.tx_closed = True
             self.cell._wake()
@@ -132,6 +144,9 @@ cdef class WatchReceiver(_Waitable):
     cdef void _park(self, object fut) except *:
         _park_in(self.cell.waiters, fut)
 
+    cdef bint _idle(self):
+        return self.cell._idle()
+
     def clone(self) -> WatchReceiver:
         """Another receiver that has seen what this one has."""
         return _new_watch_receiver(self.cell, self.seen)
@@ -158,7 +173,8 @@ cdef class WatchReceiver(_Waitable):
 
     def __del__(self):
         if not self.closed and self.cell is not None:
-            _warn_unclosed(self)
+            if not self.cell.tx_closed or self.cell.version != self.seen:   # not at the end
+                _warn_unclosed(self)
             self.close()
 
     def __repr__(self):
@@ -168,6 +184,8 @@ cdef class WatchReceiver(_Waitable):
 cdef WatchReceiver _new_watch_receiver(_WatchCell c, Py_ssize_t seen):
     cdef WatchReceiver rx = WatchReceiver.__new__(WatchReceiver)
     rx.cell = c
+    rx.home = c.home
+    rx.track = _tracking_origins()
     rx.seen = seen
     c.n_receivers += 1
     return rx
@@ -187,6 +205,7 @@ def watch(initial):
     cdef _WatchCell c = _WatchCell.__new__(_WatchCell)
     c.value = initial
     c.waiters = []
+    c.home = _new_home()
     cdef WatchSender tx = WatchSender.__new__(WatchSender)
     tx.cell = c
     return tx, _new_watch_receiver(c, 0)
