@@ -112,18 +112,18 @@ cdef class Handle:
     def _repr_info(self):
         info = [type(self).__name__]
         if self._cancelled:
-            info.append('cancelled')
+            info.append("cancelled")
         if self._callback is not None:
             info.append(_format_callback_source(self._callback, self._args))
         if self._source_traceback:
             frame = self._source_traceback[-1]
-            info.append(f'created at {frame[0]}:{frame[1]}')
+            info.append(f"created at {frame[0]}:{frame[1]}")
         return info
 
     def __repr__(self):
         if self._repr is not None:
             return self._repr
-        return '<{}>'.format(' '.join(self._repr_info()))
+        return "<{}>".format(" ".join(self._repr_info()))
 
     def _run(self):
         """Run the callback now (asyncio-compatible private entry point)."""
@@ -154,12 +154,12 @@ cdef class Handle:
         try:
             source = _format_callback_source(self._callback, self._args)
             context = {
-                'message': f'Exception in callback {source}',
-                'exception': exc,
-                'handle': self,
+                "message": f"Exception in callback {source}",
+                "exception": exc,
+                "handle": self,
             }
             if self._source_traceback:
-                context['source_traceback'] = self._source_traceback
+                context["source_traceback"] = self._source_traceback
             self._loop.call_exception_handler(context)
         except (SystemExit, KeyboardInterrupt):
             raise
@@ -197,7 +197,7 @@ cdef class TimerHandle(Handle):
 
     def _repr_info(self):
         info = Handle._repr_info(self)
-        info.insert(2 if self._cancelled else 1, f'when={self._when}')
+        info.insert(2 if self._cancelled else 1, f"when={self._when}")
         return info
 
     def __hash__(self):

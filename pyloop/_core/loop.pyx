@@ -107,7 +107,7 @@ cdef object _iscoroutinefunction = _aio_coroutines.iscoroutinefunction
 cdef object _extract_stack = _format_helpers.extract_stack
 cdef object _get_ident = threading.get_ident
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 # Every live loop, so that a fork() can mark the child's copies: a copy shares
 # its epoll/kqueue object with the parent and must not touch it.
@@ -119,12 +119,12 @@ def _mark_loops_forked():
         (<BaseLoop>loop)._forked = True
 
 
-if hasattr(os, 'register_at_fork'):
+if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_mark_loops_forked)
 
 
 cdef inline object _oserror(int err):
-    return OSError(err, strerror(err).decode('utf-8', 'replace'))
+    return OSError(err, strerror(err).decode("utf-8", "replace"))
 
 
 include "loop_timers.pxi"
@@ -148,7 +148,7 @@ def _own_run_until_complete_cb(fut):
 # -- anyio's find_root_task() compares it with `is`, and ties its worker
 # threads' lifetime to that task; with a look-alike it picked a longer-lived
 # task and its worker threads outlived run_until_complete().
-_run_until_complete_cb = getattr(_aio_base_events, '_run_until_complete_cb',
+_run_until_complete_cb = getattr(_aio_base_events, "_run_until_complete_cb",
                                  _own_run_until_complete_cb)
 
 
@@ -214,9 +214,9 @@ cdef class BaseLoop(LoopCore):
         if self._forked or getpid() != self._pid:
             self._forked = True
             raise RuntimeError(
-                'this event loop was created in another process (before a '
-                'fork): its epoll/kqueue object is shared with the parent; '
-                'create a new loop in the child')
+                "this event loop was created in another process (before a "
+                "fork): its epoll/kqueue object is shared with the parent; "
+                "create a new loop in the child")
         return 0
 
     def __dealloc__(self):
@@ -268,7 +268,7 @@ cdef class BaseLoop(LoopCore):
 
     cdef int _check_closed(self) except -1:
         if self._closed:
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         return 0
 
     cdef int _check_thread(self) except -1:
@@ -278,8 +278,8 @@ cdef class BaseLoop(LoopCore):
             return 0
         if _get_ident() != self._thread_id:
             raise RuntimeError(
-                'Non-thread-safe operation invoked on an event loop other '
-                'than the current one')
+                "Non-thread-safe operation invoked on an event loop other "
+                "than the current one")
         return 0
 
     cdef int _check_callback(self, object callback, str method) except -1:
@@ -289,16 +289,16 @@ cdef class BaseLoop(LoopCore):
         if callable(callback) and not (self._debug and _iscoroutinefunction(callback)):
             return 0
         if _iscoroutine(callback) or _iscoroutinefunction(callback):
-            raise TypeError(f'coroutines cannot be used with {method}()')
+            raise TypeError(f"coroutines cannot be used with {method}()")
         raise TypeError(
-            f'a callable object was expected by {method}(), got {callback!r}')
+            f"a callable object was expected by {method}(), got {callback!r}")
 
     def _check_running(self):
         if self._thread_id is not None:
-            raise RuntimeError('This event loop is already running')
+            raise RuntimeError("This event loop is already running")
         if _get_running_loop() is not None:
             raise RuntimeError(
-                'Cannot run the event loop while another loop is running')
+                "Cannot run the event loop while another loop is running")
 
     # ---- scheduling -----------------------------------------------------
 
@@ -307,7 +307,7 @@ cdef class BaseLoop(LoopCore):
         # caller's _check_closed() and now may have let close() run (see
         # "Threads" in the module docstring).  Nothing below runs Python code.
         if not self.resources_ready:
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         Py_INCREF(handle)
         if pl_ready_queue_push(&self.ready, <void *>handle) < 0:
             Py_DECREF(handle)
@@ -335,7 +335,7 @@ cdef class BaseLoop(LoopCore):
         # The heap may have been destroyed while the lines above ran Python
         # code; from this check to the push nothing does.
         if not self.resources_ready:
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         Py_INCREF(timer)
         if pl_timer_heap_push(&self.timers, _when_to_ns(when), <void *>timer) < 0:
             Py_DECREF(timer)
@@ -358,13 +358,13 @@ cdef class BaseLoop(LoopCore):
         self._check_closed()
         if self._debug:
             self._check_thread()
-        self._check_callback(callback, 'call_soon')
+        self._check_callback(callback, "call_soon")
         return self._call_soon(callback, args, context)
 
     def call_soon_threadsafe(self, callback, *args, context=None):
         """Like ``call_soon``, but safe to call from any thread: wakes the loop."""
         self._check_closed()
-        self._check_callback(callback, 'call_soon_threadsafe')
+        self._check_callback(callback, "call_soon_threadsafe")
         handle = self._call_soon(callback, args, context)
         # Only a loop blocked in the reactor needs the (syscall) wakeup.
         # `waiting` is written by the loop thread with the GIL held, right
@@ -384,24 +384,24 @@ cdef class BaseLoop(LoopCore):
     def call_later(self, delay, callback, *args, context=None):
         """Arrange for ``callback(*args)`` to be called after ``delay`` seconds."""
         if delay is None:
-            raise TypeError('delay must not be None')
+            raise TypeError("delay must not be None")
         cdef double d = delay
         cdef double when = _loop_now(self) / 1e9 + d
         self._check_closed()
         if self._debug:
             self._check_thread()
-        self._check_callback(callback, 'call_later')
+        self._check_callback(callback, "call_later")
         return self._call_at(when, callback, args, context)
 
     def call_at(self, when, callback, *args, context=None):
         """Arrange for ``callback(*args)`` to be called at loop time ``when``."""
         if when is None:
-            raise TypeError('when cannot be None')
+            raise TypeError("when cannot be None")
         cdef double w = when
         self._check_closed()
         if self._debug:
             self._check_thread()
-        self._check_callback(callback, 'call_at')
+        self._check_callback(callback, "call_at")
         return self._call_at(w, callback, args, context)
 
     def time(self):
@@ -430,7 +430,7 @@ cdef class BaseLoop(LoopCore):
         else:
             task = self._task_factory(self, coro, context=context)
         if name is not None:
-            set_name = getattr(task, 'set_name', None)
+            set_name = getattr(task, "set_name", None)
             if set_name is not None:
                 set_name(name)
         return task
@@ -438,7 +438,7 @@ cdef class BaseLoop(LoopCore):
     def set_task_factory(self, factory):
         """Set the factory ``create_task`` uses (``None`` for the default)."""
         if factory is not None and not callable(factory):
-            raise TypeError('task factory must be a callable or None')
+            raise TypeError("task factory must be a callable or None")
         self._task_factory = factory
 
     def get_task_factory(self):
@@ -458,9 +458,9 @@ cdef class BaseLoop(LoopCore):
         # Python code runs, so this and close() (which checks and sets in one
         # step too) are serialised by the GIL; from here on close() refuses.
         if self._thread_id is not None:
-            raise RuntimeError('This event loop is already running')
+            raise RuntimeError("This event loop is already running")
         if self._closed:
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         self._thread_id = ident
         old_hooks = None
         try:
@@ -505,7 +505,7 @@ cdef class BaseLoop(LoopCore):
         finally:
             future.remove_done_callback(_run_until_complete_cb)
         if not future.done():
-            raise RuntimeError('Event loop stopped before Future completed.')
+            raise RuntimeError("Event loop stopped before Future completed.")
         return future.result()
 
     def stop(self):
@@ -527,12 +527,12 @@ cdef class BaseLoop(LoopCore):
         # The check and the flag in one step (no Python code in between):
         # run_forever() claims the loop the same way, so exactly one wins.
         if self._thread_id is not None:
-            raise RuntimeError('Cannot close a running event loop')
+            raise RuntimeError("Cannot close a running event loop")
         if self._closed:
             return
         self._closed = True
         if self._debug:
-            logger.debug('Close %r', self)
+            logger.debug("Close %r", self)
         self._release_resources()
         self._close_services()
 
@@ -583,10 +583,10 @@ cdef class BaseLoop(LoopCore):
         # _watch_for may realloc a freed array and the reactor may be gone if
         # the code above (fileno(), allocations, a GC) let close() run.
         if not self.resources_ready:
-            raise RuntimeError('Event loop is closed')
+            raise RuntimeError("Event loop is closed")
         w = _watch_for(self, fd)
         if w.internal:
-            raise ValueError(f'file descriptor {fd} is used by the event loop itself')
+            raise ValueError(f"file descriptor {fd} is used by the event loop itself")
         _set_interest(self, fd, w, w.events | (PL_EV_WRITE if writer else PL_EV_READ),
                       True, True)
         Py_INCREF(handle)
@@ -629,7 +629,7 @@ cdef class BaseLoop(LoopCore):
     def add_reader(self, fd, callback, *args):
         """Call ``callback(*args)`` whenever ``fd`` is readable."""
         _ensure_fd_no_transport(self, fd)
-        return self._add_watcher(fd, callback, args, False, 'add_reader')
+        return self._add_watcher(fd, callback, args, False, "add_reader")
 
     def remove_reader(self, fd):
         """Stop watching ``fd`` for reading; return True if it was watched."""
@@ -638,7 +638,7 @@ cdef class BaseLoop(LoopCore):
     def add_writer(self, fd, callback, *args):
         """Call ``callback(*args)`` whenever ``fd`` is writable."""
         _ensure_fd_no_transport(self, fd)
-        return self._add_watcher(fd, callback, args, True, 'add_writer')
+        return self._add_watcher(fd, callback, args, True, "add_writer")
 
     def remove_writer(self, fd):
         """Stop watching ``fd`` for writing; return True if it was watched."""
@@ -646,13 +646,13 @@ cdef class BaseLoop(LoopCore):
 
     # Unchecked variants, for transports watching their own fd.
     def _add_reader(self, fd, callback, *args):
-        return self._add_watcher(fd, callback, args, False, 'add_reader')
+        return self._add_watcher(fd, callback, args, False, "add_reader")
 
     def _remove_reader(self, fd):
         return self._remove_watcher(fd, False)
 
     def _add_writer(self, fd, callback, *args):
-        return self._add_watcher(fd, callback, args, True, 'add_writer')
+        return self._add_watcher(fd, callback, args, True, "add_writer")
 
     def _remove_writer(self, fd):
         return self._remove_watcher(fd, True)

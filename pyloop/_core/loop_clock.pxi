@@ -53,7 +53,7 @@ cdef int64_t _paused_timeout(BaseLoop loop) except? -3:
 
 def _clock_pause(BaseLoop loop not None, bint auto_advance):
     if loop.clock_paused:
-        raise RuntimeError('the clock is already paused')
+        raise RuntimeError("the clock is already paused")
     loop.clock_virtual_ns = _loop_now(loop)
     loop.clock_auto_advance = auto_advance
     loop.clock_paused = True
@@ -61,7 +61,7 @@ def _clock_pause(BaseLoop loop not None, bint auto_advance):
 
 def _clock_resume(BaseLoop loop not None):
     if not loop.clock_paused:
-        raise RuntimeError('the clock is not paused')
+        raise RuntimeError("the clock is not paused")
     loop.clock_offset_ns = loop.clock_virtual_ns - pl_clock_now_ns()
     loop.clock_paused = False
 
@@ -77,7 +77,7 @@ def _clock_now_ns(BaseLoop loop not None):
 def _clock_set_ns(BaseLoop loop not None, int64_t ns):
     """Move the paused clock forward to ``ns`` (never backwards)."""
     if not loop.clock_paused:
-        raise RuntimeError('the clock is not paused')
+        raise RuntimeError("the clock is not paused")
     if ns > loop.clock_virtual_ns:
         loop.clock_virtual_ns = ns
 

@@ -17,12 +17,12 @@ cdef int _fileobj_to_fd(object fileobj) except -1:
         try:
             fd = int(fileobj.fileno())
         except (AttributeError, TypeError, ValueError):
-            raise ValueError(f'Invalid file object: {fileobj!r}') from None
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
     if fd < 0:
-        raise ValueError(f'Invalid file descriptor: {fd}')
+        raise ValueError(f"Invalid file descriptor: {fd}")
     if fd > 0x7fffffff:
         # What selectors (and so asyncio) raise for an fd no C int can hold.
-        raise OverflowError(f'file descriptor {fd} is out of range')
+        raise OverflowError(f"file descriptor {fd} is out of range")
     return <int>fd
 
 
@@ -89,7 +89,7 @@ cdef int _ensure_fd_no_transport(BaseLoop loop, object fileobj) except -1:
     transport = loop._transports.get(_fileobj_to_fd(fileobj))
     if transport is not None and not transport.is_closing():
         raise RuntimeError(
-            f'File descriptor {fileobj!r} is used by transport {transport!r}')
+            f"File descriptor {fileobj!r} is used by transport {transport!r}")
     return 0
 
 

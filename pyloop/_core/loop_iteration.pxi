@@ -158,7 +158,7 @@ cdef int _run_ready_debug(BaseLoop loop) except -1:
             handle.run_callback()
             dt = pl_clock_now_ns() - t0
             if dt / 1e9 >= loop.slow_callback_duration:
-                logger.warning('Executing %s took %.3f seconds',
+                logger.warning("Executing %s took %.3f seconds",
                                _format_handle_for_log(handle), dt / 1e9)
         finally:
             loop._current_handle = None
@@ -169,7 +169,7 @@ cdef int _run_ready_debug(BaseLoop loop) except -1:
 
 cdef object _format_handle_for_log(Handle handle):
     # A task's step is best described by the task itself.
-    owner = getattr(handle._callback, '__self__', None)
+    owner = getattr(handle._callback, "__self__", None)
     if isinstance(owner, _Task):
         return repr(owner)
     return str(handle)

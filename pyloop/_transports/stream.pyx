@@ -43,7 +43,7 @@ from asyncio import trsock as _aio_trsock
 
 from pyloop._transports import flow as _flow
 
-logger = logging.getLogger('asyncio')
+logger = logging.getLogger("asyncio")
 
 cdef extern from "sys/types.h":
     ctypedef long ssize_t
@@ -92,7 +92,7 @@ cdef tuple _QUIET_ERRORS = (BrokenPipeError, ConnectionResetError,
 
 cdef inline object _errno_error(int err):
     # OSError(errno, ...) becomes the matching subclass (ConnectionResetError...).
-    return OSError(err, strerror(err).decode('utf-8', 'replace'))
+    return OSError(err, strerror(err).decode("utf-8", "replace"))
 
 
 def _set_result_unless_cancelled(fut, result):
@@ -160,16 +160,16 @@ cdef class SocketTransport:
         self._fd = sock.fileno()
         self._public = self
         self._extra = dict(extra) if extra else {}
-        self._extra['socket'] = _TransportSocket(sock)
+        self._extra["socket"] = _TransportSocket(sock)
         try:
-            self._extra['sockname'] = sock.getsockname()
+            self._extra["sockname"] = sock.getsockname()
         except OSError:
-            self._extra['sockname'] = None
-        if 'peername' not in self._extra:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
             try:
-                self._extra['peername'] = sock.getpeername()
+                self._extra["peername"] = sock.getpeername()
             except OSError:
-                self._extra['peername'] = None
+                self._extra["peername"] = None
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 # Latency over batching: asyncio sets it too, and a server
@@ -184,7 +184,7 @@ cdef class SocketTransport:
         self._server = server
         if server is not None:
             server._attach(self._public)
-        registry = getattr(loop, '_transports', None)
+        registry = getattr(loop, "_transports", None)
         if registry is not None:
             registry[self._fd] = self._public
         loop.call_soon(self._protocol.connection_made, self._public)
@@ -195,19 +195,19 @@ cdef class SocketTransport:
     def __repr__(self):
         info = [type(self).__name__]
         if self._sock is None:
-            info.append('closed')
+            info.append("closed")
         elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._fd}')
+            info.append("closing")
+        info.append(f"fd={self._fd}")
         if self._sock is not None and self._loop is not None and not self._loop._closed:
-            info.append('read=' + ('polling' if self.is_reading() else 'idle'))
+            info.append("read=" + ("polling" if self.is_reading() else "idle"))
             info.append(f'write=<{"polling" if self._writing else "idle"}, '
-                        f'bufsize={self._buffer_size}>')
-        return '<{}>'.format(' '.join(info))
+                        f"bufsize={self._buffer_size}>")
+        return "<{}>".format(" ".join(info))
 
     def __del__(self):
         if self._sock is not None:
-            warnings.warn(f'unclosed transport {self!r}', ResourceWarning,
+            warnings.warn(f"unclosed transport {self!r}", ResourceWarning,
                           source=self)
             self._sock.close()
             self._sock = None
@@ -261,7 +261,7 @@ cdef class SocketTransport:
         self._paused = True
         self._loop._remove_watcher(self._fd, False)
         if self._loop._debug:
-            logger.debug('%r pauses reading', self)
+            logger.debug("%r pauses reading", self)
 
     def resume_reading(self):
         """Resume receiving after ``pause_reading()``."""
@@ -270,7 +270,7 @@ cdef class SocketTransport:
         self._paused = False
         self._start_reading()
         if self._loop._debug:
-            logger.debug('%r resumes reading', self)
+            logger.debug("%r resumes reading", self)
 
     def _start_reading(self):
         if not self.is_reading() or self._sock is None or self._read_eof_seen:
@@ -278,7 +278,7 @@ cdef class SocketTransport:
             # watching it again would call eof_received a second time.
             return
         self._loop._add_watcher(self._fd, self._read_ready_cb, (), False,
-                                '_read_ready')
+                                "_read_ready")
 
     def _read_ready(self):
         if self._conn_lost:
@@ -299,14 +299,14 @@ cdef class SocketTransport:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
         elif n == 0:
             self._read_eof()
         else:
             err = errno
             if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
                 return
-            self._fatal_error(_errno_error(err), 'Fatal read error on socket transport')
+            self._fatal_error(_errno_error(err), "Fatal read error on socket transport")
 
     cdef _read_into_protocol(self):
         cdef Py_buffer view
@@ -318,12 +318,12 @@ cdef class SocketTransport:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
             return
         try:
             if view.len == 0:
-                exc = RuntimeError('get_buffer() returned an empty buffer')
-                self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+                exc = RuntimeError("get_buffer() returned an empty buffer")
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
                 return
             n = recv(self._fd, view.buf, view.len, 0)
             err = errno
@@ -335,22 +335,22 @@ cdef class SocketTransport:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
+                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
         elif n == 0:
             self._read_eof()
         elif err != EAGAIN and err != EWOULDBLOCK and err != EINTR:
-            self._fatal_error(_errno_error(err), 'Fatal read error on socket transport')
+            self._fatal_error(_errno_error(err), "Fatal read error on socket transport")
 
     cdef _read_eof(self):
         if self._loop._debug:
-            logger.debug('%r received EOF', self)
+            logger.debug("%r received EOF", self)
         self._read_eof_seen = True
         try:
             keep_open = self._protocol.eof_received()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
             return
         if keep_open:
             # Half-closed: the peer will send nothing more, but we may write.
@@ -367,17 +367,17 @@ cdef class SocketTransport:
         cdef int err
         cdef Py_ssize_t length
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f'data argument must be a bytes-like object, '
-                            f'not {type(data).__name__!r}')
+            raise TypeError(f"data argument must be a bytes-like object, "
+                            f"not {type(data).__name__!r}")
         if self._eof:
-            raise RuntimeError('Cannot call write() after write_eof()')
+            raise RuntimeError("Cannot call write() after write_eof()")
         if self._empty_waiter is not None:
-            raise RuntimeError('unable to write; sendfile is in progress')
+            raise RuntimeError("unable to write; sendfile is in progress")
         if not data:
             return
         if self._conn_lost:
             if self._conn_lost >= WRITES_AFTER_LOSS_BEFORE_WARNING:
-                logger.warning('socket.send() raised exception.')
+                logger.warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
         if self._buffer:
@@ -402,7 +402,7 @@ cdef class SocketTransport:
                 PyBuffer_Release(&view)
         if n < 0:
             if err != EAGAIN and err != EWOULDBLOCK and err != EINTR:
-                self._fatal_error(_errno_error(err), 'Fatal write error on socket transport')
+                self._fatal_error(_errno_error(err), "Fatal write error on socket transport")
                 return
             n = 0
         if n == length:
@@ -413,7 +413,7 @@ cdef class SocketTransport:
     def writelines(self, list_of_data):
         """Write an iterable of bytes-like objects, in one system call when
         they fit."""
-        self.write(b''.join(list_of_data))
+        self.write(b"".join(list_of_data))
 
     cdef _enqueue(self, object data, Py_ssize_t start):
         cdef bytes chunk
@@ -432,7 +432,7 @@ cdef class SocketTransport:
         if not self._writing:
             self._writing = True
             self._loop._add_watcher(self._fd, self._write_ready_cb, (), True,
-                                    '_write_ready')
+                                    "_write_ready")
 
     cdef _stop_writing(self):
         if self._writing:
@@ -469,7 +469,7 @@ cdef class SocketTransport:
             self._buffer.clear()
             self._buffer_size = 0
             self._buffer_offset = 0
-            self._fatal_error(exc, 'Fatal write error on socket transport')
+            self._fatal_error(exc, "Fatal write error on socket transport")
             if self._empty_waiter is not None:
                 self._empty_waiter.set_exception(exc)
             return
@@ -537,13 +537,13 @@ cdef class SocketTransport:
         if self._buffer_size <= self._high_water:
             return
         self._protocol_paused = True
-        self._call_protocol_flow('pause_writing')
+        self._call_protocol_flow("pause_writing")
 
     cdef _maybe_resume_protocol(self):
         if (self._protocol_paused and
                 self._buffer_size <= self._low_water):
             self._protocol_paused = False
-            self._call_protocol_flow('resume_writing')
+            self._call_protocol_flow("resume_writing")
 
     cdef _call_protocol_flow(self, str name):
         # Only when the buffer crosses a mark, never per write.
@@ -553,7 +553,7 @@ cdef class SocketTransport:
 
     def _make_empty_waiter(self):
         if self._empty_waiter is not None:
-            raise RuntimeError('Empty waiter is already set')
+            raise RuntimeError("Empty waiter is already set")
         self._empty_waiter = self._loop.create_future()
         if not self._buffer:
             self._empty_waiter.set_result(None)
@@ -569,13 +569,13 @@ cdef class SocketTransport:
             # Peers vanish all the time; that is the protocol's news
             # (connection_lost), not the loop's.
             if self._loop._debug:
-                logger.debug('%r: %s', self, message, exc_info=True)
+                logger.debug("%r: %s", self, message, exc_info=True)
         else:
             self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self._public,
-                'protocol': self._protocol,
+                "message": message,
+                "exception": exc,
+                "transport": self._public,
+                "protocol": self._protocol,
             })
         self._close_now(exc)
 
@@ -624,10 +624,10 @@ def _make_public_class():
     # A plain Python class that is both an asyncio.Transport and (by name)
     # what users see in reprs; never instantiated.
     from asyncio import transports
-    return type('SocketTransport', (transports.Transport,), {
-        '__doc__': SocketTransport.__doc__,
-        '__module__': __name__,
-        '__slots__': (),
+    return type("SocketTransport", (transports.Transport,), {
+        "__doc__": SocketTransport.__doc__,
+        "__module__": __name__,
+        "__slots__": (),
     })
 
 
