@@ -102,13 +102,17 @@ def _signature(obj: Any, owner: type | None = None) -> str:
 
 @functools.cache
 def _stub(module_name: str) -> dict[str, ast.AST]:
-    """The top-level definitions of the ``.pyi`` stub beside a module, by name ({} if none)."""
-    module = sys.modules.get(module_name)
-    path = getattr(module, '__file__', None)
-    if not path:
-        return {}
-    stub = os.path.join(os.path.dirname(path), os.path.basename(path).split('.')[0] + '.pyi')
-    if not os.path.exists(stub):
+    """The top-level definitions of a module's ``.pyi`` stub, by name ({} if none).
+
+    The stub is looked up in this checkout first (``pyloop/sync/_channels.pyi`` for
+    ``pyloop.sync._channels``): an editable install serves the compiled module from its own
+    build directory, where no stub lies beside it.  Then beside the module's file."""
+    candidates = [os.path.join(ROOT, *module_name.split('.')) + '.pyi']
+    path = getattr(sys.modules.get(module_name), '__file__', None)
+    if path:
+        candidates.append(os.path.join(os.path.dirname(path), os.path.basename(path).split('.')[0] + '.pyi'))
+    stub = next((c for c in candidates if os.path.exists(c)), None)
+    if stub is None:
         return {}
     with open(stub, encoding='utf-8') as f:
         tree = ast.parse(f.read(), stub)
