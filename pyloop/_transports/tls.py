@@ -1,21 +1,26 @@
-"""TLS for stream transports: ``ssl=`` connections and ``loop.start_tls``.
+"""TLS for stream transports: ``ssl=`` connections and servers, ``loop.start_tls``.
 
-pyloop does not reimplement the TLS state machine: it stacks asyncio's own
-``asyncio.sslproto.SSLProtocol`` (an ``ssl.MemoryBIO`` engine, a
-``BufferedProtocol``) on top of pyloop's plain socket transport::
+pyloop's own TLS layer (``tls_protocol.pyx``: ``TLSProtocol``, the state
+machine over ``ssl.MemoryBIO``, and ``TLSTransport``, what the application
+talks to) is stacked on the socket transport::
 
-    application protocol  <->  SSLProtocol._app_transport   (what users see)
-                               SSLProtocol                  (TLS over MemoryBIO)
-    plain socket transport <->  socket
+    application protocol  <->  TLSTransport
+                               TLSProtocol    (TLS over MemoryBIO)
+    socket transport      <->  socket
 
-so the handshake and shutdown timeouts, renegotiation refusal, close_notify
-handling and the ``SSLError``s surfaced are exactly those of the running
-Python's asyncio.  The socket transport does the I/O; the TLS layer costs
-what it costs in asyncio.
+This module wires it into the loop: ``_make_ssl_transport`` for
+``create_connection``/``create_server``/``connect_accepted_socket``, and
+``start_tls`` for a connection that is already up.  The application's
+callbacks run in one ``contextvars.Context``: a copy of the context current
+when the connection is set up, or for ``start_tls`` the context the
+transport's own callbacks run in.
 """
 
+import contextvars
+
 from asyncio import constants as _constants
-from asyncio import sslproto as _sslproto
+
+from .tls_protocol import TLSProtocol, TLSTransport
 
 try:
     import ssl as _ssl
@@ -47,17 +52,23 @@ class TLSMixin:
             self, rawsock, protocol, sslcontext, waiter=None, *,
             server_side=False, server_hostname=None, extra=None, server=None,
             ssl_handshake_timeout=_constants.SSL_HANDSHAKE_TIMEOUT,
-            ssl_shutdown_timeout=_constants.SSL_SHUTDOWN_TIMEOUT):
+            ssl_shutdown_timeout=_constants.SSL_SHUTDOWN_TIMEOUT,
+            context=None):
         """Wrap the connected socket ``rawsock`` in TLS; return the transport
         the application protocol talks to.  ``waiter`` completes once the
-        handshake is done (or failed)."""
-        ssl_protocol = _sslproto.SSLProtocol(
+        handshake is done (or failed).  ``context``: where the protocol's
+        callbacks run (default: a copy of the current context)."""
+        tls = TLSProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout)
-        self._make_socket_transport(rawsock, ssl_protocol, extra=extra,
-                                    server=server)
-        return ssl_protocol._app_transport
+            ssl_shutdown_timeout=ssl_shutdown_timeout, context=context)
+        app_transport = tls._get_app_transport()
+        try:
+            self._make_socket_transport(rawsock, tls, extra=extra, server=server)
+        except BaseException:
+            app_transport.abort()   # never connected: no "unclosed transport" warning
+            raise
+        return app_transport
 
     async def start_tls(self, transport, protocol, sslcontext, *,
                         server_side=False, server_hostname=None,
@@ -75,28 +86,45 @@ class TLSMixin:
             raise TypeError(
                 f"transport {transport!r} is not supported by start_tls()")
 
+        context = _transport_context(transport)
         waiter = self.create_future()
-        ssl_protocol = _sslproto.SSLProtocol(
+        tls = TLSProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
-            call_connection_made=False)
+            call_connection_made=False, context=context)
+        app_transport = tls._get_app_transport()
 
         # Stop reading before swapping protocols: bytes that arrive now are
-        # the peer's handshake and must reach the SSLProtocol only after its
+        # the peer's handshake and must reach the TLSProtocol only after its
         # connection_made() ran.
         transport.pause_reading()
-        transport.set_protocol(ssl_protocol)
-        made = self.call_soon(ssl_protocol.connection_made, transport)
-        resumed = self.call_soon(transport.resume_reading)
+        transport.set_protocol(tls)
+        made = self.call_soon(tls.connection_made, transport, context=context)
+        resumed = self.call_soon(transport.resume_reading, context=context)
         try:
             await waiter
         except BaseException:
-            transport.close()
             made.cancel()
             resumed.cancel()
+            app_transport.abort()
+            transport.close()
             raise
-        return ssl_protocol._app_transport
+        return app_transport
+
+
+def _transport_context(transport):
+    """The context a transport's protocol callbacks run in, for the TLS layer
+    that start_tls puts on it (uvloop's rule): a TLS transport's own; else
+    the transport's, if it tells; else a copy of the current context."""
+    if isinstance(transport, TLSTransport):
+        return transport._ssl_protocol._get_context()
+    get = getattr(transport, "_get_context", None)
+    if get is not None:
+        context = get()
+        if context is not None:
+            return context
+    return contextvars.copy_context()
 
 
 def _default_server_hostname(ssl, server_hostname, host):

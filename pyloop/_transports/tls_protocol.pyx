@@ -1,0 +1,1104 @@
+# cython: language_level=3
+"""TLS over a stream transport: pyloop's own TLS layer, over ``ssl.MemoryBIO``.
+
+What ``ssl=`` connections and servers and ``loop.start_tls`` stack between the
+socket transport and the application::
+
+    application protocol  <->  TLSTransport   (what the application talks to)
+                               TLSProtocol    (this module: the TLS state machine)
+    socket transport      <->  socket         (stream.pyx, or a TLSTransport: TLS in TLS)
+
+OpenSSL does the cryptography on two memory BIOs: the ciphertext the socket
+transport reads goes into ``incoming``, what TLS produces to send comes out of
+``outgoing``.  The contract (states, timeouts, flow control, errors) is
+asyncio's ``sslproto``; where uvloop behaves better, this layer does what
+uvloop does:
+
+* **States**: UNWRAPPED -> DO_HANDSHAKE -> WRAPPED -> FLUSHING -> SHUTDOWN ->
+  UNWRAPPED.  ``close()`` flushes what the application wrote, sends
+  close_notify and waits (``ssl_shutdown_timeout``) for the peer's;
+  ``abort()`` and errors drop the connection at once.
+* **Handshake**: bounded by ``ssl_handshake_timeout``; the application's
+  ``connection_made`` runs, then the waiter wakes, and the first application
+  data (which may have come in the same read as the handshake's last flight)
+  is delivered in a callback after the waiter's: ``start_tls`` callers get the
+  new transport before any data arrives on it.
+* **Shutdown**: application data that arrives while we shut down is read and
+  dropped (TLS 1.3 lets a peer send data after our close_notify; OpenSSL's
+  ``SSL_shutdown`` would fail on it), and the peer's close_notify still
+  reaches ``eof_received`` even while reading is paused.  Every way into
+  FLUSHING/SHUTDOWN arms the shutdown timer, so a shutdown cannot hang; a
+  plain TCP EOF without close_notify ends the connection (``connection_lost``
+  with no ``eof_received``, as uvloop: a truncation is not a clean end).
+* **Context**: every application callback (``connection_made``,
+  ``data_received``/``get_buffer``/``buffer_updated``, ``eof_received``,
+  ``pause_writing``/``resume_writing``, ``connection_lost``) runs in the
+  ``contextvars.Context`` the protocol was given (a copy of the context current
+  when the connection was set up; for ``start_tls``, the transport's), whatever
+  context triggered it: the socket's readiness, a timer, or the application's
+  own ``write`` from another task.
+* **Buffered protocols** are recognised by behaviour, as uvloop does (a
+  ``get_buffer`` method and no ``asyncio.Protocol`` base): decrypted bytes go
+  straight into the buffer they return.
+
+The hot path, per read: the socket transport ``recv``s into this protocol's
+own ciphertext buffer (``get_buffer``; no allocation), the complete TLS records
+go into ``incoming``, and OpenSSL decrypts straight into the ``bytes`` handed
+to ``data_received`` (sized from what is pending, so no 256 KiB allocation and
+no second copy).  A write encrypts into ``outgoing`` and hands its contents to
+the socket transport in one ``write``; writes made while a read is being
+delivered are sent together once it returns.  ``SSLObject``'s Python methods
+are bypassed for the C object they wrap, and records are fed to OpenSSL whole
+(a partial record waits in the buffer for its end), so ``SSLWantReadError``,
+an expensive exception, is almost never raised on the way.
+"""
+
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_WRITABLE, PyBUF_STRIDES
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release
+from cpython.bytes cimport PyBytes_AS_STRING
+from cpython.object cimport PyObject
+from libc.stdlib cimport malloc, free
+from libc.string cimport memmove, memcpy
+
+import logging
+import ssl
+import warnings
+from asyncio import constants as _aio_constants
+from asyncio import exceptions as _aio_exceptions
+from asyncio import protocols as _aio_protocols
+from asyncio import transports as _aio_transports
+
+from pyloop._transports import flow as _flow
+
+logger = logging.getLogger("asyncio")
+
+cdef extern from "Python.h":
+    int PyContext_Exit(object ctx) except -1
+    object PyContext_CopyCurrent()
+
+cdef extern from *:
+    """
+    /* A bytes object to decrypt into; it is only ever seen by this module
+     * until pl_tls_finish_bytes hands it out. */
+    static PyObject *pl_tls_new_bytes(Py_ssize_t n) {
+        return PyBytes_FromStringAndSize(NULL, n);
+    }
+    /* Cut a bytes object made by pl_tls_new_bytes to its first n bytes
+     * (steals the reference; NULL with an exception on failure). */
+    static PyObject *pl_tls_finish_bytes(PyObject *b, Py_ssize_t n) {
+        if (_PyBytes_Resize(&b, n) < 0)
+            return NULL;
+        return b;
+    }
+    /* Enter ctx; 0 (and no error) when it is entered already, i.e. we are
+     * running inside it: the caller then simply does not exit it. */
+    static int pl_tls_enter(PyObject *ctx) {
+        if (PyContext_Enter(ctx) == 0)
+            return 1;
+        PyErr_Clear();
+        return 0;
+    }
+    """
+    PyObject *pl_tls_new_bytes(Py_ssize_t n)
+    object pl_tls_finish_bytes(PyObject *b, Py_ssize_t n)
+    int pl_tls_enter(object ctx)
+    void Py_DECREF(PyObject *o)
+
+cdef enum:
+    # The ciphertext buffer of a connection; also the most plaintext handed to
+    # the application in one data_received call.
+    BUFFER_SIZE = 256 * 1024
+    # get_buffer compacts the buffer when less than this is free behind the
+    # bytes it keeps (at most one partial record, see _feed).
+    MIN_FREE = 64 * 1024
+    TLS_HEADER = 5
+    # The longest record body TLS allows (RFC 5246 6.2.3: 2^14 + 2048).
+    TLS_MAX_BODY = 16384 + 2048
+    # How much close() reads at once while it drops what the peer still sends.
+    DISCARD_CHUNK = 16 * 1024
+
+cdef enum _State:
+    UNWRAPPED
+    DO_HANDSHAKE
+    WRAPPED
+    FLUSHING
+    SHUTDOWN
+
+cdef enum _AppState:
+    # INIT -connection_made-> CON_MADE [-eof_received-> EOF] -connection_lost-> CON_LOST
+    APP_INIT
+    APP_CON_MADE
+    APP_EOF
+    APP_CON_LOST
+
+_STATE_NAMES = ("UNWRAPPED", "DO_HANDSHAKE", "WRAPPED", "FLUSHING", "SHUTDOWN")
+
+cdef tuple _SSL_AGAIN = (ssl.SSLWantReadError, ssl.SSLSyscallError)
+cdef object _SSLError = ssl.SSLError
+cdef object _SSLZeroReturnError = ssl.SSLZeroReturnError
+cdef object _CertificateError = ssl.CertificateError
+cdef object _SSLObject = ssl.SSLObject
+cdef object _MemoryBIO = ssl.MemoryBIO
+cdef object _Protocol = _aio_protocols.Protocol
+cdef object _CancelledError = _aio_exceptions.CancelledError
+cdef object _water_marks = _flow.water_marks
+cdef Py_ssize_t WRITES_AFTER_LOSS_BEFORE_WARNING = _flow.WRITES_AFTER_LOSS_BEFORE_WARNING
+cdef Py_ssize_t DEFAULT_READ_HIGH = _aio_constants.FLOW_CONTROL_HIGH_WATER_SSL_READ * 1024
+cdef Py_ssize_t DEFAULT_WRITE_HIGH = _aio_constants.FLOW_CONTROL_HIGH_WATER_SSL_WRITE * 1024
+
+
+def _create_transport_context(server_side, server_hostname):
+    """The client context ``ssl=True`` stands for (asyncio's choice)."""
+    if server_side:
+        raise ValueError("Server side SSL needs a valid SSLContext")
+    sslcontext = ssl.create_default_context()
+    if not server_hostname:
+        sslcontext.check_hostname = False
+    return sslcontext
+
+
+def _marks(high, low, Py_ssize_t default_high):
+    # asyncio's add_flowcontrol_defaults: high defaults to default_high (or
+    # 4 * low), low to high // 4; ValueError unless high >= low >= 0.
+    if high is None and low is None:
+        high = default_high
+    return _water_marks(high, low)
+
+
+cdef class _Span:
+    """A writable window ``[ptr, ptr + len)`` exported through the buffer
+    protocol: what ``get_buffer`` returns and where OpenSSL decrypts to, moved
+    instead of allocated for every read.  With ``owned`` it also owns the
+    memory (the ciphertext buffer), so a view that outlives the protocol
+    still points at live memory."""
+
+    cdef char *base
+    cdef char *ptr
+    cdef Py_ssize_t len
+    cdef Py_ssize_t _shape
+    cdef Py_ssize_t _stride
+
+    def __cinit__(self):
+        self._stride = 1
+
+    def __dealloc__(self):
+        if self.base != NULL:
+            free(self.base)
+            self.base = NULL
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        if self.ptr == NULL and self.len:
+            raise BufferError("the buffer is gone")
+        self._shape = self.len
+        buffer.buf = self.ptr
+        buffer.obj = self
+        buffer.len = self.len
+        buffer.readonly = 0
+        buffer.itemsize = 1
+        buffer.format = NULL
+        if flags & PyBUF_FORMAT:
+            buffer.format = b"B"
+        buffer.ndim = 1
+        buffer.shape = &self._shape if flags & PyBUF_ND else NULL
+        buffer.strides = &self._stride if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
+        buffer.suboffsets = NULL
+        buffer.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *buffer):
+        pass
+
+    def __len__(self):
+        return self.len
+
+
+cdef class TLSTransport
+
+
+cdef class TLSProtocol:
+    """TLS over a stream transport: the protocol of the socket transport
+    below, driving the application protocol above through a
+    :class:`TLSTransport`.
+
+    Made by the loop for ``ssl=`` connections and servers and ``start_tls``;
+    the arguments are asyncio's ``SSLProtocol``'s plus ``context``, the
+    ``contextvars.Context`` the application's callbacks run in (default: a
+    copy of the current one).
+    """
+
+    cdef object _loop
+    cdef object _context
+    cdef object _app_protocol
+    cdef bint _app_buffered
+    cdef object _app_data_received
+    cdef object _app_get_buffer
+    cdef object _app_buffer_updated
+    cdef object _sslcontext
+    cdef bint _server_side
+    cdef object _server_hostname
+    cdef dict _extra
+    cdef object _waiter
+    cdef object _transport              # the stream below
+    cdef object _transport_write
+    cdef TLSTransport _app_transport
+    cdef object _handshake_timeout
+    cdef object _shutdown_timeout
+    cdef object _handshake_timeout_handle
+    cdef object _shutdown_timeout_handle
+    cdef object _handshake_start_time
+    # TLS engine
+    cdef object _incoming
+    cdef object _outgoing
+    cdef object _incoming_write
+    cdef object _outgoing_read
+    cdef object _sslobj                 # ssl.SSLObject, what get_extra_info shows
+    cdef object _ssl_read               # ...and the methods of the C object it wraps
+    cdef object _ssl_write
+    cdef object _ssl_pending
+    cdef object _ssl_do_handshake
+    cdef object _ssl_shutdown
+    cdef bint _plain_pending            # the last read filled its buffer: more may be decrypted
+    cdef _State _state
+    cdef _AppState _app_state
+    cdef Py_ssize_t _conn_lost
+    # ciphertext buffer: [_in_start, _in_end) is received and not yet fed to
+    # OpenSSL; _scan is where the next record header starts (< _in_start only
+    # while the record it starts was already fed in part, after the handshake)
+    cdef _Span _in
+    cdef Py_ssize_t _in_start
+    cdef Py_ssize_t _in_end
+    cdef Py_ssize_t _scan
+    cdef bint _framing                  # records are fed whole; off for what is not TLS
+    cdef _Span _out                     # where the next decryption goes
+    # writes
+    cdef list _write_backlog            # what OpenSSL could not take yet
+    cdef Py_ssize_t _write_backlog_size
+    cdef int _defer_flush               # inside a delivery: writes are sent when it ends
+    cdef bint _flush_pending
+    # flow control
+    cdef bint _ssl_writing_paused       # the stream below is full
+    cdef bint _app_writing_paused
+    cdef Py_ssize_t _outgoing_high
+    cdef Py_ssize_t _outgoing_low
+    cdef bint _app_reading_paused
+    cdef bint _ssl_reading_paused       # we paused the stream below
+    cdef Py_ssize_t _incoming_high
+    cdef Py_ssize_t _incoming_low
+    cdef bint _read_scheduled           # the first read after the handshake is queued
+    cdef object __weakref__
+
+    @property
+    def __class__(self):
+        # isinstance(p, asyncio.BufferedProtocol) must hold: the socket
+        # transport picks its buffered read path by it.  See stream.pyx.
+        return _PROTOCOL_CLASS
+
+    def __cinit__(self):
+        self._in = _Span()
+        self._out = _Span()
+        self._write_backlog = []
+        self._framing = True
+
+    def __init__(self, loop, app_protocol, sslcontext, waiter,
+                 server_side=False, server_hostname=None,
+                 call_connection_made=True,
+                 ssl_handshake_timeout=None,
+                 ssl_shutdown_timeout=None, *, context=None):
+        if ssl_handshake_timeout is None:
+            ssl_handshake_timeout = _aio_constants.SSL_HANDSHAKE_TIMEOUT
+        elif ssl_handshake_timeout <= 0:
+            raise ValueError(
+                f"ssl_handshake_timeout should be a positive number, "
+                f"got {ssl_handshake_timeout}")
+        if ssl_shutdown_timeout is None:
+            ssl_shutdown_timeout = _aio_constants.SSL_SHUTDOWN_TIMEOUT
+        elif ssl_shutdown_timeout <= 0:
+            raise ValueError(
+                f"ssl_shutdown_timeout should be a positive number, "
+                f"got {ssl_shutdown_timeout}")
+        if not sslcontext:
+            sslcontext = _create_transport_context(server_side, server_hostname)
+        self._loop = loop
+        self._context = PyContext_CopyCurrent() if context is None else context
+        self._server_side = server_side
+        self._server_hostname = server_hostname if server_hostname and not server_side else None
+        self._sslcontext = sslcontext
+        self._extra = {"sslcontext": sslcontext}
+        self._waiter = waiter
+        self._handshake_timeout = ssl_handshake_timeout
+        self._shutdown_timeout = ssl_shutdown_timeout
+        self._state = UNWRAPPED
+        self._app_state = APP_INIT if call_connection_made else APP_CON_MADE
+        self._incoming = _MemoryBIO()
+        self._outgoing = _MemoryBIO()
+        self._incoming_write = self._incoming.write
+        self._outgoing_read = self._outgoing.read
+        # As asyncio: a context that cannot make this connection (check_hostname
+        # without a server_hostname...) fails here, in the caller.
+        self._bind_sslobj(sslcontext.wrap_bio(
+            self._incoming, self._outgoing, server_side=self._server_side,
+            server_hostname=self._server_hostname))
+        self._outgoing_high = DEFAULT_WRITE_HIGH
+        self._outgoing_low = DEFAULT_WRITE_HIGH // 4
+        self._incoming_high = DEFAULT_READ_HIGH
+        self._incoming_low = DEFAULT_READ_HIGH // 4
+        self._set_app_protocol(app_protocol)
+        self._app_transport = TLSTransport.__new__(TLSTransport)
+        self._app_transport._loop = loop
+        self._app_transport._ssl_protocol = self
+
+    cdef _bind_sslobj(self, sslobj):
+        self._sslobj = sslobj
+        # ssl.SSLObject's methods are Python functions that call the same
+        # method of the C object they wrap: call that one (a subclass, from
+        # SSLContext.sslobject_class, keeps its own methods).
+        inner = sslobj._sslobj if type(sslobj) is _SSLObject else None
+        if inner is not None:
+            self._ssl_read = inner.read
+            self._ssl_write = inner.write
+            self._ssl_pending = inner.pending
+            self._ssl_do_handshake = inner.do_handshake
+            self._ssl_shutdown = inner.shutdown
+        else:
+            self._ssl_read = sslobj.read
+            self._ssl_write = sslobj.write
+            self._ssl_pending = sslobj.pending
+            self._ssl_do_handshake = sslobj.do_handshake
+            self._ssl_shutdown = sslobj.unwrap
+
+    def __repr__(self):
+        return f"<TLSProtocol state={_STATE_NAMES[<int>self._state]}>"
+
+    def _get_app_transport(self):
+        """The transport the application protocol uses."""
+        return self._app_transport
+
+    def _get_context(self):
+        """The ``contextvars.Context`` the application's callbacks run in."""
+        return self._context
+
+    cdef _set_app_protocol(self, app_protocol):
+        self._app_protocol = app_protocol
+        # Buffered by behaviour, as uvloop: get_buffer and no Protocol base.
+        if hasattr(app_protocol, "get_buffer") and not isinstance(app_protocol, _Protocol):
+            self._app_buffered = True
+            self._app_get_buffer = app_protocol.get_buffer
+            self._app_buffer_updated = app_protocol.buffer_updated
+            self._app_data_received = None
+        else:
+            self._app_buffered = False
+            self._app_get_buffer = self._app_buffer_updated = None
+            self._app_data_received = app_protocol.data_received
+
+    cdef _wakeup_waiter(self, exc=None):
+        waiter = self._waiter
+        if waiter is None:
+            return
+        self._waiter = None
+        if not waiter.cancelled():
+            if exc is not None:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(None)
+
+    cdef _get_extra_info(self, name, default=None):
+        if name in self._extra:
+            return self._extra[name]
+        if self._transport is not None:
+            return self._transport.get_extra_info(name, default)
+        return default
+
+    cdef _set_state(self, _State new_state):
+        cdef _State old = self._state
+        if not (new_state == UNWRAPPED
+                or (old == UNWRAPPED and new_state == DO_HANDSHAKE)
+                or (old == DO_HANDSHAKE and new_state == WRAPPED)
+                or (old == WRAPPED and (new_state == FLUSHING or new_state == SHUTDOWN))
+                or (old == FLUSHING and new_state == SHUTDOWN)):
+            raise RuntimeError(f"cannot switch state from {_STATE_NAMES[<int>old]} "
+                               f"to {_STATE_NAMES[<int>new_state]}")
+        self._state = new_state
+
+    # ---- the stream below calls these ------------------------------------
+
+    def connection_made(self, transport):
+        """The stream is connected: start the handshake."""
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            self._transport = transport
+            self._transport_write = transport.write
+            self._start_handshake()
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    def connection_lost(self, exc):
+        """The stream is closed: tell the application (if it was connected)
+        and wake a waiter still waiting for the handshake."""
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            self._write_backlog.clear()
+            self._write_backlog_size = 0
+            self._outgoing_read()
+            self._conn_lost += 1
+            if self._app_transport is not None:
+                self._app_transport._closed = True
+            if self._state != DO_HANDSHAKE and (
+                    self._app_state == APP_CON_MADE or self._app_state == APP_EOF):
+                self._app_state = APP_CON_LOST
+                self._loop.call_soon(self._app_protocol.connection_lost, exc,
+                                     context=self._context)
+            self._state = UNWRAPPED
+            # Drop every reference that could keep a cycle alive: what is
+            # left of the connection must go with the last user reference.
+            self._transport = None
+            self._transport_write = None
+            self._app_transport = None
+            self._app_protocol = None
+            self._app_data_received = None
+            self._app_get_buffer = self._app_buffer_updated = None
+            self._wakeup_waiter(exc)
+            self._cancel_timers()
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    cdef _cancel_timers(self):
+        if self._shutdown_timeout_handle is not None:
+            self._shutdown_timeout_handle.cancel()
+            self._shutdown_timeout_handle = None
+        if self._handshake_timeout_handle is not None:
+            self._handshake_timeout_handle.cancel()
+            self._handshake_timeout_handle = None
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        """Where the stream below reads the next ciphertext to: the free
+        part of this connection's buffer (no allocation)."""
+        return self._get_buffer()
+
+    cdef _Span _get_buffer(self):
+        cdef _Span span = self._in
+        cdef Py_ssize_t keep
+        if span.base == NULL:
+            span.base = <char *>malloc(BUFFER_SIZE)
+            if span.base == NULL:
+                raise MemoryError()
+        if self._in_start == self._in_end and self._scan >= self._in_end:
+            self._in_start = self._in_end = self._scan = 0
+        elif BUFFER_SIZE - self._in_end < MIN_FREE:
+            keep = self._in_start if self._in_start < self._scan else self._scan
+            memmove(span.base, span.base + keep, self._in_end - keep)
+            self._in_start -= keep
+            self._in_end -= keep
+            self._scan -= keep
+        span.ptr = span.base + self._in_end
+        span.len = BUFFER_SIZE - self._in_end
+        return span
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        """``nbytes`` of ciphertext arrived in the buffer ``get_buffer``
+        returned."""
+        if nbytes <= 0 or nbytes > BUFFER_SIZE - self._in_end or self._in.base == NULL:
+            raise ValueError(f"buffer_updated({nbytes}) does not match the buffer given")
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            self._in_end += nbytes
+            self._on_ciphertext()
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    def data_received(self, data):
+        """Ciphertext from a stream that does not use ``get_buffer``."""
+        cdef Py_buffer view
+        cdef Py_ssize_t done = 0, n
+        cdef _Span span
+        PyObject_GetBuffer(data, &view, 0)
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            while done < view.len:
+                span = self._get_buffer()
+                n = min(span.len, view.len - done)
+                memcpy(span.ptr, <char *>view.buf + done, n)
+                done += n
+                self._in_end += n
+                self._on_ciphertext()
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+            PyBuffer_Release(&view)
+
+    def eof_received(self):
+        """The stream below reached EOF (the peer closed TCP without, or
+        after, close_notify): deliver what can still be decrypted unless
+        reading is paused (then it is dropped, as uvloop: waiting for a
+        resume that may never come is how asyncio hangs), send what the
+        application wrote, tell it ``eof_received`` (as asyncio) and close."""
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            if self._loop.get_debug():
+                logger.debug("%r received EOF", self)
+            if self._state == DO_HANDSHAKE:
+                self._on_handshake_complete(ConnectionResetError)
+                return
+            if self._state == WRAPPED and not self._app_reading_paused:
+                self._read_scheduled = False
+                self._do_read()
+            if self._state == WRAPPED or self._state == FLUSHING:
+                self._do_write()
+                self._process_outgoing()
+                self._set_state(SHUTDOWN)
+            if self._state == SHUTDOWN:
+                self._call_eof_received()
+                self._on_shutdown_complete(None)
+        except Exception:
+            if self._transport is not None:
+                self._transport.close()
+            raise
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    def pause_writing(self):
+        """The stream below is full: keep ciphertext in ``outgoing``."""
+        self._ssl_writing_paused = True
+
+    def resume_writing(self):
+        """The stream below drained: send what waited."""
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            self._ssl_writing_paused = False
+            if self._state == WRAPPED:
+                self._process_outgoing()
+                self._control_app_writing()
+            elif self._state == FLUSHING:
+                self._do_flush()
+            elif self._state == SHUTDOWN:
+                self._do_shutdown()
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    # ---- ciphertext in ------------------------------------------------------
+
+    cdef _on_ciphertext(self):
+        self._feed()
+        if self._state == DO_HANDSHAKE:
+            self._do_handshake()
+        elif self._state == WRAPPED:
+            if self._read_scheduled:
+                self._control_ssl_reading()   # the queued first read delivers it
+            else:
+                self._do_read()
+        elif self._state == FLUSHING:
+            self._do_flush()
+        elif self._state == SHUTDOWN:
+            self._do_shutdown()
+
+    cdef _feed(self):
+        """Give OpenSSL the complete records received: a record it gets in
+        part makes SSL_read raise SSLWantReadError, which costs more than
+        the decryption.  Before the handshake is done, and for bytes that
+        are not TLS records, everything goes at once and OpenSSL judges."""
+        cdef Py_ssize_t ready
+        if self._state != DO_HANDSHAKE and self._framing:
+            ready = self._scan_records()
+        else:
+            ready = self._in_end
+            self._scan = ready
+        if ready > self._in_start:
+            self._in.ptr = self._in.base + self._in_start
+            self._in.len = ready - self._in_start
+            self._incoming_write(self._in)
+            self._in_start = ready
+
+    cdef Py_ssize_t _scan_records(self):
+        cdef const unsigned char *b = <const unsigned char *>self._in.base
+        cdef Py_ssize_t pos = self._scan, end = self._in_end, body
+        while end - pos >= TLS_HEADER:
+            body = (<Py_ssize_t>b[pos + 3] << 8) | b[pos + 4]
+            if b[pos] < 20 or b[pos] > 24 or b[pos + 1] != 3 or body > TLS_MAX_BODY:
+                # Not a TLS record header: stop framing, OpenSSL will fail it.
+                self._framing = False
+                self._scan = end
+                return end
+            if end - pos < TLS_HEADER + body:
+                break
+            pos += TLS_HEADER + body
+        self._scan = pos
+        return pos
+
+    cdef Py_ssize_t _read_buffer_size(self):
+        return <Py_ssize_t>self._incoming.pending + (self._in_end - self._in_start)
+
+    # ---- handshake -------------------------------------------------------------
+
+    cdef _start_handshake(self):
+        if self._loop.get_debug():
+            logger.debug("%r starts SSL handshake", self)
+            self._handshake_start_time = self._loop.time()
+        else:
+            self._handshake_start_time = None
+        self._set_state(DO_HANDSHAKE)
+        self._handshake_timeout_handle = self._loop.call_later(
+            self._handshake_timeout, self._check_handshake_timeout)
+        self._do_handshake()
+
+    def _check_handshake_timeout(self):
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            self._handshake_timeout_handle = None
+            if self._state == DO_HANDSHAKE:
+                self._fatal_error(ConnectionAbortedError(
+                    f"SSL handshake is taking longer than "
+                    f"{self._handshake_timeout} seconds: aborting the connection"))
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    cdef _do_handshake(self):
+        try:
+            self._ssl_do_handshake()
+        except _SSL_AGAIN:
+            self._process_outgoing()
+        except Exception as exc:
+            # SSLErrors, and what a callback of the context (SNI...) raised.
+            self._on_handshake_complete(exc)
+        else:
+            self._on_handshake_complete(None)
+
+    cdef _on_handshake_complete(self, handshake_exc):
+        if self._handshake_timeout_handle is not None:
+            self._handshake_timeout_handle.cancel()
+            self._handshake_timeout_handle = None
+        sslobj = self._sslobj
+        try:
+            if handshake_exc is not None:
+                raise handshake_exc
+            self._set_state(WRAPPED)
+            peercert = sslobj.getpeercert()
+        except Exception as exc:
+            self._state = UNWRAPPED
+            if isinstance(exc, _CertificateError):
+                msg = "SSL handshake failed on verifying the certificate"
+            else:
+                msg = "SSL handshake failed"
+            self._process_outgoing()   # the alert that tells the peer why
+            self._fatal_error(exc, msg)
+            self._wakeup_waiter(exc)
+            return
+        if self._loop.get_debug():
+            dt = self._loop.time() - self._handshake_start_time
+            logger.debug("%r: SSL handshake took %.1f ms", self, dt * 1e3)
+        self._extra.update(peercert=peercert, cipher=sslobj.cipher(),
+                           compression=sslobj.compression(), ssl_object=sslobj)
+        self._process_outgoing()   # a server's session tickets
+        self._start_framing()
+        if self._app_state == APP_INIT:
+            self._app_state = APP_CON_MADE
+            try:
+                self._app_protocol.connection_made(self._app_transport)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+                self._wakeup_waiter(exc)
+                return
+        self._wakeup_waiter()
+        # The application data that came with the handshake's last flight
+        # waits for a callback queued after the waiter's: start_tls() must
+        # return the new transport before data arrives on it (uvloop).
+        self._read_scheduled = True
+        self._loop.call_soon(self._first_read, context=self._context)
+
+    cdef _start_framing(self):
+        # What OpenSSL left in `incoming` after the handshake starts at a
+        # record boundary, and is the tail of the last bytes fed (when it
+        # needs more input OpenSSL drains the BIO): walk its records from
+        # there; a record cut at the end is completed when the rest comes.
+        cdef Py_ssize_t left = self._incoming.pending
+        if left > self._in_end:
+            self._framing = False
+            return
+        self._scan = self._in_end - left
+        self._scan_records()
+
+    def _first_read(self):
+        self._read_scheduled = False
+        self._do_read()
+
+    def _resume(self):
+        # resume_reading's callback: deliver what waited, or go on closing.
+        if self._state == WRAPPED:
+            self._do_read()
+        elif self._state == FLUSHING:
+            self._do_flush()
+        elif self._state == SHUTDOWN:
+            self._do_shutdown()
+
+    # ---- application data in -----------------------------------------------------
+
+    cdef _do_read(self):
+        if self._state != WRAPPED:
+            return
+        try:
+            if not self._app_reading_paused:
+                self._defer_flush += 1
+                try:
+                    if self._app_buffered:
+                        self._read_buffered()
+                    else:
+                        self._read_copied()
+                finally:
+                    self._defer_flush -= 1
+                if self._write_backlog:
+                    self._do_write()
+                    self._flush_pending = True
+                self._flush_writes()
+            self._control_ssl_reading()
+        except Exception as ex:
+            self._fatal_error(ex, "Fatal error on SSL protocol")
+
+    cdef Py_ssize_t _plain_available(self):
+        # An upper bound of the plaintext ready: ciphertext is never shorter
+        # than the plaintext it carries (no TLS compression), plus what
+        # OpenSSL decrypted and did not hand out yet.
+        cdef Py_ssize_t n = self._incoming.pending
+        if self._plain_pending:
+            n += <Py_ssize_t>self._ssl_pending()
+        return n
+
+    cdef Py_ssize_t _decrypt_into(self, char *buf, Py_ssize_t size, bint *eof) except -1:
+        """Decrypt up to ``size`` bytes to ``buf``; stops when nothing more
+        is ready.  ``eof``: the peer's close_notify was read."""
+        cdef Py_ssize_t total = 0, n, want
+        cdef _Span out = self._out
+        try:
+            while total < size:
+                want = size - total
+                out.ptr = buf + total
+                out.len = want
+                n = self._ssl_read(want, out)
+                if n == 0:
+                    eof[0] = True
+                    break
+                total += n
+                self._plain_pending = n == want
+                # A short read emptied its record; more needs whole records.
+                if n < want and self._incoming.pending == 0:
+                    break
+        except _SSL_AGAIN:
+            self._plain_pending = False
+        finally:
+            out.ptr = NULL
+            out.len = 0
+        return total
+
+    cdef _read_copied(self):
+        cdef Py_ssize_t avail, total
+        cdef PyObject *raw
+        cdef bint eof = False
+        while True:
+            avail = self._plain_available()
+            if avail <= 0:
+                return
+            if avail > BUFFER_SIZE:
+                avail = BUFFER_SIZE
+            raw = pl_tls_new_bytes(avail)
+            if raw == NULL:
+                raise MemoryError()
+            try:
+                total = self._decrypt_into(PyBytes_AS_STRING(<object>raw), avail, &eof)
+            except BaseException:
+                Py_DECREF(raw)
+                raise
+            data = pl_tls_finish_bytes(raw, total)
+            if total:
+                self._app_data_received(data)
+            if eof:
+                self._on_close_notify()
+                return
+            if total < avail or self._app_reading_paused or self._state != WRAPPED:
+                return
+
+    cdef _read_buffered(self):
+        cdef Py_ssize_t avail, total
+        cdef Py_buffer view
+        cdef bint eof = False
+        while True:
+            avail = self._plain_available()
+            if avail <= 0:
+                return
+            buf = self._app_get_buffer(avail)
+            PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+            try:
+                if view.len == 0:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                total = self._decrypt_into(<char *>view.buf, view.len, &eof)
+            finally:
+                PyBuffer_Release(&view)
+            if total:
+                self._app_buffer_updated(total)
+            if eof:
+                self._on_close_notify()
+                return
+            if total < view.len or self._app_reading_paused or self._state != WRAPPED:
+                return
+
+    cdef _on_close_notify(self):
+        # The peer closed its side cleanly: tell the application, then close ours.
+        self._call_eof_received()
+        self._start_shutdown()
+
+    cdef _call_eof_received(self):
+        if self._app_state != APP_CON_MADE:
+            return
+        self._app_state = APP_EOF
+        try:
+            keep_open = self._app_protocol.eof_received()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as ex:
+            self._fatal_error(ex, "Error calling eof_received()")
+        else:
+            if keep_open:
+                logger.warning("returning true from eof_received() "
+                               "has no effect when using ssl")
+
+    # ---- application data out ------------------------------------------------------
+
+    cdef _write_appdata(self, data):
+        if self._state != WRAPPED and self._state != DO_HANDSHAKE:
+            if self._conn_lost >= WRITES_AFTER_LOSS_BEFORE_WARNING:
+                logger.warning("SSL connection is closed")
+            self._conn_lost += 1
+            return
+        try:
+            if self._state == DO_HANDSHAKE or self._write_backlog:
+                self._append_backlog(data, 0)
+                if self._state == WRAPPED:
+                    self._do_write()
+            else:
+                self._encrypt(data)
+            if self._defer_flush:
+                self._flush_pending = True
+                return
+            self._process_outgoing()
+            self._control_app_writing()
+        except Exception as ex:
+            self._fatal_error(ex, "Fatal error on SSL protocol")
+
+    cdef _encrypt(self, data):
+        # OpenSSL takes all of it (the memory BIO has no limit) unless it
+        # must read first (a renegotiation): then the rest waits.
+        cdef Py_ssize_t n, size
+        try:
+            n = self._ssl_write(data)
+        except _SSL_AGAIN:
+            n = 0
+        size = len(data) if type(data) is not memoryview else data.nbytes
+        if n < size:
+            self._append_backlog(data, n)
+
+    cdef _append_backlog(self, data, Py_ssize_t start):
+        # A copy: the caller may reuse a bytearray once write() returned.
+        if type(data) is not bytes or start:
+            data = bytes(memoryview(data).cast("B")[start:])
+        self._write_backlog.append(data)
+        self._write_backlog_size += len(data)
+
+    cdef _do_write(self):
+        """Give OpenSSL what waited in the backlog."""
+        cdef Py_ssize_t n, size
+        try:
+            while self._write_backlog:
+                data = self._write_backlog[0]
+                n = self._ssl_write(data)
+                size = len(data)
+                if n < size:
+                    self._write_backlog[0] = data[n:]
+                    self._write_backlog_size -= n
+                    break
+                del self._write_backlog[0]
+                self._write_backlog_size -= size
+        except _SSL_AGAIN:
+            pass
+
+    cdef _flush_writes(self):
+        # Send what writes made during a delivery (or writelines) left in
+        # `outgoing`, in one write of the stream below.
+        if not self._flush_pending or self._defer_flush:
+            return
+        self._flush_pending = False
+        self._process_outgoing()
+        if self._state == WRAPPED:
+            self._control_app_writing()
+
+    cdef _process_outgoing(self):
+        if self._ssl_writing_paused or self._transport_write is None:
+            return
+        data = self._outgoing_read()
+        if data:
+            self._transport_write(data)
+
+    cdef Py_ssize_t _get_write_buffer_size(self):
+        return <Py_ssize_t>self._outgoing.pending + self._write_backlog_size
+
+    cdef _control_app_writing(self):
+        cdef Py_ssize_t size = self._write_backlog_size
+        if self._ssl_writing_paused:
+            size += <Py_ssize_t>self._outgoing.pending
+        # (Otherwise _process_outgoing just emptied `outgoing`.)
+        if size >= self._outgoing_high and not self._app_writing_paused:
+            self._app_writing_paused = True
+            self._call_flow("pause_writing")
+        elif size <= self._outgoing_low and self._app_writing_paused:
+            self._app_writing_paused = False
+            self._call_flow("resume_writing")
+
+    cdef _call_flow(self, str name):
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            getattr(self._app_protocol, name)()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": f"protocol.{name}() failed",
+                "exception": exc,
+                "transport": self._app_transport,
+                "protocol": self,
+            })
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    cdef _control_ssl_reading(self):
+        cdef Py_ssize_t size
+        if self._transport is None:
+            return
+        size = self._read_buffer_size()
+        if size >= self._incoming_high and not self._ssl_reading_paused:
+            self._ssl_reading_paused = True
+            self._transport.pause_reading()
+        elif size <= self._incoming_low and self._ssl_reading_paused:
+            self._ssl_reading_paused = False
+            self._transport.resume_reading()
+
+    # ---- shutdown ---------------------------------------------------------------
+
+    cdef _start_shutdown(self):
+        if self._state == FLUSHING or self._state == SHUTDOWN or self._state == UNWRAPPED:
+            return
+        if self._app_transport is not None:
+            self._app_transport._closed = True
+        if self._state == DO_HANDSHAKE:
+            self._abort(None)
+            return
+        self._set_state(FLUSHING)
+        self._shutdown_timeout_handle = self._loop.call_later(
+            self._shutdown_timeout, self._check_shutdown_timeout)
+        self._do_flush()
+
+    def _check_shutdown_timeout(self):
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            self._shutdown_timeout_handle = None
+            if (self._state == FLUSHING or self._state == SHUTDOWN) and self._transport is not None:
+                self._transport._force_close(_aio_exceptions.TimeoutError("SSL shutdown timed out"))
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    cdef _do_flush(self):
+        """FLUSHING: send what the application wrote; what arrives is
+        dropped.  close_notify goes out once nothing is left."""
+        try:
+            self._read_into_void()
+            self._do_write()
+            self._process_outgoing()
+            self._control_ssl_reading()
+        except Exception as ex:
+            self._on_shutdown_complete(ex)
+            return
+        if self._state == FLUSHING and not self._get_write_buffer_size():
+            self._set_state(SHUTDOWN)
+            self._do_shutdown()
+
+    cdef _do_shutdown(self):
+        """SHUTDOWN: send close_notify, wait for the peer's."""
+        try:
+            self._read_into_void()
+            try:
+                self._ssl_shutdown()
+            except _SSL_AGAIN:
+                self._process_outgoing()
+            else:
+                self._process_outgoing()
+                if not self._get_write_buffer_size():
+                    self._on_shutdown_complete(None)
+        except Exception as ex:
+            self._on_shutdown_complete(ex)
+
+    cdef _read_into_void(self):
+        """Read and drop the application data the peer still sends (it may,
+        after our close_notify), so that SSL_shutdown meets none; the peer's
+        close_notify reaches eof_received, paused reading or not."""
+        cdef bint close_notify = False
+        try:
+            while True:
+                if not self._ssl_read(DISCARD_CHUNK):
+                    close_notify = True
+                    break
+        except _SSL_AGAIN:
+            pass
+        except _SSLZeroReturnError:
+            close_notify = True
+        if close_notify:
+            self._call_eof_received()
+
+    cdef _on_shutdown_complete(self, shutdown_exc):
+        if self._shutdown_timeout_handle is not None:
+            self._shutdown_timeout_handle.cancel()
+            self._shutdown_timeout_handle = None
+        if shutdown_exc is not None:
+            self._fatal_error(shutdown_exc, "Error occurred during shutdown")
+        elif self._transport is not None:
+            self._transport.close()
+
+    cdef _abort(self, exc):
+        self._state = UNWRAPPED
+        if self._transport is not None:
+            self._transport._force_close(exc)
+
+    cdef _fatal_error(self, exc, message="Fatal error on transport"):
+        if self._app_transport is not None:
+            self._app_transport._closed = True
+        transport = self._transport
+        if transport is not None:
+            transport._force_close(exc)
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        elif not isinstance(exc, _CancelledError):
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": transport,
+                "protocol": self,
+            })
+
+
+include "tls_transport.pxi"
+
+
+def _make_public_classes():
+    # Plain Python classes that are an asyncio.BufferedProtocol and an
+    # asyncio.Transport, reported as __class__ (isinstance); never instantiated.
+    protocol = type("TLSProtocol", (_aio_protocols.BufferedProtocol,), {
+        "__doc__": TLSProtocol.__doc__, "__module__": __name__, "__slots__": ()})
+    transport = type("TLSTransport", (_aio_transports.Transport,), {
+        "__doc__": TLSTransport.__doc__, "__module__": __name__, "__slots__": ()})
+    return protocol, transport
+
+
+_PROTOCOL_CLASS, _TRANSPORT_CLASS = _make_public_classes()
