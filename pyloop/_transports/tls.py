@@ -17,7 +17,6 @@ transport's own callbacks run in.
 """
 
 import contextvars
-
 from asyncio import constants as _constants
 
 from .tls_protocol import TLSProtocol, TLSTransport

@@ -229,9 +229,6 @@ cdef class TLSProtocol:
     cdef object _context
     cdef object _app_protocol
     cdef bint _app_buffered
-    cdef object _app_data_received
-    cdef object _app_get_buffer
-    cdef object _app_buffer_updated
     cdef object _sslcontext
     cdef bint _server_side
     cdef object _server_hostname
@@ -284,6 +281,7 @@ cdef class TLSProtocol:
     cdef Py_ssize_t _incoming_high
     cdef Py_ssize_t _incoming_low
     cdef bint _read_scheduled           # the first read after the handshake is queued
+    cdef bint _peer_eof                 # the stream below reached EOF
     cdef object __weakref__
 
     @property
@@ -379,15 +377,10 @@ cdef class TLSProtocol:
     cdef _set_app_protocol(self, app_protocol):
         self._app_protocol = app_protocol
         # Buffered by behaviour, as uvloop: get_buffer and no Protocol base.
-        if hasattr(app_protocol, "get_buffer") and not isinstance(app_protocol, _Protocol):
-            self._app_buffered = True
-            self._app_get_buffer = app_protocol.get_buffer
-            self._app_buffer_updated = app_protocol.buffer_updated
-            self._app_data_received = None
-        else:
-            self._app_buffered = False
-            self._app_get_buffer = self._app_buffer_updated = None
-            self._app_data_received = app_protocol.data_received
+        # The methods are looked up at each call, as asyncio does: a protocol
+        # may rebind them as its state changes.
+        self._app_buffered = (hasattr(app_protocol, "get_buffer")
+                              and not isinstance(app_protocol, _Protocol))
 
     cdef _wakeup_waiter(self, exc=None):
         waiter = self._waiter
@@ -454,8 +447,6 @@ cdef class TLSProtocol:
             self._transport_write = None
             self._app_transport = None
             self._app_protocol = None
-            self._app_data_received = None
-            self._app_get_buffer = self._app_buffer_updated = None
             self._wakeup_waiter(exc)
             self._cancel_timers()
         finally:
@@ -528,28 +519,38 @@ cdef class TLSProtocol:
             PyBuffer_Release(&view)
 
     def eof_received(self):
-        """The stream below reached EOF (the peer closed TCP without, or
-        after, close_notify): deliver what can still be decrypted unless
-        reading is paused (then it is dropped, as uvloop: waiting for a
-        resume that may never come is how asyncio hangs), send what the
-        application wrote, tell it ``eof_received`` (as asyncio) and close."""
+        """The stream below reached EOF: the peer closed TCP, without or
+        after close_notify.  What can still be decrypted is delivered, then
+        ``eof_received`` (as asyncio) and the connection closes.  While the
+        application has paused reading, the stream stays half-open until it
+        resumes -- but under the shutdown timer, so a protocol that never
+        resumes cannot hang the connection (asyncio.sslproto waits without
+        one)."""
         cdef int entered = pl_tls_enter(self._context)
         try:
             if self._loop.get_debug():
                 logger.debug("%r received EOF", self)
             if self._state == DO_HANDSHAKE:
                 self._on_handshake_complete(ConnectionResetError)
-                return
-            if self._state == WRAPPED and not self._app_reading_paused:
-                self._read_scheduled = False
-                self._do_read()
-            if self._state == WRAPPED or self._state == FLUSHING:
-                self._do_write()
-                self._process_outgoing()
+                return None
+            self._peer_eof = True
+            if self._state == WRAPPED:
+                if not self._app_reading_paused:
+                    self._read_scheduled = False
+                    self._do_read()
+                if self._state == WRAPPED and self._app_reading_paused:
+                    self._arm_shutdown_timer()
+                    return True   # the stream stays open for what we still write
+                if self._state == WRAPPED:
+                    self._finish_at_eof()
+                    return None
+            if self._state == FLUSHING:
+                _do_write(self)
+                _process_outgoing(self)
                 self._set_state(SHUTDOWN)
             if self._state == SHUTDOWN:
                 self._call_eof_received()
-                self._on_shutdown_complete(None)
+                _on_shutdown_complete(self, None)
         except Exception:
             if self._transport is not None:
                 self._transport.close()
@@ -557,6 +558,20 @@ cdef class TLSProtocol:
         finally:
             if entered:
                 PyContext_Exit(self._context)
+
+    cdef _finish_at_eof(self):
+        # WRAPPED, the peer's EOF seen and everything delivered: send what
+        # the application wrote, tell it, close.
+        _do_write(self)
+        _process_outgoing(self)
+        self._set_state(SHUTDOWN)
+        self._call_eof_received()
+        _on_shutdown_complete(self, None)
+
+    cdef _arm_shutdown_timer(self):
+        if self._shutdown_timeout_handle is None:
+            self._shutdown_timeout_handle = self._loop.call_later(
+                self._shutdown_timeout, self._check_shutdown_timeout)
 
     def pause_writing(self):
         """The stream below is full: keep ciphertext in ``outgoing``."""
@@ -568,12 +583,12 @@ cdef class TLSProtocol:
         try:
             self._ssl_writing_paused = False
             if self._state == WRAPPED:
-                self._process_outgoing()
-                self._control_app_writing()
+                _process_outgoing(self)
+                _control_app_writing(self)
             elif self._state == FLUSHING:
-                self._do_flush()
+                _do_flush(self)
             elif self._state == SHUTDOWN:
-                self._do_shutdown()
+                _do_shutdown(self)
         finally:
             if entered:
                 PyContext_Exit(self._context)
@@ -586,13 +601,13 @@ cdef class TLSProtocol:
             self._do_handshake()
         elif self._state == WRAPPED:
             if self._read_scheduled:
-                self._control_ssl_reading()   # the queued first read delivers it
+                _control_ssl_reading(self)   # the queued first read delivers it
             else:
                 self._do_read()
         elif self._state == FLUSHING:
-            self._do_flush()
+            _do_flush(self)
         elif self._state == SHUTDOWN:
-            self._do_shutdown()
+            _do_shutdown(self)
 
     cdef _feed(self):
         """Give OpenSSL the complete records received: a record it gets in
@@ -648,9 +663,21 @@ cdef class TLSProtocol:
         try:
             self._handshake_timeout_handle = None
             if self._state == DO_HANDSHAKE:
-                self._fatal_error(ConnectionAbortedError(
+                _fatal_error(self, ConnectionAbortedError(
                     f"SSL handshake is taking longer than "
                     f"{self._handshake_timeout} seconds: aborting the connection"))
+        finally:
+            if entered:
+                PyContext_Exit(self._context)
+
+    def _check_shutdown_timeout(self):
+        cdef int entered = pl_tls_enter(self._context)
+        try:
+            self._shutdown_timeout_handle = None
+            if self._transport is not None and (
+                    self._state == FLUSHING or self._state == SHUTDOWN
+                    or (self._state == WRAPPED and self._peer_eof)):
+                self._transport._force_close(_aio_exceptions.TimeoutError("SSL shutdown timed out"))
         finally:
             if entered:
                 PyContext_Exit(self._context)
@@ -659,7 +686,7 @@ cdef class TLSProtocol:
         try:
             self._ssl_do_handshake()
         except _SSL_AGAIN:
-            self._process_outgoing()
+            _process_outgoing(self)
         except Exception as exc:
             # SSLErrors, and what a callback of the context (SNI...) raised.
             self._on_handshake_complete(exc)
@@ -682,8 +709,8 @@ cdef class TLSProtocol:
                 msg = "SSL handshake failed on verifying the certificate"
             else:
                 msg = "SSL handshake failed"
-            self._process_outgoing()   # the alert that tells the peer why
-            self._fatal_error(exc, msg)
+            _process_outgoing(self)   # the alert that tells the peer why
+            _fatal_error(self, exc, msg)
             self._wakeup_waiter(exc)
             return
         if self._loop.get_debug():
@@ -691,7 +718,7 @@ cdef class TLSProtocol:
             logger.debug("%r: SSL handshake took %.1f ms", self, dt * 1e3)
         self._extra.update(peercert=peercert, cipher=sslobj.cipher(),
                            compression=sslobj.compression(), ssl_object=sslobj)
-        self._process_outgoing()   # a server's session tickets
+        _process_outgoing(self)   # a server's session tickets
         self._start_framing()
         if self._app_state == APP_INIT:
             self._app_state = APP_CON_MADE
@@ -700,7 +727,7 @@ cdef class TLSProtocol:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+                _fatal_error(self, exc, "Fatal error: protocol.connection_made() call failed.")
                 self._wakeup_waiter(exc)
                 return
         self._wakeup_waiter()
@@ -730,10 +757,12 @@ cdef class TLSProtocol:
         # resume_reading's callback: deliver what waited, or go on closing.
         if self._state == WRAPPED:
             self._do_read()
+            if self._peer_eof and self._state == WRAPPED and not self._app_reading_paused:
+                self._finish_at_eof()
         elif self._state == FLUSHING:
-            self._do_flush()
+            _do_flush(self)
         elif self._state == SHUTDOWN:
-            self._do_shutdown()
+            _do_shutdown(self)
 
     # ---- application data in -----------------------------------------------------
 
@@ -751,12 +780,12 @@ cdef class TLSProtocol:
                 finally:
                     self._defer_flush -= 1
                 if self._write_backlog:
-                    self._do_write()
+                    _do_write(self)
                     self._flush_pending = True
-                self._flush_writes()
-            self._control_ssl_reading()
+                _flush_writes(self)
+            _control_ssl_reading(self)
         except Exception as ex:
-            self._fatal_error(ex, "Fatal error on SSL protocol")
+            _fatal_error(self, ex, "Fatal error on SSL protocol")
 
     cdef Py_ssize_t _plain_available(self):
         # An upper bound of the plaintext ready: ciphertext is never shorter
@@ -813,7 +842,7 @@ cdef class TLSProtocol:
                 raise
             data = pl_tls_finish_bytes(raw, total)
             if total:
-                self._app_data_received(data)
+                self._app_protocol.data_received(data)
             if eof:
                 self._on_close_notify()
                 return
@@ -828,7 +857,7 @@ cdef class TLSProtocol:
             avail = self._plain_available()
             if avail <= 0:
                 return
-            buf = self._app_get_buffer(avail)
+            buf = self._app_protocol.get_buffer(avail)
             PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
             try:
                 if view.len == 0:
@@ -837,7 +866,7 @@ cdef class TLSProtocol:
             finally:
                 PyBuffer_Release(&view)
             if total:
-                self._app_buffer_updated(total)
+                self._app_protocol.buffer_updated(total)
             if eof:
                 self._on_close_notify()
                 return
@@ -847,7 +876,7 @@ cdef class TLSProtocol:
     cdef _on_close_notify(self):
         # The peer closed its side cleanly: tell the application, then close ours.
         self._call_eof_received()
-        self._start_shutdown()
+        _start_shutdown(self)
 
     cdef _call_eof_received(self):
         if self._app_state != APP_CON_MADE:
@@ -858,236 +887,15 @@ cdef class TLSProtocol:
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as ex:
-            self._fatal_error(ex, "Error calling eof_received()")
+            _fatal_error(self, ex, "Error calling eof_received()")
         else:
             if keep_open:
                 logger.warning("returning true from eof_received() "
                                "has no effect when using ssl")
 
-    # ---- application data out ------------------------------------------------------
 
-    cdef _write_appdata(self, data):
-        if self._state != WRAPPED and self._state != DO_HANDSHAKE:
-            if self._conn_lost >= WRITES_AFTER_LOSS_BEFORE_WARNING:
-                logger.warning("SSL connection is closed")
-            self._conn_lost += 1
-            return
-        try:
-            if self._state == DO_HANDSHAKE or self._write_backlog:
-                self._append_backlog(data, 0)
-                if self._state == WRAPPED:
-                    self._do_write()
-            else:
-                self._encrypt(data)
-            if self._defer_flush:
-                self._flush_pending = True
-                return
-            self._process_outgoing()
-            self._control_app_writing()
-        except Exception as ex:
-            self._fatal_error(ex, "Fatal error on SSL protocol")
-
-    cdef _encrypt(self, data):
-        # OpenSSL takes all of it (the memory BIO has no limit) unless it
-        # must read first (a renegotiation): then the rest waits.
-        cdef Py_ssize_t n, size
-        try:
-            n = self._ssl_write(data)
-        except _SSL_AGAIN:
-            n = 0
-        size = len(data) if type(data) is not memoryview else data.nbytes
-        if n < size:
-            self._append_backlog(data, n)
-
-    cdef _append_backlog(self, data, Py_ssize_t start):
-        # A copy: the caller may reuse a bytearray once write() returned.
-        if type(data) is not bytes or start:
-            data = bytes(memoryview(data).cast("B")[start:])
-        self._write_backlog.append(data)
-        self._write_backlog_size += len(data)
-
-    cdef _do_write(self):
-        """Give OpenSSL what waited in the backlog."""
-        cdef Py_ssize_t n, size
-        try:
-            while self._write_backlog:
-                data = self._write_backlog[0]
-                n = self._ssl_write(data)
-                size = len(data)
-                if n < size:
-                    self._write_backlog[0] = data[n:]
-                    self._write_backlog_size -= n
-                    break
-                del self._write_backlog[0]
-                self._write_backlog_size -= size
-        except _SSL_AGAIN:
-            pass
-
-    cdef _flush_writes(self):
-        # Send what writes made during a delivery (or writelines) left in
-        # `outgoing`, in one write of the stream below.
-        if not self._flush_pending or self._defer_flush:
-            return
-        self._flush_pending = False
-        self._process_outgoing()
-        if self._state == WRAPPED:
-            self._control_app_writing()
-
-    cdef _process_outgoing(self):
-        if self._ssl_writing_paused or self._transport_write is None:
-            return
-        data = self._outgoing_read()
-        if data:
-            self._transport_write(data)
-
-    cdef Py_ssize_t _get_write_buffer_size(self):
-        return <Py_ssize_t>self._outgoing.pending + self._write_backlog_size
-
-    cdef _control_app_writing(self):
-        cdef Py_ssize_t size = self._write_backlog_size
-        if self._ssl_writing_paused:
-            size += <Py_ssize_t>self._outgoing.pending
-        # (Otherwise _process_outgoing just emptied `outgoing`.)
-        if size >= self._outgoing_high and not self._app_writing_paused:
-            self._app_writing_paused = True
-            self._call_flow("pause_writing")
-        elif size <= self._outgoing_low and self._app_writing_paused:
-            self._app_writing_paused = False
-            self._call_flow("resume_writing")
-
-    cdef _call_flow(self, str name):
-        cdef int entered = pl_tls_enter(self._context)
-        try:
-            getattr(self._app_protocol, name)()
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                "message": f"protocol.{name}() failed",
-                "exception": exc,
-                "transport": self._app_transport,
-                "protocol": self,
-            })
-        finally:
-            if entered:
-                PyContext_Exit(self._context)
-
-    cdef _control_ssl_reading(self):
-        cdef Py_ssize_t size
-        if self._transport is None:
-            return
-        size = self._read_buffer_size()
-        if size >= self._incoming_high and not self._ssl_reading_paused:
-            self._ssl_reading_paused = True
-            self._transport.pause_reading()
-        elif size <= self._incoming_low and self._ssl_reading_paused:
-            self._ssl_reading_paused = False
-            self._transport.resume_reading()
-
-    # ---- shutdown ---------------------------------------------------------------
-
-    cdef _start_shutdown(self):
-        if self._state == FLUSHING or self._state == SHUTDOWN or self._state == UNWRAPPED:
-            return
-        if self._app_transport is not None:
-            self._app_transport._closed = True
-        if self._state == DO_HANDSHAKE:
-            self._abort(None)
-            return
-        self._set_state(FLUSHING)
-        self._shutdown_timeout_handle = self._loop.call_later(
-            self._shutdown_timeout, self._check_shutdown_timeout)
-        self._do_flush()
-
-    def _check_shutdown_timeout(self):
-        cdef int entered = pl_tls_enter(self._context)
-        try:
-            self._shutdown_timeout_handle = None
-            if (self._state == FLUSHING or self._state == SHUTDOWN) and self._transport is not None:
-                self._transport._force_close(_aio_exceptions.TimeoutError("SSL shutdown timed out"))
-        finally:
-            if entered:
-                PyContext_Exit(self._context)
-
-    cdef _do_flush(self):
-        """FLUSHING: send what the application wrote; what arrives is
-        dropped.  close_notify goes out once nothing is left."""
-        try:
-            self._read_into_void()
-            self._do_write()
-            self._process_outgoing()
-            self._control_ssl_reading()
-        except Exception as ex:
-            self._on_shutdown_complete(ex)
-            return
-        if self._state == FLUSHING and not self._get_write_buffer_size():
-            self._set_state(SHUTDOWN)
-            self._do_shutdown()
-
-    cdef _do_shutdown(self):
-        """SHUTDOWN: send close_notify, wait for the peer's."""
-        try:
-            self._read_into_void()
-            try:
-                self._ssl_shutdown()
-            except _SSL_AGAIN:
-                self._process_outgoing()
-            else:
-                self._process_outgoing()
-                if not self._get_write_buffer_size():
-                    self._on_shutdown_complete(None)
-        except Exception as ex:
-            self._on_shutdown_complete(ex)
-
-    cdef _read_into_void(self):
-        """Read and drop the application data the peer still sends (it may,
-        after our close_notify), so that SSL_shutdown meets none; the peer's
-        close_notify reaches eof_received, paused reading or not."""
-        cdef bint close_notify = False
-        try:
-            while True:
-                if not self._ssl_read(DISCARD_CHUNK):
-                    close_notify = True
-                    break
-        except _SSL_AGAIN:
-            pass
-        except _SSLZeroReturnError:
-            close_notify = True
-        if close_notify:
-            self._call_eof_received()
-
-    cdef _on_shutdown_complete(self, shutdown_exc):
-        if self._shutdown_timeout_handle is not None:
-            self._shutdown_timeout_handle.cancel()
-            self._shutdown_timeout_handle = None
-        if shutdown_exc is not None:
-            self._fatal_error(shutdown_exc, "Error occurred during shutdown")
-        elif self._transport is not None:
-            self._transport.close()
-
-    cdef _abort(self, exc):
-        self._state = UNWRAPPED
-        if self._transport is not None:
-            self._transport._force_close(exc)
-
-    cdef _fatal_error(self, exc, message="Fatal error on transport"):
-        if self._app_transport is not None:
-            self._app_transport._closed = True
-        transport = self._transport
-        if transport is not None:
-            transport._force_close(exc)
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        elif not isinstance(exc, _CancelledError):
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": transport,
-                "protocol": self,
-            })
-
-
+include "tls_write.pxi"
+include "tls_shutdown.pxi"
 include "tls_transport.pxi"
 
 

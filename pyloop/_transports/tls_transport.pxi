@@ -69,17 +69,17 @@ cdef class TLSTransport:
         ``connection_lost(None)`` follows.  No more data is received."""
         if not self._closed:
             self._closed = True
-            self._ssl_protocol._start_shutdown()
+            _start_shutdown(self._ssl_protocol)
 
     def abort(self):
         """Close at once, dropping what was not sent yet."""
         self._closed = True
-        self._ssl_protocol._abort(None)
+        _abort(self._ssl_protocol, None)
 
     def _force_close(self, exc):
         # asyncio's private name (a TLS connection inside this one calls it).
         self._closed = True
-        self._ssl_protocol._abort(exc)
+        _abort(self._ssl_protocol, exc)
 
     # ---- ReadTransport --------------------------------------------------------
 
@@ -104,7 +104,7 @@ cdef class TLSTransport:
         read: above ``high`` the socket is not read (default 256 KiB)."""
         cdef TLSProtocol proto = self._ssl_protocol
         proto._incoming_high, proto._incoming_low = _marks(high, low, DEFAULT_READ_HIGH)
-        proto._control_ssl_reading()
+        _control_ssl_reading(proto)
 
     def get_read_buffer_limits(self):
         """Return ``(low, high)`` of the read buffer."""
@@ -123,7 +123,7 @@ cdef class TLSTransport:
                             f"got {type(data).__name__}")
         if not data:
             return
-        self._ssl_protocol._write_appdata(data)
+        _write_appdata(self._ssl_protocol, data)
 
     def writelines(self, list_of_data):
         """Write each bytes-like object of an iterable; sent together."""
@@ -134,7 +134,7 @@ cdef class TLSTransport:
                 self.write(data)
         finally:
             proto._defer_flush -= 1
-        proto._flush_writes()
+        _flush_writes(proto)
 
     def write_eof(self):
         """Not supported on TLS (as asyncio): raises NotImplementedError."""
@@ -149,7 +149,7 @@ cdef class TLSTransport:
         quarter of high)."""
         cdef TLSProtocol proto = self._ssl_protocol
         proto._outgoing_high, proto._outgoing_low = _marks(high, low, DEFAULT_WRITE_HIGH)
-        proto._control_app_writing()
+        _control_app_writing(proto)
 
     def get_write_buffer_limits(self):
         """Return ``(low, high)`` of the write buffer."""
@@ -157,7 +157,7 @@ cdef class TLSTransport:
 
     def get_write_buffer_size(self):
         """Return the bytes written and not handed to the socket yet."""
-        return self._ssl_protocol._get_write_buffer_size()
+        return _get_write_buffer_size(self._ssl_protocol)
 
     @property
     def _protocol_paused(self):
