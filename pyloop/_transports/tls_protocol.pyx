@@ -537,7 +537,7 @@ cdef class TLSProtocol:
             if self._state == WRAPPED:
                 if not self._app_reading_paused:
                     self._read_scheduled = False
-                    self._do_read()
+                    _do_read(self)
                 if self._state == WRAPPED and self._app_reading_paused:
                     self._arm_shutdown_timer()
                     return True   # the stream stays open for what we still write
@@ -549,7 +549,7 @@ cdef class TLSProtocol:
                 _process_outgoing(self)
                 self._set_state(SHUTDOWN)
             if self._state == SHUTDOWN:
-                self._call_eof_received()
+                _call_eof_received(self)
                 _on_shutdown_complete(self, None)
         except Exception:
             if self._transport is not None:
@@ -565,7 +565,7 @@ cdef class TLSProtocol:
         _do_write(self)
         _process_outgoing(self)
         self._set_state(SHUTDOWN)
-        self._call_eof_received()
+        _call_eof_received(self)
         _on_shutdown_complete(self, None)
 
     cdef _arm_shutdown_timer(self):
@@ -603,7 +603,7 @@ cdef class TLSProtocol:
             if self._read_scheduled:
                 _control_ssl_reading(self)   # the queued first read delivers it
             else:
-                self._do_read()
+                _do_read(self)
         elif self._state == FLUSHING:
             _do_flush(self)
         elif self._state == SHUTDOWN:
@@ -751,12 +751,12 @@ cdef class TLSProtocol:
 
     def _first_read(self):
         self._read_scheduled = False
-        self._do_read()
+        _do_read(self)
 
     def _resume(self):
         # resume_reading's callback: deliver what waited, or go on closing.
         if self._state == WRAPPED:
-            self._do_read()
+            _do_read(self)
             if self._peer_eof and self._state == WRAPPED and not self._app_reading_paused:
                 self._finish_at_eof()
         elif self._state == FLUSHING:
@@ -764,136 +764,8 @@ cdef class TLSProtocol:
         elif self._state == SHUTDOWN:
             _do_shutdown(self)
 
-    # ---- application data in -----------------------------------------------------
 
-    cdef _do_read(self):
-        if self._state != WRAPPED:
-            return
-        try:
-            if not self._app_reading_paused:
-                self._defer_flush += 1
-                try:
-                    if self._app_buffered:
-                        self._read_buffered()
-                    else:
-                        self._read_copied()
-                finally:
-                    self._defer_flush -= 1
-                if self._write_backlog:
-                    _do_write(self)
-                    self._flush_pending = True
-                _flush_writes(self)
-            _control_ssl_reading(self)
-        except Exception as ex:
-            _fatal_error(self, ex, "Fatal error on SSL protocol")
-
-    cdef Py_ssize_t _plain_available(self):
-        # An upper bound of the plaintext ready: ciphertext is never shorter
-        # than the plaintext it carries (no TLS compression), plus what
-        # OpenSSL decrypted and did not hand out yet.
-        cdef Py_ssize_t n = self._incoming.pending
-        if self._plain_pending:
-            n += <Py_ssize_t>self._ssl_pending()
-        return n
-
-    cdef Py_ssize_t _decrypt_into(self, char *buf, Py_ssize_t size, bint *eof) except -1:
-        """Decrypt up to ``size`` bytes to ``buf``; stops when nothing more
-        is ready.  ``eof``: the peer's close_notify was read."""
-        cdef Py_ssize_t total = 0, n, want
-        cdef _Span out = self._out
-        try:
-            while total < size:
-                want = size - total
-                out.ptr = buf + total
-                out.len = want
-                n = self._ssl_read(want, out)
-                if n == 0:
-                    eof[0] = True
-                    break
-                total += n
-                self._plain_pending = n == want
-                # A short read emptied its record; more needs whole records.
-                if n < want and self._incoming.pending == 0:
-                    break
-        except _SSL_AGAIN:
-            self._plain_pending = False
-        finally:
-            out.ptr = NULL
-            out.len = 0
-        return total
-
-    cdef _read_copied(self):
-        cdef Py_ssize_t avail, total
-        cdef PyObject *raw
-        cdef bint eof = False
-        while True:
-            avail = self._plain_available()
-            if avail <= 0:
-                return
-            if avail > BUFFER_SIZE:
-                avail = BUFFER_SIZE
-            raw = pl_tls_new_bytes(avail)
-            if raw == NULL:
-                raise MemoryError()
-            try:
-                total = self._decrypt_into(PyBytes_AS_STRING(<object>raw), avail, &eof)
-            except BaseException:
-                Py_DECREF(raw)
-                raise
-            data = pl_tls_finish_bytes(raw, total)
-            if total:
-                self._app_protocol.data_received(data)
-            if eof:
-                self._on_close_notify()
-                return
-            if total < avail or self._app_reading_paused or self._state != WRAPPED:
-                return
-
-    cdef _read_buffered(self):
-        cdef Py_ssize_t avail, total
-        cdef Py_buffer view
-        cdef bint eof = False
-        while True:
-            avail = self._plain_available()
-            if avail <= 0:
-                return
-            buf = self._app_protocol.get_buffer(avail)
-            PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
-            try:
-                if view.len == 0:
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-                total = self._decrypt_into(<char *>view.buf, view.len, &eof)
-            finally:
-                PyBuffer_Release(&view)
-            if total:
-                self._app_protocol.buffer_updated(total)
-            if eof:
-                self._on_close_notify()
-                return
-            if total < view.len or self._app_reading_paused or self._state != WRAPPED:
-                return
-
-    cdef _on_close_notify(self):
-        # The peer closed its side cleanly: tell the application, then close ours.
-        self._call_eof_received()
-        _start_shutdown(self)
-
-    cdef _call_eof_received(self):
-        if self._app_state != APP_CON_MADE:
-            return
-        self._app_state = APP_EOF
-        try:
-            keep_open = self._app_protocol.eof_received()
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as ex:
-            _fatal_error(self, ex, "Error calling eof_received()")
-        else:
-            if keep_open:
-                logger.warning("returning true from eof_received() "
-                               "has no effect when using ssl")
-
-
+include "tls_read.pxi"
 include "tls_write.pxi"
 include "tls_shutdown.pxi"
 include "tls_transport.pxi"

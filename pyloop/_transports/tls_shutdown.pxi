@@ -43,7 +43,7 @@ cdef _do_shutdown(TLSProtocol proto):
             except _SSLError:
                 pass
             _process_outgoing(proto)
-            proto._call_eof_received()
+            _call_eof_received(proto)
             _on_shutdown_complete(proto, None)
             return
         try:
@@ -73,7 +73,7 @@ cdef _read_into_void(TLSProtocol proto):
     except _SSLZeroReturnError:
         close_notify = True
     if close_notify:
-        proto._call_eof_received()
+        _call_eof_received(proto)
 
 
 cdef _on_shutdown_complete(TLSProtocol proto, shutdown_exc):
