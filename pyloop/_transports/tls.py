@@ -19,7 +19,7 @@ transport's own callbacks run in.
 import contextvars
 from asyncio import constants as _constants
 
-from .tls_protocol import TLSProtocol, TLSTransport
+from .tls_protocol import TLSProtocol
 
 try:
     import ssl as _ssl
@@ -38,6 +38,16 @@ def _check_ssl_timeouts(ssl, ssl_handshake_timeout, ssl_shutdown_timeout):
         raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
     if ssl_shutdown_timeout is not None and not ssl:
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+def _check_server_ssl_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout):
+    """A server's TLS timeouts must be positive: the ValueError asyncio raises
+    for them in create_connection and start_tls.  (asyncio accepts them in
+    create_server and then fails every connection, silently.)"""
+    for name, value in (("ssl_handshake_timeout", ssl_handshake_timeout),
+                        ("ssl_shutdown_timeout", ssl_shutdown_timeout)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} should be a positive number, got {value}")
 
 
 class TLSMixin:
@@ -114,16 +124,13 @@ class TLSMixin:
 
 def _transport_context(transport):
     """The context a transport's protocol callbacks run in, for the TLS layer
-    that start_tls puts on it (uvloop's rule): a TLS transport's own; else
-    the transport's, if it tells; else a copy of the current context."""
-    if isinstance(transport, TLSTransport):
-        return transport._ssl_protocol._get_context()
-    get = getattr(transport, "_get_context", None)
-    if get is not None:
-        context = get()
-        if context is not None:
-            return context
-    return contextvars.copy_context()
+    that start_tls puts on it (uvloop's rule): the transport's ``_context``
+    (pyloop's transports and TLSTransport have one), else a copy of the
+    current context."""
+    context = getattr(transport, "_context", None)
+    if context is None:
+        context = contextvars.copy_context()
+    return context
 
 
 def _default_server_hostname(ssl, server_hostname, host):

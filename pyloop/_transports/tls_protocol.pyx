@@ -55,7 +55,7 @@ an expensive exception, is almost never raised on the way.
 
 from cpython.buffer cimport PyBUF_FORMAT, PyBUF_ND, PyBUF_WRITABLE, PyBUF_STRIDES
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release
-from cpython.bytes cimport PyBytes_AS_STRING
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdlib cimport malloc, free
 from libc.string cimport memmove, memcpy
@@ -369,10 +369,6 @@ cdef class TLSProtocol:
     def _get_app_transport(self):
         """The transport the application protocol uses."""
         return self._app_transport
-
-    def _get_context(self):
-        """The ``contextvars.Context`` the application's callbacks run in."""
-        return self._context
 
     cdef _set_app_protocol(self, app_protocol):
         self._app_protocol = app_protocol

@@ -34,6 +34,12 @@ cdef class TLSTransport:
     def __init__(self, *args, **kwargs):
         raise TypeError("TLSTransport objects are made by the loop (ssl=, start_tls)")
 
+    @property
+    def _context(self):
+        # The context the protocol's callbacks run in (start_tls over this
+        # transport runs the new protocol's there too).
+        return self._ssl_protocol._context
+
     def __repr__(self):
         state = "closed" if self._closed else "open"
         return f"<TLSTransport {state} {self._ssl_protocol!r}>"
@@ -118,11 +124,15 @@ cdef class TLSTransport:
 
     def write(self, data):
         """Encrypt ``data`` (bytes-like) and send it; never blocks."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
+        if type(data) is bytes:
+            if not PyBytes_GET_SIZE(data):
+                return
+        elif isinstance(data, (bytearray, memoryview)):
+            if not data:
+                return
+        else:
             raise TypeError(f"data: expecting a bytes-like instance, "
                             f"got {type(data).__name__}")
-        if not data:
-            return
         _write_appdata(self._ssl_protocol, data)
 
     def writelines(self, list_of_data):

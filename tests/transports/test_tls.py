@@ -455,6 +455,21 @@ def test_ssl_timeouts_must_be_positive(loop, tls):
     run(loop, main())
 
 
+@pytest.mark.skip_loops("asyncio", "uvloop", reason="they accept a timeout <= 0 in create_server and then fail "
+                                                     "every connection without a word")
+def test_server_ssl_timeouts_must_be_positive(loop, tls, sock_path):
+    async def main():
+        for kw in ("ssl_handshake_timeout", "ssl_shutdown_timeout"):
+            with pytest.raises(ValueError, match=f"{kw} should be a positive number"):
+                await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=tls.server_context(),
+                                         **{kw: 0})
+            with pytest.raises(ValueError, match=f"{kw} should be a positive number"):
+                await loop.create_unix_server(asyncio.Protocol, sock_path, ssl=tls.server_context(),
+                                              **{kw: -1.5})
+
+    run(loop, main())
+
+
 def test_server_handshake_timeout(loop, tls):
     """A client that connects and says nothing is dropped after ssl_handshake_timeout."""
     async def main():
