@@ -71,6 +71,8 @@ cdef _flush_writes(TLSProtocol proto):
     if not proto._flush_pending or proto._defer_flush:
         return
     proto._flush_pending = False
+    if proto._state == UNWRAPPED:
+        return   # aborted meanwhile: nothing more goes out
     _process_outgoing(proto)
     if proto._state == WRAPPED:
         _control_app_writing(proto)
