@@ -1,11 +1,11 @@
 """TLS for stream transports: ``ssl=`` connections and servers, ``loop.start_tls``.
 
-pyloop's own TLS layer (``tls_protocol.pyx``: ``TLSProtocol``, the state
-machine over ``ssl.MemoryBIO``, and ``TLSTransport``, what the application
+pyloop's own TLS layer (``tls_protocol.pyx``: ``SSLProtocol``, the state
+machine over ``ssl.MemoryBIO``, and ``SSLTransport``, what the application
 talks to) is stacked on the socket transport::
 
-    application protocol  <->  TLSTransport
-                               TLSProtocol    (TLS over MemoryBIO)
+    application protocol  <->  SSLTransport
+                               SSLProtocol    (TLS over MemoryBIO)
     socket transport      <->  socket
 
 This module wires it into the loop: ``_make_ssl_transport`` for
@@ -19,7 +19,7 @@ transport's own callbacks run in.
 import contextvars
 from asyncio import constants as _constants
 
-from .tls_protocol import TLSProtocol
+from .tls_protocol import SSLProtocol
 
 try:
     import ssl as _ssl
@@ -67,7 +67,7 @@ class TLSMixin:
         the application protocol talks to.  ``waiter`` completes once the
         handshake is done (or failed).  ``context``: where the protocol's
         callbacks run (default: a copy of the current context)."""
-        tls = TLSProtocol(
+        tls = SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout, context=context)
@@ -97,7 +97,7 @@ class TLSMixin:
 
         context = _transport_context(transport)
         waiter = self.create_future()
-        tls = TLSProtocol(
+        tls = SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
@@ -105,7 +105,7 @@ class TLSMixin:
         app_transport = tls._get_app_transport()
 
         # Stop reading before swapping protocols: bytes that arrive now are
-        # the peer's handshake and must reach the TLSProtocol only after its
+        # the peer's handshake and must reach the SSLProtocol only after its
         # connection_made() ran.
         transport.pause_reading()
         transport.set_protocol(tls)
@@ -125,7 +125,7 @@ class TLSMixin:
 def _transport_context(transport):
     """The context a transport's protocol callbacks run in, for the TLS layer
     that start_tls puts on it (uvloop's rule): the transport's ``_context``
-    (pyloop's transports and TLSTransport have one), else a copy of the
+    (pyloop's transports and SSLTransport have one), else a copy of the
     current context."""
     context = getattr(transport, "_context", None)
     if context is None:

@@ -4,9 +4,9 @@
 What ``ssl=`` connections and servers and ``loop.start_tls`` stack between the
 socket transport and the application::
 
-    application protocol  <->  TLSTransport   (what the application talks to)
-                               TLSProtocol    (this module: the TLS state machine)
-    socket transport      <->  socket         (stream.pyx, or a TLSTransport: TLS in TLS)
+    application protocol  <->  SSLTransport   (what the application talks to)
+                               SSLProtocol    (this module: the TLS state machine)
+    socket transport      <->  socket         (stream.pyx, or a SSLTransport: TLS in TLS)
 
 OpenSSL does the cryptography on two memory BIOs: the ciphertext the socket
 transport reads goes into ``incoming``, what TLS produces to send comes out of
@@ -211,13 +211,13 @@ cdef class _Span:
         return self.len
 
 
-cdef class TLSTransport
+cdef class SSLTransport
 
 
-cdef class TLSProtocol:
+cdef class SSLProtocol:
     """TLS over a stream transport: the protocol of the socket transport
     below, driving the application protocol above through a
-    :class:`TLSTransport`.
+    :class:`SSLTransport`.
 
     Made by the loop for ``ssl=`` connections and servers and ``start_tls``;
     the arguments are asyncio's ``SSLProtocol``'s plus ``context``, the
@@ -236,7 +236,7 @@ cdef class TLSProtocol:
     cdef object _waiter
     cdef object _transport              # the stream below
     cdef object _transport_write
-    cdef TLSTransport _app_transport
+    cdef SSLTransport _app_transport
     cdef object _handshake_timeout
     cdef object _shutdown_timeout
     cdef object _handshake_timeout_handle
@@ -340,7 +340,7 @@ cdef class TLSProtocol:
         self._incoming_high = DEFAULT_READ_HIGH
         self._incoming_low = DEFAULT_READ_HIGH // 4
         self._set_app_protocol(app_protocol)
-        self._app_transport = TLSTransport.__new__(TLSTransport)
+        self._app_transport = SSLTransport.__new__(SSLTransport)
         self._app_transport._loop = loop
         self._app_transport._ssl_protocol = self
 
@@ -364,7 +364,7 @@ cdef class TLSProtocol:
             self._ssl_shutdown = sslobj.unwrap
 
     def __repr__(self):
-        return f"<TLSProtocol state={_STATE_NAMES[<int>self._state]}>"
+        return f"<SSLProtocol state={_STATE_NAMES[<int>self._state]}>"
 
     def _get_app_transport(self):
         """The transport the application protocol uses."""
@@ -770,10 +770,10 @@ include "tls_transport.pxi"
 def _make_public_classes():
     # Plain Python classes that are an asyncio.BufferedProtocol and an
     # asyncio.Transport, reported as __class__ (isinstance); never instantiated.
-    protocol = type("TLSProtocol", (_aio_protocols.BufferedProtocol,), {
-        "__doc__": TLSProtocol.__doc__, "__module__": __name__, "__slots__": ()})
-    transport = type("TLSTransport", (_aio_transports.Transport,), {
-        "__doc__": TLSTransport.__doc__, "__module__": __name__, "__slots__": ()})
+    protocol = type("SSLProtocol", (_aio_protocols.BufferedProtocol,), {
+        "__doc__": SSLProtocol.__doc__, "__module__": __name__, "__slots__": ()})
+    transport = type("SSLTransport", (_aio_transports.Transport,), {
+        "__doc__": SSLTransport.__doc__, "__module__": __name__, "__slots__": ()})
     return protocol, transport
 
 

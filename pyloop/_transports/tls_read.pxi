@@ -3,7 +3,7 @@
 # peer's close_notify.  Module-level functions of the protocol, as in tls_write.pxi.
 
 
-cdef _do_read(TLSProtocol proto):
+cdef _do_read(SSLProtocol proto):
     if proto._state != WRAPPED:
         return
     try:
@@ -25,7 +25,7 @@ cdef _do_read(TLSProtocol proto):
         _fatal_error(proto, ex, "Fatal error on SSL protocol")
 
 
-cdef Py_ssize_t _plain_available(TLSProtocol proto):
+cdef Py_ssize_t _plain_available(SSLProtocol proto):
     # An upper bound of the plaintext ready: ciphertext is never shorter
     # than the plaintext it carries (no TLS compression), plus what
     # OpenSSL decrypted and did not hand out yet.
@@ -35,7 +35,7 @@ cdef Py_ssize_t _plain_available(TLSProtocol proto):
     return n
 
 
-cdef Py_ssize_t _decrypt_into(TLSProtocol proto, char *buf, Py_ssize_t size, bint *eof) except -1:
+cdef Py_ssize_t _decrypt_into(SSLProtocol proto, char *buf, Py_ssize_t size, bint *eof) except -1:
     """Decrypt up to ``size`` bytes to ``buf``; stops when nothing more
     is ready.  ``eof``: the peer's close_notify was read."""
     cdef Py_ssize_t total = 0, n, want
@@ -62,7 +62,7 @@ cdef Py_ssize_t _decrypt_into(TLSProtocol proto, char *buf, Py_ssize_t size, bin
     return total
 
 
-cdef _read_copied(TLSProtocol proto):
+cdef _read_copied(SSLProtocol proto):
     cdef Py_ssize_t avail, total
     cdef PyObject *raw
     cdef bint eof = False
@@ -90,7 +90,7 @@ cdef _read_copied(TLSProtocol proto):
             return
 
 
-cdef _read_buffered(TLSProtocol proto):
+cdef _read_buffered(SSLProtocol proto):
     cdef Py_ssize_t avail, total
     cdef Py_buffer view
     cdef bint eof = False
@@ -115,13 +115,13 @@ cdef _read_buffered(TLSProtocol proto):
             return
 
 
-cdef _on_close_notify(TLSProtocol proto):
+cdef _on_close_notify(SSLProtocol proto):
     # The peer closed its side cleanly: tell the application, then close ours.
     _call_eof_received(proto)
     _start_shutdown(proto)
 
 
-cdef _call_eof_received(TLSProtocol proto):
+cdef _call_eof_received(SSLProtocol proto):
     if proto._app_state != APP_CON_MADE:
         return
     proto._app_state = APP_EOF

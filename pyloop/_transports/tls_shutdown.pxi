@@ -3,7 +3,7 @@
 # level functions of the protocol, as in tls_write.pxi.
 
 
-cdef _start_shutdown(TLSProtocol proto):
+cdef _start_shutdown(SSLProtocol proto):
     if proto._state == FLUSHING or proto._state == SHUTDOWN or proto._state == UNWRAPPED:
         return
     if proto._app_transport is not None:
@@ -16,7 +16,7 @@ cdef _start_shutdown(TLSProtocol proto):
     _do_flush(proto)
 
 
-cdef _do_flush(TLSProtocol proto):
+cdef _do_flush(SSLProtocol proto):
     """FLUSHING: send what the application wrote; what arrives is
     dropped.  close_notify goes out once nothing is left."""
     try:
@@ -32,7 +32,7 @@ cdef _do_flush(TLSProtocol proto):
         _do_shutdown(proto)
 
 
-cdef _do_shutdown(TLSProtocol proto):
+cdef _do_shutdown(SSLProtocol proto):
     """SHUTDOWN: send close_notify, wait for the peer's -- unless the peer
     closed TCP already: then ours goes out and that is the end (asyncio)."""
     try:
@@ -58,7 +58,7 @@ cdef _do_shutdown(TLSProtocol proto):
         _on_shutdown_complete(proto, ex)
 
 
-cdef _read_into_void(TLSProtocol proto):
+cdef _read_into_void(SSLProtocol proto):
     """Read and drop the application data the peer still sends (it may,
     after our close_notify), so that SSL_shutdown meets none; the peer's
     close_notify reaches eof_received, paused reading or not."""
@@ -76,7 +76,7 @@ cdef _read_into_void(TLSProtocol proto):
         _call_eof_received(proto)
 
 
-cdef _on_shutdown_complete(TLSProtocol proto, shutdown_exc):
+cdef _on_shutdown_complete(SSLProtocol proto, shutdown_exc):
     if proto._shutdown_timeout_handle is not None:
         proto._shutdown_timeout_handle.cancel()
         proto._shutdown_timeout_handle = None
@@ -86,13 +86,13 @@ cdef _on_shutdown_complete(TLSProtocol proto, shutdown_exc):
         proto._transport.close()
 
 
-cdef _abort(TLSProtocol proto, exc):
+cdef _abort(SSLProtocol proto, exc):
     proto._state = UNWRAPPED
     if proto._transport is not None:
         proto._transport._force_close(exc)
 
 
-cdef _fatal_error(TLSProtocol proto, exc, message="Fatal error on transport"):
+cdef _fatal_error(SSLProtocol proto, exc, message="Fatal error on transport"):
     if proto._app_transport is not None:
         proto._app_transport._closed = True
     transport = proto._transport

@@ -1,14 +1,16 @@
 # The application's side of a TLS connection (part of tls_protocol.pyx).
 #
-# A TLSTransport is a thin front: every method forwards to its TLSProtocol,
-# which owns the state.  It is an asyncio.Transport by isinstance (the same
-# __class__ device as the socket transport) and is itself start_tls
-# compatible, so TLS can run inside TLS.  What asyncio's SSL transport
-# exposes to its own tests (_ssl_protocol, _test__append_write_backlog,
-# _protocol_paused) is here too, so those tests run unchanged.
+# An SSLTransport is a thin front: every method forwards to its SSLProtocol,
+# which owns the state.  (Both are named as asyncio's are: code, and asyncio's
+# own tests, look for "ssl" in the transport's class name.)  It is an
+# asyncio.Transport by isinstance (the same __class__ device as the socket
+# transport) and is itself start_tls compatible, so TLS can run inside TLS.
+# What asyncio's SSL transport exposes to its own tests (_ssl_protocol,
+# _test__append_write_backlog, _protocol_paused) is here too, so those tests
+# run unchanged.
 
 
-cdef class TLSTransport:
+cdef class SSLTransport:
     """The transport of a TLS connection, as the application sees it.
 
     ``write`` encrypts and sends; ``close`` flushes, sends close_notify and
@@ -20,7 +22,7 @@ cdef class TLSTransport:
     """
 
     cdef object _loop
-    cdef readonly TLSProtocol _ssl_protocol
+    cdef readonly SSLProtocol _ssl_protocol
     cdef bint _closed
     cdef object __weakref__
 
@@ -32,7 +34,7 @@ cdef class TLSTransport:
         return _TRANSPORT_CLASS
 
     def __init__(self, *args, **kwargs):
-        raise TypeError("TLSTransport objects are made by the loop (ssl=, start_tls)")
+        raise TypeError("SSLTransport objects are made by the loop (ssl=, start_tls)")
 
     @property
     def _context(self):
@@ -42,7 +44,7 @@ cdef class TLSTransport:
 
     def __repr__(self):
         state = "closed" if self._closed else "open"
-        return f"<TLSTransport {state} {self._ssl_protocol!r}>"
+        return f"<SSLTransport {state} {self._ssl_protocol!r}>"
 
     def __del__(self):
         if not self._closed:
@@ -100,7 +102,7 @@ cdef class TLSTransport:
     def resume_reading(self):
         """Deliver data again after ``pause_reading()`` (from a callback of
         the loop, in the protocol's context)."""
-        cdef TLSProtocol proto = self._ssl_protocol
+        cdef SSLProtocol proto = self._ssl_protocol
         if proto._app_reading_paused:
             proto._app_reading_paused = False
             self._loop.call_soon(proto._resume, context=proto._context)
@@ -108,7 +110,7 @@ cdef class TLSTransport:
     def set_read_buffer_limits(self, high=None, low=None):
         """Water marks of the ciphertext kept while the application does not
         read: above ``high`` the socket is not read (default 256 KiB)."""
-        cdef TLSProtocol proto = self._ssl_protocol
+        cdef SSLProtocol proto = self._ssl_protocol
         proto._incoming_high, proto._incoming_low = _marks(high, low, DEFAULT_READ_HIGH)
         _control_ssl_reading(proto)
 
@@ -137,7 +139,7 @@ cdef class TLSTransport:
 
     def writelines(self, list_of_data):
         """Write each bytes-like object of an iterable; sent together."""
-        cdef TLSProtocol proto = self._ssl_protocol
+        cdef SSLProtocol proto = self._ssl_protocol
         proto._defer_flush += 1
         try:
             for data in list_of_data:
@@ -157,7 +159,7 @@ cdef class TLSTransport:
     def set_write_buffer_limits(self, high=None, low=None):
         """Set the water marks of the write buffer (default 512 KiB, low a
         quarter of high)."""
-        cdef TLSProtocol proto = self._ssl_protocol
+        cdef SSLProtocol proto = self._ssl_protocol
         proto._outgoing_high, proto._outgoing_low = _marks(high, low, DEFAULT_WRITE_HIGH)
         _control_app_writing(proto)
 

@@ -4,7 +4,7 @@
 # cannot be split across files); called directly, with no method lookup.
 
 
-cdef _write_appdata(TLSProtocol proto, data):
+cdef _write_appdata(SSLProtocol proto, data):
     if proto._state != WRAPPED and proto._state != DO_HANDSHAKE:
         if proto._conn_lost >= WRITES_AFTER_LOSS_BEFORE_WARNING:
             logger.warning("SSL connection is closed")
@@ -26,7 +26,7 @@ cdef _write_appdata(TLSProtocol proto, data):
         _fatal_error(proto, ex, "Fatal error on SSL protocol")
 
 
-cdef _encrypt(TLSProtocol proto, data):
+cdef _encrypt(SSLProtocol proto, data):
     # OpenSSL takes all of it (the memory BIO has no limit) unless it
     # must read first (a renegotiation): then the rest waits.
     cdef Py_ssize_t n, size
@@ -39,7 +39,7 @@ cdef _encrypt(TLSProtocol proto, data):
         _append_backlog(proto, data, n)
 
 
-cdef _append_backlog(TLSProtocol proto, data, Py_ssize_t start):
+cdef _append_backlog(SSLProtocol proto, data, Py_ssize_t start):
     # A copy: the caller may reuse a bytearray once write() returned.
     if type(data) is not bytes or start:
         data = bytes(memoryview(data).cast("B")[start:])
@@ -47,7 +47,7 @@ cdef _append_backlog(TLSProtocol proto, data, Py_ssize_t start):
     proto._write_backlog_size += len(data)
 
 
-cdef _do_write(TLSProtocol proto):
+cdef _do_write(SSLProtocol proto):
     """Give OpenSSL what waited in the backlog."""
     cdef Py_ssize_t n, size
     try:
@@ -65,7 +65,7 @@ cdef _do_write(TLSProtocol proto):
         pass
 
 
-cdef _flush_writes(TLSProtocol proto):
+cdef _flush_writes(SSLProtocol proto):
     # Send what writes made during a delivery (or writelines) left in
     # `outgoing`, in one write of the stream below.
     if not proto._flush_pending or proto._defer_flush:
@@ -78,7 +78,7 @@ cdef _flush_writes(TLSProtocol proto):
         _control_app_writing(proto)
 
 
-cdef _process_outgoing(TLSProtocol proto):
+cdef _process_outgoing(SSLProtocol proto):
     if proto._ssl_writing_paused or proto._transport_write is None:
         return
     data = proto._outgoing_read()
@@ -86,11 +86,11 @@ cdef _process_outgoing(TLSProtocol proto):
         proto._transport_write(data)
 
 
-cdef Py_ssize_t _get_write_buffer_size(TLSProtocol proto):
+cdef Py_ssize_t _get_write_buffer_size(SSLProtocol proto):
     return <Py_ssize_t>proto._outgoing.pending + proto._write_backlog_size
 
 
-cdef _control_app_writing(TLSProtocol proto):
+cdef _control_app_writing(SSLProtocol proto):
     cdef Py_ssize_t size = proto._write_backlog_size
     if proto._ssl_writing_paused:
         size += <Py_ssize_t>proto._outgoing.pending
@@ -103,7 +103,7 @@ cdef _control_app_writing(TLSProtocol proto):
         _call_flow(proto, "resume_writing")
 
 
-cdef _call_flow(TLSProtocol proto, str name):
+cdef _call_flow(SSLProtocol proto, str name):
     cdef int entered = pl_tls_enter(proto._context)
     try:
         getattr(proto._app_protocol, name)()
@@ -121,7 +121,7 @@ cdef _call_flow(TLSProtocol proto, str name):
             PyContext_Exit(proto._context)
 
 
-cdef _control_ssl_reading(TLSProtocol proto):
+cdef _control_ssl_reading(SSLProtocol proto):
     cdef Py_ssize_t size
     if proto._transport is None:
         return

@@ -434,6 +434,32 @@ def test_plaintext_peer_fails_the_server_handshake(loop, tls):
     run(loop, main())
 
 
+def test_protocol_errors_reach_the_exception_handler(loop, tls):
+    """A data_received that raises: the loop's exception handler gets it (asyncio's message), the
+    connection is dropped with it, the loop goes on."""
+    async def main():
+        server, port = await _tls_server(loop, tls)
+        reports = []
+        loop.set_exception_handler(lambda lp, ctx: reports.append(ctx))
+        boom = ZeroDivisionError("in data_received")
+
+        class Fragile(Collect):
+            def data_received(self, data):
+                raise boom
+
+        client = Fragile(loop)
+        tr, _ = await loop.create_connection(lambda: client, "127.0.0.1", port,
+                                             ssl=tls.client_context(), server_hostname="localhost")
+        tr.write(b"echo me")
+        assert await client.lost is boom
+        assert tr.is_closing()
+        assert [r["exception"] for r in reports] == [boom]
+        assert reports[0]["message"] == "Fatal error on SSL protocol"
+        await _close_server(server)
+
+    run(loop, main())
+
+
 def test_ssl_timeouts_must_be_positive(loop, tls):
     """ValueError for ssl_handshake_timeout/ssl_shutdown_timeout <= 0, as asyncio."""
     async def main():
