@@ -83,7 +83,10 @@ cdef _on_shutdown_complete(SSLProtocol proto, shutdown_exc):
     if shutdown_exc is not None:
         _fatal_error(proto, shutdown_exc, "Error occurred during shutdown")
     elif proto._transport is not None:
-        proto._transport.close()
+        # From a callback of the loop, as asyncio: this can run inside the
+        # stream's own resume_writing call, in the middle of its write path,
+        # where a close() it does not expect would end the connection twice.
+        proto._loop.call_soon(proto._transport.close, context=proto._context)
 
 
 cdef _abort(SSLProtocol proto, exc):

@@ -94,6 +94,11 @@ class BioPeer:
             self.obj.unwrap()
         except ssl.SSLWantReadError:
             pass
+        except ssl.SSLError as exc:
+            # _ssl calls SSL_shutdown twice: the first sent our close_notify; the second, looking
+            # for the peer's, met application data already received.  Ours is out either way.
+            if "APPLICATION_DATA_AFTER_CLOSE_NOTIFY" not in str(exc):
+                raise
         self.flush()
 
     def finish_unwrap(self) -> None:

@@ -283,6 +283,43 @@ def test_close_flushes_what_waited_for_the_socket(loop, tls):
     run(loop, main())
 
 
+def test_close_while_the_socket_is_full(loop, tls):
+    """close() while the socket transport is full, and the peer's close_notify already in: the
+    shutdown completes when the socket drains (inside the socket transport's resume_writing);
+    everything written went out, the connection ends once, with nothing for the exception handler."""
+    ready = threading.Event()
+
+    def server(sock):
+        peer = BioPeer(sock, tls.server_context(), server_side=True)
+        peer.handshake()
+        assert ready.wait(30)  # read nothing until the client has filled the socket and closed
+        peer.send_close_notify()  # ours first: the client's shutdown completes as its writes drain
+        data = peer.read_until_close_notify()
+        return len(data)
+
+    async def main():
+        reports = []
+        loop.set_exception_handler(lambda lp, ctx: reports.append(ctx))
+        with ThreadServer(loop, server) as srv:
+            client = Collect(loop)
+            tr, _ = await loop.create_connection(lambda: client, *srv.addr, ssl=tls.client_context(),
+                                                 server_hostname="localhost")
+            chunk = b"z" * (1024 * 1024)
+            sent = 0
+            while tr.get_write_buffer_size() == 0:  # until TLS output waits for the socket
+                tr.write(chunk)
+                sent += len(chunk)
+                assert sent < 1024 * len(chunk), "the socket never filled up"
+                await asyncio.sleep(0)
+            tr.close()
+            ready.set()
+            assert await client.lost is None
+            assert await srv.result == sent
+        assert reports == []
+
+    run(loop, main())
+
+
 def test_cancelled_handshake_leaves_no_garbage(loop, tls):
     """A create_connection cancelled during the handshake frees the SSL context by reference
     counting alone (gc disabled): no timer, cycle or cached callback keeps the TLS layer alive."""
