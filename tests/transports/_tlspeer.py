@@ -89,16 +89,19 @@ class BioPeer:
             out += chunk
 
     def send_close_notify(self) -> None:
-        """Send our close_notify without waiting for the peer's."""
+        """Send our close_notify without waiting for the peer's.
+
+        _ssl calls SSL_shutdown twice; the second call reads, looking for the peer's close_notify,
+        and application data already received makes it fail for good (the connection is then
+        dead, and OpenSSL tells the peer with an alert).  So what was received and not read yet
+        is taken out of the BIO around the call and put back after it."""
+        held = self.incoming.read() if self.incoming.pending else b""
         try:
             self.obj.unwrap()
         except ssl.SSLWantReadError:
             pass
-        except ssl.SSLError as exc:
-            # _ssl calls SSL_shutdown twice: the first sent our close_notify; the second, looking
-            # for the peer's, met application data already received.  Ours is out either way.
-            if "APPLICATION_DATA_AFTER_CLOSE_NOTIFY" not in str(exc):
-                raise
+        if held:
+            self.incoming.write(held)
         self.flush()
 
     def finish_unwrap(self) -> None:
