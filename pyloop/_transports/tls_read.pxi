@@ -122,9 +122,13 @@ cdef _on_close_notify(SSLProtocol proto):
 
 
 cdef _call_eof_received(SSLProtocol proto):
+    # In the protocol's context: close() from any task may get here (the
+    # peer's close_notify found while flushing).
+    cdef int entered
     if proto._app_state != APP_CON_MADE:
         return
     proto._app_state = APP_EOF
+    entered = pl_tls_enter(proto._context)
     try:
         keep_open = proto._app_protocol.eof_received()
     except (KeyboardInterrupt, SystemExit):
@@ -135,3 +139,6 @@ cdef _call_eof_received(SSLProtocol proto):
         if keep_open:
             logger.warning("returning true from eof_received() "
                            "has no effect when using ssl")
+    finally:
+        if entered:
+            PyContext_Exit(proto._context)

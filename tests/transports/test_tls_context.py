@@ -301,3 +301,38 @@ def test_buffered_protocol_callbacks_run_in_the_connection_context(loop, tls):
         assert len(seen) > 3 and set(seen) == {"buffered"}, seen
 
     run(loop, main())
+
+
+@pytest.mark.skip_loops("uvloop", reason="uvloop keeps the client's handshake Finished message until its first "
+                                         "read, which pause_reading() in connection_made stops: the "
+                                         "server's handshake never completes")
+def test_eof_found_by_close_runs_in_the_connection_context(loop, tls):
+    """The peer's close_notify waits unread (reading paused); close() from another task finds it:
+    eof_received still runs in the connection's context."""
+    async def main():
+        class Closer(asyncio.Protocol):
+            def connection_made(self, transport):
+                transport.close()  # close_notify right after the handshake
+
+        server = await loop.create_server(Closer, "127.0.0.1", 0, ssl=tls.server_context())
+        port = server.sockets[0].getsockname()[1]
+        who.set("client-setup")
+        client = Recorder(loop, "client-conn", pause_reading_at_start=True)
+        tr, _ = await loop.create_connection(lambda: client, "127.0.0.1", port,
+                                             ssl=tls.client_context(), server_hostname="localhost")
+        deadline = loop.time() + 30
+        while tr.get_read_buffer_size() == 0:  # the close_notify is at the client, unread
+            assert loop.time() < deadline, "the close_notify never came"
+            await asyncio.sleep(0.01)
+
+        async def closer():
+            tr.close()
+            await client.lost
+
+        await in_context("closer", closer)
+        server.close()
+        await server.wait_closed()
+        assert "eof_received" in client.names()
+        assert client.contexts() == {"client-conn"}, client.seen
+
+    run(loop, main())
