@@ -6,7 +6,7 @@ socket transport and the application::
 
     application protocol  <->  SSLTransport   (what the application talks to)
                                SSLProtocol    (this module: the TLS state machine)
-    socket transport      <->  socket         (stream.pyx, or a SSLTransport: TLS in TLS)
+    socket transport      <->  socket         (stream.pyx, or an SSLTransport: TLS in TLS)
 
 OpenSSL does the cryptography on two memory BIOs: the ciphertext the socket
 transport reads goes into ``incoming``, what TLS produces to send comes out of
@@ -26,10 +26,12 @@ uvloop does:
 * **Shutdown**: application data that arrives while we shut down is read and
   dropped (TLS 1.3 lets a peer send data after our close_notify; OpenSSL's
   ``SSL_shutdown`` would fail on it), and the peer's close_notify still
-  reaches ``eof_received`` even while reading is paused.  Every way into
-  FLUSHING/SHUTDOWN arms the shutdown timer, so a shutdown cannot hang; a
-  plain TCP EOF without close_notify ends the connection (``connection_lost``
-  with no ``eof_received``, as uvloop: a truncation is not a clean end).
+  reaches ``eof_received`` even while reading is paused.  A TCP EOF (with or
+  without close_notify) delivers what is left, then ``eof_received`` (as
+  asyncio), then closes; while reading is paused the connection waits for
+  ``resume_reading``.  Every wait for the peer -- FLUSHING, SHUTDOWN, that
+  paused EOF -- runs under the shutdown timer, so none can hang (asyncio's
+  paused EOF has no timer: it hangs).
 * **Context**: every application callback (``connection_made``,
   ``data_received``/``get_buffer``/``buffer_updated``, ``eof_received``,
   ``pause_writing``/``resume_writing``, ``connection_lost``) runs in the
