@@ -40,7 +40,7 @@ import os
 import subprocess
 import sys
 
-from ._syscalls import read_nonblocking
+from . import _syscalls
 
 try:
     from _posixsubprocess import fork_exec as _fork_exec
@@ -186,7 +186,7 @@ async def read_exec_status(loop, fd):
     The caller closes ``fd``."""
     data = b""
     while True:
-        chunk = read_nonblocking(fd, _EXEC_STATUS_LIMIT)
+        chunk = _syscalls.read_nonblocking(fd, _EXEC_STATUS_LIMIT)
         if chunk is None:
             readable = loop.create_future()
             loop._add_reader(fd, _wake, readable)
