@@ -149,7 +149,6 @@ class Popen(_STDLIB_POPEN):
                     status_r, status_w, restore_signals, start_new_session,
                     process_group, gid, gids, uid, umask, preexec_fn,
                     getattr(subprocess, "_USE_VFORK", True))
-                self._child_created = True
             finally:
                 os.close(status_w)
         except TypeError:
@@ -166,9 +165,14 @@ class Popen(_STDLIB_POPEN):
         except BaseException:
             os.close(status_r)
             raise
-        # The child has its copies of the stdio pipe ends now.
-        self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)
-        self.exec_status_fd = status_r
+        self._child_created = True
+        try:
+            # The child has its copies of the stdio pipe ends now.
+            self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)
+        except BaseException:
+            os.close(status_r)      # Popen.__init__ fails: nobody would read it
+            raise
+        self.exec_status_fd = status_r      # the caller's from here on
 
 
 def popen_class():
