@@ -10,6 +10,10 @@ How the transport behaves (asyncio's documented semantics):
   the queue is flushed, in order, when the socket becomes writable.  Queued
   bytes count towards write flow control (``pause_writing`` above the high
   water mark, ``resume_writing`` at or below the low one).
+* ``sendto`` takes IP addresses, not host names: resolving one is a DNS
+  lookup, which the socket module would make right there, blocking the loop.
+  A host name is refused with ``ValueError`` (as uvloop does; asyncio blocks),
+  the transport staying open; resolve it first with ``loop.getaddrinfo``.
 * An ``OSError`` while sending or receiving (say ``ECONNREFUSED`` after an ICMP
   port-unreachable on a connected socket) is news for the protocol, not the end
   of the endpoint: it goes to ``protocol.error_received`` and the transport
@@ -180,6 +184,13 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
                 logger.warning("socket.send() raised exception.")
             self._writes_after_loss += 1
             return
+        if (addr is not None and not self._connected
+                and self._sock.family in _IP_FAMILIES and _host_needs_dns(addr)):
+            raise ValueError(
+                f"sendto(): {addr!r} names a host, whose address would take a "
+                f"DNS lookup inside the event loop: resolve it first (await "
+                f"loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)) and send "
+                f"to the address it gives")
 
         if not self._buffer:
             if self._send_now(data, addr, queued=False) is not False:
@@ -429,3 +440,33 @@ class DatagramMixin:
             raise errors[0]
         finally:
             errors = None
+
+
+def _host_needs_dns(addr):
+    """Whether ``socket.sendto(data, addr)`` would resolve ``addr``'s host by name
+    (a blocking lookup).  IP literals, and the two names the socket module
+    translates itself ("" for any address, "<broadcast>"), do not; an IPv6
+    literal may carry a ``%scope`` (an interface name, looked up locally).
+    A malformed address is not for us to judge: sendto reports it as before."""
+    if type(addr) is not tuple or len(addr) < 2:
+        return False
+    host = addr[0]
+    if isinstance(host, (bytes, bytearray)):
+        try:
+            host = host.decode("ascii")
+        except UnicodeDecodeError:
+            return True     # an internationalised name
+    elif not isinstance(host, str):
+        return False
+    if host == "" or host == "<broadcast>":
+        return False
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+        return False
+    except (OSError, ValueError):
+        pass
+    try:
+        socket.inet_pton(_IP_FAMILIES[1], host.partition("%")[0])
+        return False
+    except (OSError, ValueError):
+        return True
