@@ -37,8 +37,15 @@ import sys
 from asyncio import transports as _aio_transports
 from asyncio import trsock as _aio_trsock
 
-from .fd_transport import (FdTransport, ReadingControl, call_in_context, fd_ops, register_transport,
-                           wake_waiter, watch_write)
+from .fd_transport import (
+    FdTransport,
+    ReadingControl,
+    call_in_context,
+    fd_ops,
+    register_transport,
+    wake_waiter,
+    watch_write,
+)
 from .flow import WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl
 from .sockets import remove_stale_unix_socket, set_reuse_port
 

@@ -35,8 +35,16 @@ import os
 import stat
 from asyncio import transports as _aio_transports
 
-from .fd_transport import (FdTransport, ReadingControl, call_in_context, fd_ops, register_transport,
-                           wake_waiter, watch_read, watch_write)
+from .fd_transport import (
+    FdTransport,
+    ReadingControl,
+    call_in_context,
+    fd_ops,
+    register_transport,
+    wake_waiter,
+    watch_read,
+    watch_write,
+)
 from .flow import WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl
 
 logger = logging.getLogger("asyncio")

@@ -13,7 +13,6 @@ whatever context scheduled them; those tests skip it, saying which.
 The datagram, pipe and subprocess transports: ``test_protocol_context_fd``.
 """
 
-import asyncio
 import socket
 
 import pytest
