@@ -26,7 +26,10 @@ per pipe in order; ``process_exited`` once, in any order relative to the
 pipes; ``connection_lost(None)`` last, only after the exit *and* the loss of
 every pipe.  ``Process.wait()`` (``transport._wait()``) returns at once when
 the exit status is known, else when ``connection_lost`` has run -- as in the
-running Python's asyncio.
+running Python's asyncio.  Every one of them runs in the protocol's context,
+``_context`` (a copy of the context current when the transport was made), as
+uvloop does; ``pause_writing``/``resume_writing`` for the child's stdin in a
+copy of it (see ``pyloop._transports.flow``).
 
 Reaping
 -------
@@ -62,6 +65,7 @@ thread that reaps it when it exits; the children are not killed (asyncio
 does not kill them either).
 """
 
+import contextvars
 import errno
 import logging
 import os
@@ -131,12 +135,12 @@ class _PipeProto(_aio_protocols.Protocol):
     def pause_writing(self):
         owner = self.owner
         if owner is not None and owner._protocol is not None:
-            owner._protocol.pause_writing()
+            owner._context.copy().run(owner._protocol.pause_writing)
 
     def resume_writing(self):
         owner = self.owner
         if owner is not None and owner._protocol is not None:
-            owner._protocol.resume_writing()
+            owner._context.copy().run(owner._protocol.resume_writing)
 
 
 class SubprocessTransport(_aio_transports.SubprocessTransport):
@@ -154,6 +158,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         super().__init__(extra)
         self._loop = loop
         self._protocol = protocol
+        self._context = contextvars.copy_context()
         self._pipes = {}
         for fd, how in ((_STDIN, stdin), (_STDOUT, stdout), (_STDERR, stderr)):
             if how == subprocess.PIPE:
@@ -246,10 +251,10 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         if proc.stderr is not None:
             await loop.connect_read_pipe(lambda: _PipeProto(self, _STDERR),
                                          proc.stderr)
-        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._protocol.connection_made, self, context=self._context)
         pending, self._pending = self._pending, None
         for callback, args in pending:
-            loop.call_soon(callback, *args)
+            loop.call_soon(callback, *args, context=self._context)
         # Return only after connection_made has run: asyncio.subprocess
         # reads the protocol's streams as soon as the creator resumes.
         connected = loop.create_future()
@@ -359,7 +364,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         if self._pending is not None:
             self._pending.append((callback, args))
         else:
-            self._loop.call_soon(callback, *args)
+            self._loop.call_soon(callback, *args, context=self._context)
 
     def _notify(self, method, *args):
         """Schedule ``protocol.method(*args)`` -- unless creation failed

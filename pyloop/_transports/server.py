@@ -12,13 +12,22 @@
   set-up is interrupted, by any exception, is closed before it propagates.
 * **Accepting** (``_accept_connection``): one readiness event accepts up to
   ``backlog`` connections.  A plain connection gets its protocol and
-  transport right away, inside a copy of the server's context (asyncio runs
-  each accept in a task; a context copy gives the same isolation without a
-  task per connection).  A TLS connection needs to wait for its handshake,
-  so it gets a task.  Running out of file descriptors or memory (EMFILE,
-  ENFILE, ENOBUFS, ENOMEM) is reported to the exception handler and the
-  socket is left alone for ``ACCEPT_RETRY_DELAY`` (1 s): the kernel keeps
-  reporting it readable, and retrying at once would spin.
+  transport right away, inside a copy of the server's context -- the one
+  current when the server started serving, as uvloop's -- and every callback
+  of its protocol then runs in a copy of that copy made by the transport
+  (``stream``), after the protocol factory ran: what the factory sets is seen
+  by the connection's callbacks.  uvloop runs all the connections of a
+  listening socket in one shared context; pyloop gives each its own, as
+  asyncio's task per connection does, so that what one connection's
+  callbacks set is never seen by another's.  A TLS connection needs to wait
+  for its handshake, so it gets a task.  Running out of file descriptors or
+  memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is reported to the exception
+  handler and the socket is left alone for ``ACCEPT_RETRY_DELAY`` (1 s): the
+  kernel keeps reporting it readable, and retrying at once would spin.
+* **Unusable protocols**: a connection is never dropped silently.  When the
+  protocol factory raises, returns None or returns an object the transport
+  cannot serve (``stream`` refuses it with TypeError), the error goes to the
+  loop's exception handler and the accepted socket is closed.
 
 ``Server`` owns its listening sockets and keeps track of the connections
 accepted through it, so that ``wait_closed`` can wait for them; the accept
@@ -637,11 +646,13 @@ class ServeMixin:
         """Setting up an accepted connection failed: close ``conn`` unless a
         transport owns it already, and report."""
         if transport is None:
+            # No transport could be made (the factory raised or gave an
+            # unusable protocol): the application's bug, and the connection
+            # is gone -- always reported, as uvloop does.
             conn.close()
-        # As asyncio: there is nobody to tell but the log, and only in debug
-        # mode (a failed handshake is the peer's problem, reported by the
-        # TLS layer itself).
-        if not self.get_debug():
+        elif not self.get_debug():
+            # As asyncio: a failed handshake is the peer's problem, reported
+            # by the TLS layer itself; the log hears of it in debug mode only.
             return
         context = {
             "message": "Error on transport creation for incoming connection",
