@@ -75,7 +75,7 @@ import threading
 from collections.abc import Callable
 from ssl import SSLContext
 
-from ._adapters import Servable, adapt
+from ._adapters import Adapted, Servable, adapt
 from ._workers import (
     Listener,
     ServeInfo,
@@ -112,6 +112,17 @@ class _DefaultPort(int):
 
 _DEFAULT_HOST = _DefaultHost("127.0.0.1")
 _DEFAULT_PORT = _DefaultPort(0)
+
+
+def _address(adapted: Adapted, host: str | None, port: int) -> tuple[str | None, int]:
+    """Where to listen: serve()'s host/port where given, else the uvicorn Config's, else the
+    defaults (127.0.0.1, a free port)."""
+    if adapted.has_address:
+        if host is _DEFAULT_HOST:
+            host = adapted.host
+        if port is _DEFAULT_PORT:
+            port = adapted.port if adapted.port is not None else 0
+    return (None if host is None else str(host)), int(port)
 
 
 def _default_loop_factory() -> asyncio.AbstractEventLoop:
@@ -210,11 +221,7 @@ def serve(start: Servable, *, host: str | None = _DEFAULT_HOST, port: int = _DEF
                            "SIGTERM and SIGINT for its workers, which only the main thread can.  "
                            "Call it at the top level of the program, not from a thread")
     adapted = adapt(start, float(grace))
-    if adapted.has_address:
-        if host is _DEFAULT_HOST:
-            host = adapted.host
-        if port is _DEFAULT_PORT:
-            port = adapted.port if adapted.port is not None else 0
+    host, port = _address(adapted, host, port)
     if loop_factory is None:
         loop_factory = adapted.loop_factory or _default_loop_factory
     if reuse_port is None:
@@ -222,7 +229,7 @@ def serve(start: Servable, *, host: str | None = _DEFAULT_HOST, port: int = _DEF
     elif reuse_port and not hasattr(socket, "SO_REUSEPORT"):
         raise ValueError("pyloop.serve(): reuse_port=True is not supported on this platform (no "
                          "SO_REUSEPORT); leave reuse_port out to share one listening socket")
-    listener = Listener(None if host is None else str(host), int(port), reuse_port, backlog)
+    listener = Listener(host, port, reuse_port, backlog)
     plan = WorkerPlan(start=adapted.start, listener=listener, grace=float(grace),
                       loop_factory=loop_factory)
     try:

@@ -294,3 +294,30 @@ def test_asgi_lifespan_startup_failure_stops_the_server_and_says_so(tmp_path):
         assert re.search(r"worker [01] \(pid \d+\) exited with status 3 before it was ready: its error is "
                          r"above", log), log
         assert "a worker failed to start: stopping" in log, log
+
+
+def test_a_uvicorn_config_gives_the_address_unless_serve_is_given_one():
+    # In this process: the address is decided before anything forks.
+    import uvicorn
+
+    from pyloop.serving import _address
+    from pyloop.serving._adapters import adapt
+
+    async def app(scope, receive, send):  # pragma: no cover - never served here
+        pass
+
+    config = adapt(uvicorn.Config(app, host="0.0.0.0", port=8123), 1.0)
+    server = adapt(uvicorn.Server(uvicorn.Config(app)), 1.0)
+    assert _address(config, *_serve_defaults()) == ("0.0.0.0", 8123)
+    assert _address(server, *_serve_defaults()) == ("127.0.0.1", 8000)        # uvicorn's defaults
+    assert _address(config, "127.0.0.1", 0) == ("127.0.0.1", 0)              # given: they win
+    assert _address(config, None, 9000) == (None, 9000)
+    assert _address(adapt(app, 1.0), *_serve_defaults()) == ("127.0.0.1", 0)  # not a Config
+
+
+def _serve_defaults():
+    import inspect
+
+    from pyloop.serving import serve
+    params = inspect.signature(serve).parameters
+    return params["host"].default, params["port"].default
