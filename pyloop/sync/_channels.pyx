@@ -25,9 +25,10 @@ reference to an operation object only when the object is first awaited, so until
 is the only one.  Channels created while tracemalloc traces or coroutine origins are tracked
 (asyncio debug mode, ``-X dev``) record where each operation was created and add that to the warning.
 
-Measured (bench/toolbox.py, CPU clock, loaded 2-core machine): a producer task -> consumer task item
-through ``channel(1024)`` costs ~220 ns on either loop, against ~1,050-1,250 ns for asyncio.Queue
-(callgrind: 1,499 against 9,708 instructions per item on a pyloop loop).
+Measured (``bench/compare.py --group toolbox``, the ``toolbox`` table of bench/RESULTS.md): a producer
+task -> consumer task item through ``channel(1024)`` costs ~150 ns on a pyloop loop against ~900 ns for
+``asyncio.Queue(1024)`` (callgrind: ~1,620 instructions per item, since an operation object is handed
+to its caller until the first await so that dropping it un-awaited warns at once).
 
 Cancellation: what a CancelledError means
 -----------------------------------------
