@@ -15,8 +15,9 @@ the C host out of ``epoll_wait`` through pyloop's backend fd while no pyloop tim
 import asyncio
 import math
 
+from _pyloop_host import ffi  # the module cffi builds into the library
+
 import pyloop
-from _pyloop_host import ffi   # the module cffi builds into the library
 
 _state: dict = {}
 
