@@ -17,11 +17,11 @@ way *yet* -- including one accepted a moment before whose request is already
 in the kernel's buffer, unread; the client sees a reset or an empty reply
 (with their own gunicorn workers, 1 to 20 requests in 10 reloads failed under
 4 clients issuing requests back to back, on asyncio and uvloop alike; none
-with these workers in 50 reloads, 20 of them with a CPU hog beside).  These workers first stop accepting (the
-listening socket stays open: the connections queued in it go to the other
-workers), give the connections already accepted a grace period to send their
-request (half a second: a client that has just connected is about to),
-let every connection read what has arrived, and only
+with these workers in 50 reloads of each, 20 of them with a CPU hog beside).
+These workers first stop accepting (the listening socket stays open: the
+connections queued in it go to the other workers), give the connections
+already accepted half a second to send their request (a client that has just
+connected is about to), let every connection read what has arrived, and only
 then hand over to the framework's shutdown, which now sees those requests
 under way.  What remains is HTTP/1.1's own race: a client that connected but
 sends nothing within the grace, or that reuses an idle keep-alive connection
