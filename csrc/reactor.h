@@ -34,7 +34,9 @@ int pl_reactor_open(pl_reactor_t **out);
 /* Release the kernel object and the memory.  Safe on NULL. */
 void pl_reactor_close(pl_reactor_t *r);
 
-/* The kernel fd behind the reactor (epoll or kqueue fd), for diagnostics. */
+/* The kernel fd behind the reactor (epoll or kqueue fd).  It polls readable
+ * while any registered fd has an event pending, so a host event loop can
+ * watch it in place of calling pl_reactor_wait (BaseLoop.backend_fd). */
 int pl_reactor_fd(const pl_reactor_t *r);
 
 /* Start watching fd for events (PL_EV_READ | PL_EV_WRITE, non-zero).

@@ -171,6 +171,11 @@ async def sleep_until(deadline: float) -> None:
 
 # ---- timeouts ------------------------------------------------------------------
 
+# How long a chain of awaited tasks Timeout's tie rule follows (see _recheck);
+# far more than real code nests, it only bounds the walk.
+_TIE_CHAIN_MAX = 64
+
+
 class _State(enum.Enum):
     CREATED = "created"
     ENTERED = "active"
@@ -190,13 +195,23 @@ class Timeout:
     ``Task.cancelling()``/``uncancel()``, as in ``asyncio.timeout``, so the two
     nest in each other freely.
 
+    The value wins a tie, as in Tokio (whose ``Timeout`` polls the inner
+    future before the deadline): when what the block awaits became ready in
+    the same loop iteration as the deadline -- ``timeout(1, sleep(1))`` on a
+    paused clock, where both timers are due at the same instant -- the task
+    first gets the step that delivers it (through a chain of awaited tasks
+    too); the block is cancelled only if it is still running after that
+    step.  A block that waits for something not ready is cancelled one loop
+    turn after the deadline's timer; one that is merely runnable (a bare
+    ``sleep(0)``, Tokio's ``yield_now``) at once.
+
     >>> async with timeout(5.0) as t:
     ...     await connect()
     ...     t.reschedule(t.deadline + 5.0)   # more time for the handshake
     ...     await handshake()
     """
 
-    __slots__ = ("_deadline", "_loop", "_task", "_handle", "_state", "_cancelling")
+    __slots__ = ("_deadline", "_loop", "_task", "_handle", "_state", "_cancelling", "_tie_depth")
 
     def __init__(self, deadline: float | None, loop: asyncio.AbstractEventLoop) -> None:
         self._deadline = deadline
@@ -205,6 +220,7 @@ class Timeout:
         self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self._state = _State.CREATED
         self._cancelling = 0
+        self._tie_depth = _TIE_CHAIN_MAX
 
     @property
     def deadline(self) -> float | None:
@@ -241,9 +257,53 @@ class Timeout:
             return
         loop = self._loop
         if deadline <= loop.time():
-            self._handle = loop.call_soon(self._expire)
+            self._handle = loop.call_soon(self._on_deadline)
         else:
-            self._handle = loop.call_at(deadline, self._expire)
+            self._handle = loop.call_at(deadline, self._on_deadline)
+
+    # A tie between the deadline and the value goes to the value (Tokio polls
+    # the inner future first).  In asyncio terms "the value is ready" means
+    # the future the task waits on is done and the task's wake-up step is
+    # queued: a task.cancel() then would land on that step and throw the
+    # result away.  So the deadline only starts a decision, taken one loop
+    # turn later (_recheck), once every callback of the deadline's own
+    # iteration has run (a timer due at the same instant that completes the
+    # future comes after this one).  Then, if the task waits on a done future,
+    # or on a task that waits on a done future (a chain of awaited tasks,
+    # ``depth`` links long), the decision waits one more turn for the
+    # completion to travel up; it must get one link closer each turn, so the
+    # grace is bounded by the chain's length and a task that keeps making
+    # fresh progress (a ping-pong with another task) is still cancelled.  A
+    # task that is merely runnable (a bare ``sleep(0)``) is cancelled at once,
+    # as Tokio's yield_now is Pending.  The awaited future is Task._fut_waiter,
+    # which asyncio's Task (C and Python) has; other task classes get no grace.
+
+    def _ready_depth(self) -> int | None:
+        # How many awaited tasks lie between our task and a done future, or
+        # None if the chain of awaits ends in a pending future.
+        fut = getattr(self._task, "_fut_waiter", None)
+        depth = 0
+        while fut is not None and depth < _TIE_CHAIN_MAX:
+            if fut.done():
+                return depth
+            fut = getattr(fut, "_fut_waiter", None)
+            depth += 1
+        return None
+
+    def _on_deadline(self) -> None:
+        if getattr(self._task, "_fut_waiter", None) is None:
+            self._expire()
+            return
+        self._tie_depth = _TIE_CHAIN_MAX
+        self._handle = self._loop.call_soon(self._recheck)
+
+    def _recheck(self) -> None:
+        depth = self._ready_depth()
+        if depth is None or depth >= self._tie_depth:
+            self._expire()
+            return
+        self._tie_depth = depth
+        self._handle = self._loop.call_soon(self._recheck)
 
     def _expire(self) -> None:
         assert self._task is not None
@@ -314,8 +374,10 @@ def timeout(delay: Any, aw: Any = None) -> Any:
     * ``await timeout(delay, aw)`` awaits ``aw`` under the deadline and returns
       its result (``aw`` is cancelled when the deadline passes).
 
-    ``delay=None`` means no deadline (one can be set later with
-    ``reschedule``).  Must be called with a running loop.
+    When ``aw`` (or the block) becomes ready at the deadline's instant, the
+    value wins, as in Tokio (see :class:`Timeout`).  ``delay=None`` means no
+    deadline (one can be set later with ``reschedule``).  Must be called with
+    a running loop.
 
     >>> async with timeout(1.5):
     ...     await slow()

@@ -193,10 +193,12 @@ cd "$pkg"
 # Refuse to report on the wrong modules: they must be the copies just made,
 # and ASan must really be in the process.
 SANITIZE_LIST="$sanitize" "$py" - <<'EOF'
-import glob, os, sys
-import pyloop._core.loop, pyloop._core.handles, pyloop._transports.stream, pyloop.sync._channels
+import glob, importlib, os, sys
 here = os.getcwd()
-for m in (pyloop._core.loop, pyloop._core.handles, pyloop._transports.stream, pyloop.sync._channels):
+# Every compiled module of the package, found by its file, so a new one is never left out.
+names = sorted(os.path.relpath(so, here).split(".")[0].replace(os.sep, ".")
+               for so in glob.glob(os.path.join(here, "pyloop", "**", "*.so"), recursive=True))
+for m in map(importlib.import_module, names):
     if not os.path.abspath(m.__file__).startswith(here + os.sep):
         sys.exit(f"sanitize.sh: {m.__name__} came from {m.__file__}, not {here}")
 want = []

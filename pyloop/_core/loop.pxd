@@ -27,7 +27,9 @@ cdef class BaseLoop(LoopCore):
     cdef int watches_len
     cdef uint32_t next_token
     cdef int64_t last_poll_ns
-    cdef bint waiting        # blocked in pl_reactor_wait without the GIL
+    # Blocked in pl_reactor_wait without the GIL -- or, between run_nowait()
+    # steps, a host may be blocked on backend_fd() (see loop_embed.pxi).
+    cdef bint waiting
     cdef bint wakeup_pending  # a thread already signalled this wait
     cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready

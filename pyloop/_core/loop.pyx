@@ -12,7 +12,9 @@ functions taking the loop, one concern per file, included below:
 * ``loop_timers.pxi``: deadlines, the timer heap's callbacks, the graveyard;
 * ``loop_clock.pxi``: the loop's clock and virtual time (``pyloop.time.pause``),
   and the primitives behind ``clock.py``, the one door to them from above;
-* ``loop_fds.pxi``: fd watches and their reactor registrations.
+* ``loop_fds.pxi``: fd watches and their reactor registrations;
+* ``loop_embed.pxi``: driving the loop from a host's event loop
+  (``backend_fd``, ``backend_timeout``, ``run_nowait``: libuv's embedding API).
 
 Ownership rules (the only tricky part of the loop core):
 
@@ -131,6 +133,7 @@ include "loop_timers.pxi"
 include "loop_clock.pxi"
 include "loop_iteration.pxi"
 include "loop_fds.pxi"
+include "loop_embed.pxi"
 
 
 def _own_run_until_complete_cb(fut):
@@ -462,6 +465,9 @@ cdef class BaseLoop(LoopCore):
         if self._closed:
             raise RuntimeError("Event loop is closed")
         self._thread_id = ident
+        # Left set by run_nowait() steps (a host may wait on backend_fd());
+        # from here the loop's own wait says when it waits.
+        self.waiting = False
         old_hooks = None
         try:
             self._set_coroutine_origin_tracking(self._debug)
@@ -512,6 +518,41 @@ cdef class BaseLoop(LoopCore):
         """Stop after the current iteration (or after one iteration, if the
         loop is not running yet)."""
         self._stopping = True
+
+    # ---- embedding in a host's event loop (loop_embed.pxi) ------------------
+
+    def backend_fd(self):
+        """The fd of the loop's reactor (epoll, kqueue), for a host event loop
+        to poll: it is readable when an fd the loop watches is ready, or
+        ``call_soon_threadsafe`` woke the loop.  Timers and ready callbacks
+        are not fd events: wait at most ``backend_timeout()``, then call
+        ``run_nowait()`` (libuv's ``uv_backend_fd``)."""
+        self._check_closed()
+        if not self.resources_ready:
+            raise RuntimeError("Event loop is closed")
+        return pl_reactor_fd(self.reactor)
+
+    def backend_timeout(self):
+        """How long a host may wait on ``backend_fd()`` before the next
+        ``run_nowait()``, in seconds: 0.0 if callbacks are ready, a timer is
+        due or ``stop()`` was called, the time to the next timer, or ``None``
+        when there is no timer (wait for the fd alone).  Ask before every
+        wait: asking also makes ``call_soon_threadsafe`` wake the backend fd.
+        Round up when converting to a coarser unit (libuv's
+        ``uv_backend_timeout``)."""
+        self._check_closed()
+        cdef int64_t ns = _embed_timeout_ns(self)
+        return None if ns < 0 else ns / 1e9
+
+    def run_nowait(self):
+        """Run one iteration without blocking: poll the fds with timeout 0,
+        fire due timers, run the callbacks that were ready (libuv's
+        ``uv_run(UV_RUN_NOWAIT)``).  The loop is running during the step
+        (``asyncio.get_running_loop()`` returns it) and not between steps; a
+        ``stop()`` is consumed by the step.  Raises RuntimeError if the loop
+        is running or closed.  Returns True if work is already waiting (the
+        next ``backend_timeout()`` is 0)."""
+        return _embed_run_nowait(self)
 
     def is_running(self):
         """Return True while ``run_forever`` is on the stack."""

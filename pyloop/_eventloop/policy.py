@@ -2,7 +2,7 @@
 
 import asyncio
 import warnings
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 
 from .loop import Loop
 
@@ -55,17 +55,41 @@ def install() -> None:
     asyncio.set_event_loop_policy(EventLoopPolicy())
 
 
-def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
+def run(main: Coroutine[Any, Any, _T], *, loop_factory: Callable[[], Loop] | None = None,
+        debug: bool | None = None) -> _T:
     """Run the coroutine ``main`` on a new pyloop loop and return its result.
 
     Like ``asyncio.run``: the loop is closed afterwards, remaining tasks are
     cancelled, async generators and the default executor are shut down, and
     Ctrl-C cancels ``main`` cleanly.
+
+    ``loop_factory`` makes the loop, as for ``uvloop.run`` and (3.12+)
+    ``asyncio.run``: ``new_event_loop`` when None; a factory of a ``Loop``
+    subclass, or one that configures the loop it makes.  Like ``uvloop.run``,
+    it must make a pyloop loop: anything else is closed and refused with
+    TypeError (``asyncio.Runner(loop_factory=...)`` runs any loop).
     """
     if asyncio.events._get_running_loop() is not None:
         # Refuse before a Runner creates (and then fails to clean up) a loop.
         raise RuntimeError(
             "pyloop.run() cannot be called from a running event loop: "
             "await the coroutine instead, or spawn it with pyloop.task.spawn()")
-    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+    make = new_event_loop if loop_factory is None else loop_factory
+
+    def make_pyloop_loop() -> Loop:
+        # Called by the Runner when it first needs its loop; raising here leaves
+        # the Runner with nothing to clean up.
+        loop = make()
+        if not isinstance(loop, Loop):
+            close = getattr(loop, "close", None)
+            if callable(close):
+                close()
+            raise TypeError(
+                f"pyloop.run() runs on a pyloop loop, but loop_factory made a "
+                f"{type(loop).__module__}.{type(loop).__qualname__}: pass a factory of "
+                f"pyloop.Loop (or of a subclass), or use asyncio.Runner(loop_factory=...) "
+                f"for other loops")
+        return loop
+
+    with asyncio.Runner(debug=debug, loop_factory=make_pyloop_loop) as runner:
         return runner.run(main)

@@ -63,6 +63,21 @@ the same signal.
 The loop's ``close()`` must call ``_close_signals()``: it removes every handler
 and listener, restores the wakeup fd and closes the socket pair.
 
+SIGCHLD
+-------
+``add_signal_handler(signal.SIGCHLD, ...)`` is honoured, as asyncio honours it
+(uvloop refuses it, because libuv reaps through SIGCHLD): the loop's own
+children are reaped whatever the application does with the signal.  They are
+reaped by pid -- through a pidfd each where the kernel has them, which does not
+involve SIGCHLD at all; else through the SIGCHLD *listener* above, which runs
+before the application's callback is scheduled and stays installed when the
+application removes its handler (the disposition goes back only when neither
+uses the signal).  So a handler sees every SIGCHLD, the loop's children
+included, and ``Process.wait()`` still returns each child's own status.  What
+no loop can protect against is a handler that reaps children it did not start
+(``os.waitpid(-1, ...)``, as asyncio's old ``FastChildWatcher`` does): a child
+of the loop reaped that way reports returncode 255, as in asyncio.
+
 After fork
 ----------
 The wakeup fd is process state that ``os.fork()`` copies, and the socket
@@ -190,7 +205,9 @@ class SignalMixin:
 
         Raise ValueError if ``sig`` is not a valid signal number, RuntimeError
         if it cannot be caught or handlers cannot be installed here (a thread
-        other than the main thread, a closed loop).
+        other than the main thread, a closed loop).  A SIGCHLD handler is
+        honoured and leaves the reaping of the loop's own children alone (see
+        the module docstring).
         """
         if (_aio_coroutines.iscoroutine(callback)
                 or _aio_coroutines.iscoroutinefunction(callback)):

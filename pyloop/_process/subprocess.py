@@ -3,12 +3,15 @@
 
 Starting
 --------
-The child is started synchronously with ``subprocess.Popen`` (looked up on the
-module at call time), so every Popen error -- a missing program, a bad cwd, an
-exec failure reported through Popen's error pipe -- is raised from the
-coroutine, and Popen itself closes the pipes it made; nothing of ours exists
-yet, so nothing leaks.  The child is watched for exit at once (below), then
-its stdin/stdout/stderr pipes are connected with the loop's own
+The child is forked synchronously by ``Popen`` (``pyloop._process.spawn``:
+``subprocess.Popen`` that leaves the exec status to us), so every error Popen
+raises before or at the fork is raised from the coroutine, and Popen itself
+closes the pipes it made; nothing of ours exists yet, so nothing leaks.  The
+child is watched for exit at once (below).  Then the loop reads the child's
+exec status through its reactor instead of blocking on it as Popen does: a
+failed exec (a missing program, a bad cwd) raises what Popen would have raised,
+``FileNotFoundError`` and so on, once the child has been reaped and its pipes
+closed.  Then its stdin/stdout/stderr pipes are connected with the loop's own
 ``connect_write_pipe`` / ``connect_read_pipe`` (pyloop's pipe transports).
 Only then is the protocol's ``connection_made`` scheduled; pipe data, pipe
 losses and the exit that happen before it are queued and delivered after it,
@@ -23,7 +26,10 @@ per pipe in order; ``process_exited`` once, in any order relative to the
 pipes; ``connection_lost(None)`` last, only after the exit *and* the loss of
 every pipe.  ``Process.wait()`` (``transport._wait()``) returns at once when
 the exit status is known, else when ``connection_lost`` has run -- as in the
-running Python's asyncio.
+running Python's asyncio.  Every one of them runs in the protocol's context,
+``_context`` (a copy of the context current when the transport was made), as
+uvloop does; ``pause_writing``/``resume_writing`` for the child's stdin in a
+copy of it (see ``pyloop._transports.flow``).
 
 Reaping
 -------
@@ -59,6 +65,7 @@ thread that reaps it when it exits; the children are not killed (asyncio
 does not kill them either).
 """
 
+import contextvars
 import errno
 import logging
 import os
@@ -68,6 +75,8 @@ import threading
 import warnings
 from asyncio import protocols as _aio_protocols
 from asyncio import transports as _aio_transports
+
+from .spawn import exec_error, popen_class, read_exec_status
 
 logger = logging.getLogger("asyncio")
 
@@ -126,12 +135,12 @@ class _PipeProto(_aio_protocols.Protocol):
     def pause_writing(self):
         owner = self.owner
         if owner is not None and owner._protocol is not None:
-            owner._protocol.pause_writing()
+            owner._context.copy().run(owner._protocol.pause_writing)
 
     def resume_writing(self):
         owner = self.owner
         if owner is not None and owner._protocol is not None:
-            owner._protocol.resume_writing()
+            owner._context.copy().run(owner._protocol.resume_writing)
 
 
 class SubprocessTransport(_aio_transports.SubprocessTransport):
@@ -149,6 +158,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         super().__init__(extra)
         self._loop = loop
         self._protocol = protocol
+        self._context = contextvars.copy_context()
         self._pipes = {}
         for fd, how in ((_STDIN, stdin), (_STDOUT, stdout), (_STDERR, stderr)):
             if how == subprocess.PIPE:
@@ -158,12 +168,14 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         self._reap_waiters = []     # _wait_reaped(): woken at the exit
         self._finished = False
         self._abandoned = False     # creation failed: the protocol never hears
+        self._exec_status_fd = -1   # until _wait_exec has read it
 
         # The child starts here; Popen's errors propagate (it cleans up its
         # own pipes), and nothing of ours exists yet to clean up.
-        self._proc = subprocess.Popen(
+        self._proc = popen_class()(
             args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
             universal_newlines=False, bufsize=bufsize, **kwargs)
+        self._exec_status_fd = getattr(self._proc, "exec_status_fd", -1)
         self._closed = False
         self._pid = self._proc.pid
         self._extra["subprocess"] = self._proc
@@ -202,6 +214,29 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
 
     # ---- creation -------------------------------------------------------
 
+    async def _wait_exec(self):
+        """Wait (through the reactor) until the child has exec'ed; if its
+        exec failed, wait until it is reaped and raise what Popen raises."""
+        fd = self._exec_status_fd
+        if fd < 0:
+            return      # plain Popen read it already
+        try:
+            status = await read_exec_status(self._loop, fd)
+        finally:
+            self._close_exec_status()
+        if status:
+            proc = self._proc
+            exc = exec_error(status, proc.exec_filename, proc.exec_cwd)
+            # The child exits right after writing the status: reap it first,
+            # so that _abandon finds nothing to kill.
+            await self._wait_reaped()
+            raise exc
+
+    def _close_exec_status(self):
+        fd, self._exec_status_fd = self._exec_status_fd, -1
+        if fd >= 0:
+            os.close(fd)
+
     async def _connect(self):
         """Connect the child's pipes, then schedule ``connection_made`` and
         whatever happened meanwhile."""
@@ -216,10 +251,10 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         if proc.stderr is not None:
             await loop.connect_read_pipe(lambda: _PipeProto(self, _STDERR),
                                          proc.stderr)
-        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._protocol.connection_made, self, context=self._context)
         pending, self._pending = self._pending, None
         for callback, args in pending:
-            loop.call_soon(callback, *args)
+            loop.call_soon(callback, *args, context=self._context)
         # Return only after connection_made has run: asyncio.subprocess
         # reads the protocol's streams as soon as the creator resumes.
         connected = loop.create_future()
@@ -231,6 +266,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         (which never saw connection_made) hears nothing."""
         self._abandoned = True
         self._pending = []
+        self._close_exec_status()
         self.close()
         # A pipe whose transport got as far as connection_made is closed by
         # close() above, through its transport.  Any other was never taken
@@ -328,7 +364,7 @@ class SubprocessTransport(_aio_transports.SubprocessTransport):
         if self._pending is not None:
             self._pending.append((callback, args))
         else:
-            self._loop.call_soon(callback, *args)
+            self._loop.call_soon(callback, *args, context=self._context)
 
     def _notify(self, method, *args):
         """Schedule ``protocol.method(*args)`` -- unless creation failed
@@ -534,6 +570,7 @@ class SubprocessMixin:
                                         stdout, stderr, bufsize, extra,
                                         **kwargs)
         try:
+            await transport._wait_exec()
             await transport._connect()
         except BaseException:
             if transport._pending is None:

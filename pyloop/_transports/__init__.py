@@ -14,6 +14,8 @@ connections are made and served.
 * ``flow``: write flow control (water marks) for every transport;
 * ``sockets``: socket set-up shared by servers and datagram endpoints
   (``SO_REUSEPORT``, stale Unix socket files).
+* ``_syscalls`` (Cython): the machinery's own system calls made from C (sendfile,
+  the Unix socket file checks), invisible to blocking-call detectors.
 
 Each loop service here is a mixin of ``pyloop.Loop`` whose docstring says what it
 needs from the loop.  Builds on ``pyloop._core``; never imports the toolbox.

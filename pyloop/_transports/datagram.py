@@ -10,6 +10,10 @@ How the transport behaves (asyncio's documented semantics):
   the queue is flushed, in order, when the socket becomes writable.  Queued
   bytes count towards write flow control (``pause_writing`` above the high
   water mark, ``resume_writing`` at or below the low one).
+* ``sendto`` takes IP addresses, not host names: resolving one is a DNS
+  lookup, which the socket module would make right there, blocking the loop.
+  A host name is refused with ``ValueError`` (as uvloop does; asyncio blocks),
+  the transport staying open; resolve it first with ``loop.getaddrinfo``.
 * An ``OSError`` while sending or receiving (say ``ECONNREFUSED`` after an ICMP
   port-unreachable on a connected socket) is news for the protocol, not the end
   of the endpoint: it goes to ``protocol.error_received`` and the transport
@@ -22,16 +26,30 @@ How the transport behaves (asyncio's documented semantics):
   closed right after it.
 * A transport that is garbage collected while still open warns with
   ``ResourceWarning`` and closes its socket.
+* Every protocol callback runs in the protocol's context (``fd_transport``):
+  ``datagram_received``, and ``error_received`` for a failed receive or a
+  queued datagram, in it; ``error_received`` for a ``sendto`` that fails at
+  once in a copy of it, as uvloop does (``sendto`` may be called from inside
+  one of the protocol's callbacks, where the context is entered already).
 """
 
 import collections
+import contextvars
 import logging
 import socket
 import sys
 from asyncio import transports as _aio_transports
 from asyncio import trsock as _aio_trsock
 
-from .fd_transport import FdTransport, ReadingControl, fd_ops, register_transport, wake_waiter
+from .fd_transport import (
+    FdTransport,
+    ReadingControl,
+    call_in_context,
+    fd_ops,
+    register_transport,
+    wake_waiter,
+    watch_write,
+)
 from .flow import WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl
 from .sockets import remove_stale_unix_socket, set_reuse_port
 
@@ -69,6 +87,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
         super().__init__(extra)
         self._loop = loop
         self._protocol = protocol
+        self._context = contextvars.copy_context()
         self._fileno = sock.fileno()
         self._extra["socket"] = _aio_trsock.TransportSocket(sock)
         # recvfrom(n) mallocs n bytes before it knows the datagram's size, and
@@ -103,10 +122,10 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
         self._writer_on = False
         self._conn_lost = False              # connection_lost is scheduled
         self._writes_after_loss = 0
-        self._init_write_flow()
+        self._init_write_flow(self._context)
         (self._add_reader, self._remove_reader,
          self._add_writer, self._remove_writer) = fd_ops(loop)
-        loop.call_soon(protocol.connection_made, self)
+        call_in_context(self, protocol.connection_made, self)
         # Reading starts once connection_made() has run; the creator is told
         # after that.
         loop.call_soon(self._start_reading)
@@ -180,11 +199,18 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
                 logger.warning("socket.send() raised exception.")
             self._writes_after_loss += 1
             return
+        if (addr is not None and not self._connected
+                and self._sock.family in _IP_FAMILIES and _host_needs_dns(addr)):
+            raise ValueError(
+                f"sendto(): {addr!r} names a host, whose address would take a "
+                f"DNS lookup inside the event loop: resolve it first (await "
+                f"loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)) and send "
+                f"to the address it gives")
 
         if not self._buffer:
             if self._send_now(data, addr, queued=False) is not False:
                 return
-            self._add_writer(self._fileno, self._write_ready)
+            watch_write(self, self._write_ready)
             self._writer_on = True
 
         # Queue a private copy: the caller may reuse a bytearray at once.
@@ -213,8 +239,11 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
             return False
         except OSError as exc:
             if queued:
+                # From the writer's watch: in the protocol's context already.
                 self._dequeue_head(data)
-            self._protocol.error_received(exc)
+                self._protocol.error_received(exc)
+            else:
+                self._context.copy().run(self._protocol.error_received, exc)
             return True
         except (SystemExit, KeyboardInterrupt):
             raise
@@ -261,7 +290,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
             if self._writer_on:
                 self._writer_on = False
                 self._remove_writer(self._fileno)
-            self._loop.call_soon(self._call_connection_lost, None)
+            call_in_context(self, self._call_connection_lost, None)
 
     def abort(self):
         """Close at once, dropping queued datagrams."""
@@ -280,7 +309,7 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
         if not self._closing:
             self._closing = True
             self._stop_reading()
-        self._loop.call_soon(self._call_connection_lost, exc)
+        call_in_context(self, self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
         try:
@@ -429,3 +458,33 @@ class DatagramMixin:
             raise errors[0]
         finally:
             errors = None
+
+
+def _host_needs_dns(addr):
+    """Whether ``socket.sendto(data, addr)`` would resolve ``addr``'s host by name
+    (a blocking lookup).  IP literals, and the two names the socket module
+    translates itself ("" for any address, "<broadcast>"), do not; an IPv6
+    literal may carry a ``%scope`` (an interface name, looked up locally).
+    A malformed address is not for us to judge: sendto reports it as before."""
+    if type(addr) is not tuple or len(addr) < 2:
+        return False
+    host = addr[0]
+    if isinstance(host, (bytes, bytearray)):
+        try:
+            host = host.decode("ascii")
+        except UnicodeDecodeError:
+            return True     # an internationalised name
+    elif not isinstance(host, str):
+        return False
+    if host == "" or host == "<broadcast>":
+        return False
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+        return False
+    except (OSError, ValueError):
+        pass
+    try:
+        socket.inet_pton(_IP_FAMILIES[1], host.partition("%")[0])
+        return False
+    except (OSError, ValueError):
+        return True

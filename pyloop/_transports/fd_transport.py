@@ -18,6 +18,20 @@ go through the unchecked ``loop._add_reader`` & co. when the loop has them;
 ``FdTransport`` is the base both transports share: the protocol, the closing
 state, the fatal-error report and the end (``connection_lost``, then the
 owned socket or pipe is closed).  Write flow control is in ``flow``.
+
+The protocol's context
+----------------------
+As in uvloop, every callback of a transport's protocol runs in one
+``contextvars.Context``, the transport's ``_context``: a copy of the context
+current when the transport was made.  The fd watches run their callback
+through ``_context.run`` (``watch_read``/``watch_write``), and what the
+transport schedules for the protocol is scheduled with ``context=_context``
+(``call_in_context``), so that whoever calls ``close()``, ``abort()`` or
+``resume_reading()`` does not lend its own context to the callbacks that
+follow.  Callbacks the application's own calls trigger at once
+(``pause_writing`` from ``write``, ``error_received`` from ``sendto``) run in
+a copy of ``_context``: the caller may be one of the protocol's callbacks,
+with ``_context`` entered already, and a context cannot be entered twice.
 """
 
 import logging
@@ -40,6 +54,23 @@ def fd_ops(loop):
             getattr(loop, "_remove_writer", None) or loop.remove_writer)
 
 
+def watch_read(transport, callback):
+    """Call ``callback()`` in the transport's ``_context`` whenever its fd is
+    readable."""
+    transport._add_reader(transport._fileno, transport._context.run, callback)
+
+
+def watch_write(transport, callback):
+    """Call ``callback()`` in the transport's ``_context`` whenever its fd is
+    writable."""
+    transport._add_writer(transport._fileno, transport._context.run, callback)
+
+
+def call_in_context(transport, callback, *args):
+    """Schedule ``callback(*args)`` in the transport's ``_context``."""
+    transport._loop.call_soon(callback, *args, context=transport._context)
+
+
 def wake_waiter(waiter):
     """Complete a creation waiter unless its creator gave up on it."""
     if not waiter.done():
@@ -52,8 +83,8 @@ class FdTransport:
     A subclass names in ``_OWNED`` the attribute that holds the socket or
     pipe it owns (None until owned and after the end: ``__del__`` may run on
     a half-built instance), and provides ``_loop``, ``_protocol``,
-    ``_closing`` and ``_close(exc)`` (drop everything, schedule
-    ``_call_connection_lost``).
+    ``_context`` (the protocol's, see above), ``_closing`` and
+    ``_close(exc)`` (drop everything, schedule ``_call_connection_lost``).
     """
 
     _OWNED = None
@@ -106,9 +137,10 @@ class FdTransport:
 class ReadingControl:
     """``pause_reading``/``resume_reading``/``is_reading`` for an fd transport.
 
-    The transport provides ``_loop``, ``_fileno``, ``_closing``, ``_paused``,
-    ``_reader_on`` (whether its reader is registered), ``_add_reader``/
-    ``_remove_reader`` (from ``fd_ops``) and ``_read_ready``.
+    The transport provides ``_loop``, ``_fileno``, ``_context``, ``_closing``,
+    ``_paused``, ``_reader_on`` (whether its reader is registered),
+    ``_add_reader``/``_remove_reader`` (from ``fd_ops``) and ``_read_ready``
+    (run in ``_context``).
     """
 
     def is_reading(self):
@@ -135,7 +167,7 @@ class ReadingControl:
 
     def _start_reading(self):
         if self.is_reading():
-            self._add_reader(self._fileno, self._read_ready)
+            watch_read(self, self._read_ready)
             self._reader_on = True
 
     def _stop_reading(self):

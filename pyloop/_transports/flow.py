@@ -6,6 +6,12 @@ and tests them inline; it takes its default, its loss-warning threshold and
 Python transports (datagram, pipes) use ``WriteFlowControl``.  Both report a
 failing ``pause_writing``/``resume_writing`` with ``call_flow_callback``, which
 runs only when the buffer crosses a mark, never per write.
+
+Both callbacks run in a copy of the protocol's ``contextvars.Context`` (the
+context the transport's other callbacks run in, see ``fd_transport``), as
+uvloop does: they are triggered from inside the application's own calls
+(``write`` in ``data_received``), where that very context may be entered
+already, and a context cannot be entered twice.
 """
 
 # asyncio's default high-water mark for a transport's write buffer; the low one
@@ -32,12 +38,15 @@ def water_marks(high=None, low=None):
     return int(high), int(low)
 
 
-def call_flow_callback(loop, transport, protocol, name):
-    """Call ``protocol.<name>()`` (pause_writing or resume_writing); a failure
-    goes to the loop's exception handler instead of unwinding through the
-    transport."""
+def call_flow_callback(loop, transport, protocol, name, context=None):
+    """Call ``protocol.<name>()`` (pause_writing or resume_writing), in a copy
+    of ``context`` when one is given; a failure goes to the loop's exception
+    handler instead of unwinding through the transport."""
     try:
-        getattr(protocol, name)()
+        if context is None:
+            getattr(protocol, name)()
+        else:
+            context.copy().run(getattr(protocol, name))
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
@@ -54,13 +63,15 @@ class WriteFlowControl:
     transport.
 
     The transport provides ``get_write_buffer_size()``, ``_loop`` and
-    ``_protocol``; its ``__init__`` calls ``_init_write_flow()``; it calls
+    ``_protocol``; its ``__init__`` calls ``_init_write_flow(context)`` with
+    the protocol's context (None: whatever context is current); it calls
     ``_maybe_pause_protocol()`` after its buffer grew and
     ``_maybe_resume_protocol()`` after it shrank.
     """
 
-    def _init_write_flow(self):
+    def _init_write_flow(self, context=None):
         self._protocol_paused = False
+        self._flow_context = context
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
 
@@ -78,9 +89,11 @@ class WriteFlowControl:
         if self._protocol_paused or self.get_write_buffer_size() <= self._high_water:
             return
         self._protocol_paused = True
-        call_flow_callback(self._loop, self, self._protocol, "pause_writing")
+        call_flow_callback(self._loop, self, self._protocol, "pause_writing",
+                           self._flow_context)
 
     def _maybe_resume_protocol(self):
         if self._protocol_paused and self.get_write_buffer_size() <= self._low_water:
             self._protocol_paused = False
-            call_flow_callback(self._loop, self, self._protocol, "resume_writing")
+            call_flow_callback(self._loop, self, self._protocol, "resume_writing",
+                               self._flow_context)

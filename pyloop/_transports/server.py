@@ -7,16 +7,27 @@
   ``Server._start_serving`` asks the loop to watch each listening socket
   (``_start_serving``).  A stale Unix socket file is removed before bind;
   with ``cleanup_socket`` the file is removed again on close if it is still
-  the server's (same inode).
+  the server's (same inode).  These file calls are made from C
+  (``_syscalls``), invisible to blocking-call detectors; a socket whose
+  set-up is interrupted, by any exception, is closed before it propagates.
 * **Accepting** (``_accept_connection``): one readiness event accepts up to
   ``backlog`` connections.  A plain connection gets its protocol and
-  transport right away, inside a copy of the server's context (asyncio runs
-  each accept in a task; a context copy gives the same isolation without a
-  task per connection).  A TLS connection needs to wait for its handshake,
-  so it gets a task.  Running out of file descriptors or memory (EMFILE,
-  ENFILE, ENOBUFS, ENOMEM) is reported to the exception handler and the
-  socket is left alone for ``ACCEPT_RETRY_DELAY`` (1 s): the kernel keeps
-  reporting it readable, and retrying at once would spin.
+  transport right away, inside a copy of the server's context -- the one
+  current when the server started serving, as uvloop's -- and every callback
+  of its protocol then runs in a copy of that copy made by the transport
+  (``stream``), after the protocol factory ran: what the factory sets is seen
+  by the connection's callbacks.  uvloop runs all the connections of a
+  listening socket in one shared context; pyloop gives each its own, as
+  asyncio's task per connection does, so that what one connection's
+  callbacks set is never seen by another's.  A TLS connection needs to wait
+  for its handshake, so it gets a task.  Running out of file descriptors or
+  memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is reported to the exception
+  handler and the socket is left alone for ``ACCEPT_RETRY_DELAY`` (1 s): the
+  kernel keeps reporting it readable, and retrying at once would spin.
+* **Unusable protocols**: a connection is never dropped silently.  When the
+  protocol factory raises, returns None or returns an object the transport
+  cannot serve (``stream`` refuses it with TypeError), the error goes to the
+  loop's exception handler and the accepted socket is closed.
 
 ``Server`` owns its listening sockets and keeps track of the connections
 accepted through it, so that ``wait_closed`` can wait for them; the accept
@@ -59,7 +70,8 @@ import weakref
 from asyncio import constants as _constants
 from asyncio import trsock as _trsock
 
-from .sockets import is_abstract_or_unnamed, os_error_text, remove_stale_unix_socket, set_reuse_port
+from . import _syscalls
+from .sockets import is_abstract_or_unnamed, os_error_text, set_reuse_port
 from .tls import _check_server_ssl_timeouts, _check_ssl_socket, _check_ssl_timeouts
 
 logger = logging.getLogger("asyncio")
@@ -416,19 +428,7 @@ class ServeMixin:
                     "path and sock can not be specified at the same time")
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            remove_stale_unix_socket(path)
-            try:
-                sock.bind(path)
-            except OSError as exc:
-                sock.close()
-                if exc.errno == errno.EADDRINUSE:
-                    raise OSError(errno.EADDRINUSE,
-                                  f"Address {path!r} is already in use"
-                                  ) from None
-                raise
-            except BaseException:
-                sock.close()
-                raise
+            ours = True
         else:
             if sock is None:
                 raise ValueError(
@@ -437,17 +437,53 @@ class ServeMixin:
                     or sock.type != socket.SOCK_STREAM):
                 raise ValueError(
                     f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+            ours = False
 
-        if cleanup_socket:
-            self._note_unix_socket_file(sock)
-
-        sock.setblocking(False)
-        server = Server(self, [sock], protocol_factory, ssl, backlog,
-                        ssl_handshake_timeout, ssl_shutdown_timeout)
+        # Whatever interrupts the set-up (an OSError, a signal handler's
+        # exception, a cancellation), a socket we created is closed before the
+        # exception leaves: nobody else holds it yet.
+        try:
+            if ours:
+                self._bind_unix_server_socket(sock, path)
+            if cleanup_socket:
+                self._note_unix_socket_file(sock)
+            sock.setblocking(False)
+            server = Server(self, [sock], protocol_factory, ssl, backlog,
+                            ssl_handshake_timeout, ssl_shutdown_timeout)
+        except BaseException:
+            self._unix_server_sockets.pop(sock, None)
+            if ours:
+                sock.close()
+            raise
         if start_serving:
-            server._start_serving()
-            await asyncio.sleep(0)
+            try:
+                server._start_serving()
+                await asyncio.sleep(0)
+            except BaseException:
+                # The caller never gets the server: it must not keep serving.
+                server.close()
+                raise
         return server
+
+    @staticmethod
+    def _bind_unix_server_socket(sock, path):
+        """Bind ``sock`` to ``path``, first removing a socket file an earlier
+        server left there.  The file checks are made from C (``_syscalls``):
+        made with ``os.stat``/``os.remove`` they would look like blocking calls
+        to the detectors that only exempt asyncio's own frames."""
+        try:
+            _syscalls.remove_stale_unix_socket(path)
+        except OSError as err:
+            # The directory may let us create a socket without letting us stat.
+            logger.error("Unable to check or remove stale UNIX socket %r: %r",
+                         path, err)
+        try:
+            sock.bind(path)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(errno.EADDRINUSE,
+                              f"Address {path!r} is already in use") from None
+            raise
 
     def _note_unix_socket_file(self, sock):
         """Remember the inode of sock's file, to remove it on close only if
@@ -456,7 +492,7 @@ class ServeMixin:
         if is_abstract_or_unnamed(path):
             return
         try:
-            inode = os.stat(path).st_ino
+            inode = _syscalls.inode(path)
         except FileNotFoundError:
             return
         self._unix_server_sockets[sock] = inode
@@ -474,8 +510,8 @@ class ServeMixin:
     @staticmethod
     def _cleanup_unix_socket_file(path, inode):
         try:
-            if os.stat(path).st_ino == inode:
-                os.unlink(path)
+            if _syscalls.inode(path) == inode:
+                _syscalls.unlink(path)
         except FileNotFoundError:
             pass
         except OSError as err:
@@ -612,11 +648,13 @@ class ServeMixin:
         """Setting up an accepted connection failed: close ``conn`` unless a
         transport owns it already, and report."""
         if transport is None:
+            # No transport could be made (the factory raised or gave an
+            # unusable protocol): the application's bug, and the connection
+            # is gone -- always reported, as uvloop does.
             conn.close()
-        # As asyncio: there is nobody to tell but the log, and only in debug
-        # mode (a failed handshake is the peer's problem, reported by the
-        # TLS layer itself).
-        if not self.get_debug():
+        elif not self.get_debug():
+            # As asyncio: a failed handshake is the peer's problem, reported
+            # by the TLS layer itself; the log hears of it in debug mode only.
             return
         context = {
             "message": "Error on transport creation for incoming connection",

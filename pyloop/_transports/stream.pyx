@@ -20,6 +20,31 @@ behaviour is asyncio's documented one; what differs is how it is done:
 Protocols see the transport through ``_public`` -- the object itself here;
 kept as one attribute so that a wrapper could stand in for it.
 
+The protocol's context: every protocol callback (``connection_made``,
+``data_received`` or ``get_buffer``/``buffer_updated``, ``eof_received``,
+``connection_lost``) runs in one ``contextvars.Context``, ``_context``: a copy
+of the context current when the transport was made (for a server's
+connection, the context its protocol factory ran in), as uvloop does.  So a
+variable set before ``create_connection`` is seen by every callback, one set
+by a callback is seen by the later ones, and whoever calls ``close()``,
+``abort()`` or ``resume_reading()`` does not lend its own context to the
+callbacks that follow.  The fd watches' handles run in ``_context``
+themselves (``_watch_in_context``), so a read or write event enters it once,
+as every handle enters its context anyway: the callbacks cost nothing more.
+``pause_writing``/``resume_writing`` run in a copy of ``_context`` (see
+``flow``): ``write()`` triggers them from inside the protocol's own
+callbacks, where ``_context`` is entered already.
+
+Which protocols are served: an ``asyncio.BufferedProtocol``, or -- as uvloop
+does -- any object with ``get_buffer`` and ``buffer_updated`` that is not an
+``asyncio.Protocol``, is read into its own buffers; anything else gets
+``data_received``.  A protocol that has neither (or lacks
+``connection_made``/``connection_lost``, or is None) is refused with
+TypeError when it is set, before the transport takes the socket, so that
+the caller -- ``create_connection``, or the server's accept path, which
+reports it -- can close the socket instead of serving a connection nobody
+can read.  A missing ``eof_received`` means "close", as in uvloop.
+
 Lifecycle: ``connection_made`` and the start of reading are scheduled with
 ``call_soon`` at creation; ``close()`` stops reading and waits for the write
 queue to drain; ``abort()`` and fatal errors drop the queue.  Either way
@@ -29,9 +54,12 @@ socket is closed and the server (if any) told with ``_detach``.
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
+from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.object cimport PyObject
 from libc.errno cimport errno, EAGAIN, EINTR
 from libc.string cimport strerror
 
+from pyloop._core.handles cimport Handle
 from pyloop._core.loop cimport BaseLoop
 
 import logging
@@ -85,6 +113,7 @@ cdef object _water_marks = _flow.water_marks
 cdef object _call_flow_callback = _flow.call_flow_callback
 
 cdef object _BufferedProtocol = _aio_protocols.BufferedProtocol
+cdef object _Protocol = _aio_protocols.Protocol
 cdef object _TransportSocket = _aio_trsock.TransportSocket
 cdef tuple _QUIET_ERRORS = (BrokenPipeError, ConnectionResetError,
                             ConnectionAbortedError)
@@ -98,6 +127,42 @@ cdef inline object _errno_error(int err):
 def _set_result_unless_cancelled(fut, result):
     if not fut.cancelled():
         fut.set_result(result)
+
+
+cdef inline void _watch_in_context(BaseLoop loop, int fd, bint writer, object context):
+    # ``_add_watcher`` gives the watch's handle a copy of the current context
+    # (what add_reader does for everybody); the transport's watches run in
+    # the protocol's own context instead, which the handle then enters for
+    # every event at no extra cost.  (A ``context`` argument of
+    # ``_add_watcher`` would be the tidier home for this.)
+    cdef PyObject *handle
+    if fd < 0 or fd >= loop.watches_len:
+        return
+    handle = loop.watches[fd].writer if writer else loop.watches[fd].reader
+    if handle != NULL:
+        (<Handle>handle)._context = context
+
+
+cdef bint _is_buffered(object protocol) except -1:
+    """Whether ``protocol`` is read into its own buffers; TypeError if it
+    cannot be served at all (see the module docstring)."""
+    cdef bint buffered
+    if isinstance(protocol, _BufferedProtocol):
+        return True
+    if isinstance(protocol, _Protocol):
+        return False
+    # Duck-typed, as uvloop: judged by its methods, not its base class.
+    buffered = (callable(getattr(protocol, "get_buffer", None))
+                and callable(getattr(protocol, "buffer_updated", None)))
+    needed = ("connection_made", "connection_lost",
+              "buffer_updated" if buffered else "data_received")
+    missing = [name for name in needed if not callable(getattr(protocol, name, None))]
+    if missing:
+        raise TypeError(
+            f"{protocol!r} is not a stream protocol: it has no "
+            f"{', '.join(name + '()' for name in missing)} (a protocol needs connection_made(), "
+            f"connection_lost() and data_received(), or get_buffer() and buffer_updated())")
+    return buffered
 
 
 cdef class SocketTransport:
@@ -133,6 +198,9 @@ cdef class SocketTransport:
     cdef object _read_ready_cb
     cdef object _data_received     # bound protocol.data_received
     cdef object _write_ready_cb
+    # Every protocol callback runs in it (module docstring); readable from
+    # Python so that a layer stacked on the transport (TLS) can use it too.
+    cdef readonly object _context
     cdef object __weakref__
 
     _sendfile_compatible = _aio_constants._SendfileMode.TRY_NATIVE
@@ -154,7 +222,10 @@ cdef class SocketTransport:
         self._low_water = DEFAULT_HIGH_WATER // 4
 
     def __init__(self, BaseLoop loop not None, sock, protocol, waiter=None,
-                 extra=None, server=None):
+                 extra=None, server=None, context=None):
+        # Refused before anything is taken: the socket stays the caller's.
+        self.set_protocol(protocol)
+        self._context = PyContext_CopyCurrent() if context is None else context
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -180,14 +251,14 @@ cdef class SocketTransport:
                 pass
         self._read_ready_cb = self._read_ready
         self._write_ready_cb = self._write_ready
-        self.set_protocol(protocol)
         self._server = server
         if server is not None:
             server._attach(self._public)
         registry = getattr(loop, "_transports", None)
         if registry is not None:
             registry[self._fd] = self._public
-        loop.call_soon(self._protocol.connection_made, self._public)
+        loop.call_soon(self._protocol.connection_made, self._public,
+                       context=self._context)
         loop.call_soon(self._start_reading)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
@@ -224,9 +295,10 @@ cdef class SocketTransport:
         return self._closing
 
     def set_protocol(self, protocol):
-        """Switch to a new protocol; later data goes to it."""
+        """Switch to a new protocol; later data goes to it.  TypeError for an
+        object that cannot be a stream protocol."""
+        self._buffered = _is_buffered(protocol)
         self._protocol = protocol
-        self._buffered = isinstance(protocol, _BufferedProtocol)
         # Looked up once per protocol, not per read (uvloop does the same);
         # a protocol that swaps its own data_received later is not seen.
         self._data_received = None if self._buffered else protocol.data_received
@@ -246,7 +318,8 @@ cdef class SocketTransport:
         if not self._buffer:
             self._conn_lost += 1
             self._stop_writing()
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._loop.call_soon(self._call_connection_lost, None,
+                                 context=self._context)
 
     # ---- ReadTransport --------------------------------------------------
 
@@ -279,8 +352,10 @@ cdef class SocketTransport:
             return
         self._loop._add_watcher(self._fd, self._read_ready_cb, (), False,
                                 "_read_ready")
+        _watch_in_context(self._loop, self._fd, False, self._context)
 
     def _read_ready(self):
+        # Runs in the protocol's context (_watch_in_context).
         if self._conn_lost:
             return
         if self._buffered:
@@ -346,7 +421,9 @@ cdef class SocketTransport:
             logger.debug("%r received EOF", self)
         self._read_eof_seen = True
         try:
-            keep_open = self._protocol.eof_received()
+            eof_received = getattr(self._protocol, "eof_received", None)
+            # No eof_received at all: close, as uvloop does.
+            keep_open = eof_received() if eof_received is not None else False
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -433,6 +510,7 @@ cdef class SocketTransport:
             self._writing = True
             self._loop._add_watcher(self._fd, self._write_ready_cb, (), True,
                                     "_write_ready")
+            _watch_in_context(self._loop, self._fd, True, self._context)
 
     cdef _stop_writing(self):
         if self._writing:
@@ -547,7 +625,8 @@ cdef class SocketTransport:
 
     cdef _call_protocol_flow(self, str name):
         # Only when the buffer crosses a mark, never per write.
-        _call_flow_callback(self._loop, self._public, self._protocol, name)
+        _call_flow_callback(self._loop, self._public, self._protocol, name,
+                            self._context)
 
     # ---- sendfile support (loop.sendfile) ---------------------------------
 
@@ -596,7 +675,8 @@ cdef class SocketTransport:
             self._closing = True
             self._loop._remove_watcher(self._fd, False)
         self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc,
+                             context=self._context)
 
     def _call_connection_lost(self, exc):
         # A graceful close() that had to flush first ends here without

@@ -22,6 +22,8 @@ Why it is built this way
 * **Workers ignore SIGINT.**  Ctrl-C in a terminal signals the whole process group.  If
   workers reacted to it too, each would see the interrupt twice (from the terminal and from
   the parent).  The parent is the only one that listens; it sends each worker one SIGTERM.
+  Both are set again once the start function has run, since a framework set up there may
+  have installed handlers of its own (aiohttp's ``handle_signals=True``).
 
 * **A lifeline pipe.**  The parent holds the write end; every worker watches the read end.
   If the parent dies without a word (SIGKILL, OOM killer), the workers see EOF and stop
@@ -316,10 +318,24 @@ async def _worker_main(index: int, plan: WorkerPlan, mask: Iterable[int]) -> int
         raise TypeError(f"the start function must return a server (an object with close() "
                         f"and wait_closed(), such as what loop.create_server returns), "
                         f"not {_describe_server(server)}")
+    _reclaim_signals(loop, stopping)
     os.write(plan.ready_w, _READY.pack(index))
     await stopping.wait()
     await _drain(index, server, plan.grace)
     return 0
+
+
+def _reclaim_signals(loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
+    """After the start function: the worker's SIGTERM handler and ignored SIGINT again.
+
+    A framework set up by the start function may have installed its own handlers (aiohttp's
+    ``AppRunner(handle_signals=True)`` does, for both); they would stop the worker without the
+    graceful drain, or on the terminal's Ctrl-C that the parent already turns into one SIGTERM.
+    """
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_worker(index: int, plan: WorkerPlan, closing: list[int],
@@ -512,7 +528,8 @@ class Supervisor:
             return
         self.failed = True
         if not self.serving:
-            say(f"{what} before it was ready")
+            say(f"{what} before it was ready: its error is above.  serve() stops when a worker "
+                f"cannot start; fix that error and start again")
             self._begin_stop("a worker failed to start")
             return
         if self.restart:

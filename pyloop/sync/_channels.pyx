@@ -12,21 +12,23 @@ Why the mpsc operations are not ``async def``
 protocol by hand (``__await__`` returns itself; ``send``/``throw``/``close``, plus the ``am_send`` slot
 that ``await`` calls first).  When the operation can complete at once -- the common case in a busy
 pipeline -- the first ``am_send`` does the work and returns the result directly: no StopIteration, no
-future, no trip through the loop.  Each endpoint also keeps its last operation object and hands it out
-again once nobody else refers to it, so a steady send+recv stream allocates nothing.  Only an operation
+future, no trip through the loop.  Each endpoint also keeps its last awaited operation object and hands it
+out again once nobody else refers to it, so a steady send+recv stream allocates nothing.  Only an operation
 that must wait creates a future (``loop.create_future()`` of the running loop) and yields it to the
 task.  The objects pass ``asyncio.iscoroutine`` (collections.abc.Coroutine), so
 ``asyncio.create_task(rx.recv())``, ``wait_for`` and ``TaskGroup.create_task`` accept them.
 
 Like a coroutine, an operation that is never awaited (nor closed) warns ``RuntimeWarning: channel
 operation Sender.send() was never awaited``: an un-awaited ``tx.send(v)`` did not send ``v``.  It
-warns when it is collected or, since the endpoint keeps its last operation object, when the endpoint
-makes its next one.  Channels created while tracemalloc traces or coroutine origins are tracked
+warns when it is collected, which is as soon as the caller drops it: the endpoint takes its own
+reference to an operation object only when the object is first awaited, so until then the caller's
+is the only one.  Channels created while tracemalloc traces or coroutine origins are tracked
 (asyncio debug mode, ``-X dev``) record where each operation was created and add that to the warning.
 
-Measured (bench/toolbox.py, CPU clock, loaded 2-core machine): a producer task -> consumer task item
-through ``channel(1024)`` costs ~220 ns on either loop, against ~1,050-1,250 ns for asyncio.Queue
-(callgrind: 1,499 against 9,708 instructions per item on a pyloop loop).
+Measured (``bench/compare.py --group toolbox``, the ``toolbox`` table of bench/RESULTS.md): a producer
+task -> consumer task item through ``channel(1024)`` costs ~150 ns on a pyloop loop against ~900 ns for
+``asyncio.Queue(1024)`` (callgrind: ~1,620 instructions per item, since an operation object is handed
+to its caller until the first await so that dropping it un-awaited warns at once).
 
 Cancellation: what a CancelledError means
 -----------------------------------------
@@ -184,9 +186,9 @@ cdef object _capture_origin():
 
 
 cdef void _warn_never_awaited(str what, str lost, object origin) noexcept:
-    # Like CPython's "coroutine ... was never awaited": an operation collected (or replaced by the
-    # endpoint's next one) without ever being awaited did nothing.  Never raises: it runs from
-    # deallocation, possibly during interpreter shutdown.
+    # Like CPython's "coroutine ... was never awaited": an operation collected without ever being
+    # awaited did nothing.  Never raises: it runs from deallocation, possibly during interpreter
+    # shutdown.
     try:
         msg = f"channel operation {what}() was never awaited{lost}"
         if origin is not None:

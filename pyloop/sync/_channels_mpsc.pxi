@@ -21,6 +21,7 @@ cdef enum:
     RING_MIN = 16     # the smallest ring a channel's buffer grows from
 
 cdef class _SenderBase
+cdef class Receiver
 
 
 @cython.final
@@ -232,6 +233,7 @@ cdef class _ChanOp:
     cdef int kind
     cdef int state
     cdef object origin             # creation site (a traceback.StackSummary) when the channel tracks
+    cdef Receiver rx               # receives, until first stepped: the endpoint that made it (_step)
 
     def __await__(self):
         return self
@@ -297,8 +299,14 @@ cdef class _ChanOp:
     cdef inline object _step(self):
         cdef _Chan ch = self.chan
         if self.state == ST_NEW:
+            # Awaited at last: from now on its endpoint keeps it, to hand it out again once the
+            # caller drops it (see _reset_op).  Not before: an operation that is never awaited must
+            # be freed, and so warn, as soon as the caller drops it.
             if self.kind <= OP_RESERVE:
+                self.handle._op = self
                 return self._start_send(ch)
+            self.rx._op = self
+            self.rx = None
             return self._start_recv(ch)
         if self.state == ST_WAITING:
             if not self.fut.done():
@@ -399,6 +407,7 @@ cdef class _ChanOp:
         cdef int state = self.state
         self.state = ST_DONE
         self.handle = None
+        self.rx = None
         if self.fut is not None and not self.fut.done():
             self.fut.cancel()
         if state == ST_WAITING:
@@ -434,10 +443,11 @@ cdef int _op_am_send(PyObject* self, PyObject* arg, PyObject** result) except -1
 (<_TypeWithAsync*><PyObject*>_ChanOp).tp_as_async.am_send = _op_am_send
 
 
-cdef inline _ChanOp _new_op(_Chan ch, _SenderBase handle, object value, int kind):
+cdef inline _ChanOp _new_op(_Chan ch, _SenderBase handle, Receiver rx, object value, int kind):
     cdef _ChanOp op = _ChanOp.__new__(_ChanOp)
     op.chan = ch
     op.handle = handle
+    op.rx = rx
     op.value = value
     op.kind = kind
     if ch.track:
@@ -449,30 +459,27 @@ cdef inline void _reclaim(PyObject* cached) except *:
     # An operation that holds a handed value or a grant and that nobody but its endpoint refers to
     # was abandoned without close() (its task -- whose own coroutine it was -- was destroyed while
     # pending).  Deallocation would give the value/slot back; the endpoint's reference delays that,
-    # so the endpoint does it whenever it next looks at the channel.  Likewise one that was never
-    # awaited warns now rather than when the endpoint is collected.
+    # so the endpoint does it whenever it next looks at the channel.
     # `cached` is borrowed (a PyObject*), so no temporary reference inflates the count.
     cdef _ChanOp op
     if cached != <PyObject*>None and _refcnt(cached) == 1:
         op = <_ChanOp>cached
         if op.state == ST_HANDED or op.state == ST_GRANTED:
             op._abandon()
-        elif op.state == ST_NEW:
-            op.state = ST_DONE
-            op.value = None
-            op.handle = None
-            op._warn_unawaited()
 
 
 cdef inline _ChanOp _reset_op(_ChanOp op, _SenderBase handle, object value, int kind):
-    # An endpoint keeps its last operation object.  When nothing but the endpoint refers to it any
-    # more (refcount 1: the await finished and the caller dropped it; the callers check that on the
-    # attribute itself, so no temporary reference is counted), it is reset and handed out again:
-    # invisible to everyone, and it saves an allocation, a GC track/untrack and a deallocation.
+    # An endpoint keeps its last operation object once it has been awaited (_step).  When nothing
+    # but the endpoint refers to it any more (refcount 1: the await finished and the caller dropped
+    # it; the callers check that on the attribute itself, so no temporary reference is counted),
+    # the endpoint lets go of it, and it is reset and handed out again: invisible to everyone, and
+    # it saves an allocation, a GC track/untrack and a deallocation.  The caller then holds the
+    # only reference until it awaits the operation, so one that is dropped un-awaited is freed at
+    # once and warns then, as a coroutine does.  (Never ST_NEW here: the endpoint only keeps
+    # operations that were stepped.)  A receive's caller then sets op.rx; a send's is None already
+    # (cleared at its first step), which saves a store on the sending hot path.
     if op.state == ST_HANDED or op.state == ST_GRANTED:
         op._abandon()                  # its task was destroyed before resuming: see _reclaim
-    elif op.state == ST_NEW:
-        op._warn_unawaited()           # dropped without an await: it would have warned if freed
     if op.chan.track:
         op.origin = _capture_origin()
     op.state = ST_NEW
@@ -614,9 +621,10 @@ cdef class Sender(_SenderBase):
         """
         self.chan.check("Sender.send()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
-            return _reset_op(<_ChanOp>self._op, self, value, OP_SEND)
-        op = self._op = _new_op(self.chan, self, value, OP_SEND)
-        return op
+            op = self._op
+            self._op = None                # the caller's alone until awaited (_reset_op)
+            return _reset_op(<_ChanOp>op, self, value, OP_SEND)
+        return _new_op(self.chan, self, None, value, OP_SEND)
 
     def blocking_send(self, value) -> None:
         """Send ``value`` from synchronous code in another thread, blocking until it is sent.
@@ -645,9 +653,10 @@ cdef class Sender(_SenderBase):
         """Wait for room and return a Permit holding it.  Awaitable; cancellation-safe."""
         self.chan.check("Sender.reserve()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
-            return _reset_op(<_ChanOp>self._op, self, None, OP_RESERVE)
-        op = self._op = _new_op(self.chan, self, None, OP_RESERVE)
-        return op
+            op = self._op
+            self._op = None                # the caller's alone until awaited (_reset_op)
+            return _reset_op(<_ChanOp>op, self, None, OP_RESERVE)
+        return _new_op(self.chan, self, None, None, OP_RESERVE)
 
     def try_reserve(self) -> Permit:
         """A Permit now, or raise Full or Closed."""
@@ -713,9 +722,12 @@ cdef class Receiver:
         """
         self.chan.check("Receiver.recv()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
-            return _reset_op(<_ChanOp>self._op, None, None, OP_RECV)
-        op = self._op = _new_op(self.chan, None, None, OP_RECV)
-        return op
+            op = self._op
+            self._op = None                # the caller's alone until awaited (_reset_op)
+            op = _reset_op(<_ChanOp>op, None, None, OP_RECV)
+            (<_ChanOp>op).rx = self
+            return op
+        return _new_op(self.chan, None, self, None, OP_RECV)
 
     def blocking_recv(self):
         """The next value, from synchronous code in another thread, blocking until one comes.
@@ -773,9 +785,12 @@ cdef class Receiver:
     def __anext__(self):
         self.chan.check("Receiver.__anext__()")
         if self._op is not None and _refcnt(<PyObject*>self._op) == 1:
-            return _reset_op(<_ChanOp>self._op, None, None, OP_ANEXT)
-        op = self._op = _new_op(self.chan, None, None, OP_ANEXT)
-        return op
+            op = self._op
+            self._op = None                # the caller's alone until awaited (_reset_op)
+            op = _reset_op(<_ChanOp>op, None, None, OP_ANEXT)
+            (<_ChanOp>op).rx = self
+            return op
+        return _new_op(self.chan, None, self, None, OP_ANEXT)
 
     async def __aenter__(self):
         return self

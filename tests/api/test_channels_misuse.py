@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import tracemalloc
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +19,8 @@ from pyloop import sync
 from pyloop.task import spawn_blocking
 
 from ._chan_util import run
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _unawaited(fn):
@@ -26,57 +33,112 @@ def _unawaited(fn):
             if issubclass(w.category, RuntimeWarning) and "never awaited" in str(w.message)]
 
 
-def test_unawaited_send_warns(loop):
+def _never_awaited(caught):
+    return [str(w.message) for w in caught
+            if issubclass(w.category, RuntimeWarning) and "never awaited" in str(w.message)]
+
+
+# Each case makes an operation of a channel whose endpoints stay open and referenced; `reuse`: the
+# endpoint has already completed an operation, so it hands out its kept object again (the fast
+# path), which must warn just the same.
+_OPS = [
+    ("Sender.send", lambda tx, rx: tx.send("v")),
+    ("Sender.reserve", lambda tx, rx: tx.reserve()),
+    ("Receiver.recv", lambda tx, rx: rx.recv()),
+    ("Receiver.__anext__", lambda tx, rx: rx.__anext__()),
+]
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["fresh", "reused"])
+@pytest.mark.parametrize("name, make", _OPS, ids=[name for name, _ in _OPS])
+def test_unawaited_operation_warns_when_it_is_collected(loop, name, make, reuse):
     async def main():
         tx, rx = sync.channel(4)
-
-        def first():
-            tx.send(1)             # dropped: the value is not sent
-            tx.send(2)             # the endpoint reuses the first object: it warns here
-
-        caught = _unawaited(first)
-        assert len(caught) == 1
-        assert "Sender.send() was never awaited: the value was not sent" in str(caught[0].message)
-        with pytest.raises(sync.Empty):
-            rx.try_recv()
-
-        def rest():
-            # The endpoints keep their last operation object; it warns when they are collected.
-            nonlocal tx, rx
-            rx.recv()
+        if reuse:
+            await tx.send(0)
+            assert await rx.recv() == 0
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            op = make(tx, rx)
+            assert _never_awaited(caught) == []
+            del op
+            gc.collect()
+            # Right then: the endpoints are still open, referenced and not used again.
+            messages = _never_awaited(caught)
+        assert len(messages) == 1, messages
+        assert messages[0].startswith(f"channel operation {name}() was never awaited")
+        if name == "Sender.send":
+            assert messages[0].endswith(": the value was not sent")
+            with pytest.raises(sync.Empty):
+                rx.try_recv()              # nothing was sent
+        # The endpoints work on, and an awaited operation does not warn.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await tx.send(2)
+            assert await rx.recv() == 2
             tx.close()
-            rx.close()
-            tx = rx = None
-
-        messages = sorted(str(w.message) for w in _unawaited(rest))
-        assert len(messages) == 2, messages
-        assert "Receiver.recv() was never awaited" in messages[0]
-        assert "Sender.send() was never awaited" in messages[1]
+            assert [v async for v in rx] == []
+            gc.collect()
+        assert _never_awaited(caught) == []
 
     run(loop, main)
 
 
-def test_unawaited_operation_warns_when_its_endpoint_closes():
-    tx, rx = sync.channel(1)
+def test_unawaited_send_as_a_statement_warns_at_once():
+    # The forgotten-await typo itself: the result of `tx.send(v)` is dropped by the statement.
+    tx, rx = sync.channel(4)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tx.send(1)
-        rx.recv()
-        tx.close()                 # at once, not when the endpoints are collected
-        rx.close()
-    assert sorted(str(w.message).split()[2] for w in caught) == [
-        "Receiver.recv()", "Sender.send()"]
+        first = _never_awaited(caught)
+        tx.send(2)
+        second = _never_awaited(caught)
+    assert len(first) == 1 and len(second) == 2, second
+    assert "Sender.send() was never awaited: the value was not sent" in first[0]
+    tx.close()
+    rx.close()
 
 
-def test_unawaited_reserve_and_collected_endpoint_warn():
-    def drop():
-        tx, rx = sync.channel(1)
-        tx.reserve()
-        tx.close()
-        rx.close()
+def test_unawaited_fanout_receives_warn_when_collected():
+    otx, orx = sync.oneshot()
+    btx, brx = sync.broadcast(2)
+    wtx, wrx = sync.watch(0)
+    for name, make in [("OneshotReceiver.recv", orx.recv), ("BroadcastReceiver.recv", brx.recv),
+                       ("WatchReceiver.changed", wrx.changed)]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            op = make()
+            del op
+            gc.collect()
+            messages = _never_awaited(caught)
+        assert len(messages) == 1 and f"{name}() was never awaited" in messages[0], messages
+    for ep in (otx, orx, btx, brx, wtx, wrx):
+        ep.close()
 
-    caught = _unawaited(drop)
-    assert len(caught) == 1 and "Sender.reserve()" in str(caught[0].message)
+
+def test_unawaited_warning_under_dev_mode_names_the_creation_site(tmp_path):
+    # -X dev records coroutine origins; the channels then record where each operation was made.
+    script = tmp_path / "forgot.py"
+    script.write_text(textwrap.dedent("""
+        import asyncio
+        from pyloop import sync
+
+        async def main():
+            tx, rx = sync.channel(1)
+            tx.send("lost")                # forgot the await
+            tx.close()
+            rx.close()
+
+        asyncio.run(main())
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-X", "dev", str(script)], env=env, text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "RuntimeWarning: channel operation Sender.send() was never awaited" in proc.stderr
+    assert "Operation created at (most recent call last)" in proc.stderr
+    assert 'tx.send("lost")' in proc.stderr and "in main" in proc.stderr, proc.stderr
 
 
 def test_unawaited_fanout_receives_warn():
@@ -483,5 +545,47 @@ def test_sender_collected_in_another_thread_is_closed_on_the_loop(loop):
         with pytest.raises(sync.Closed):
             await asyncio.wait_for(waiter, 5)
         rx.close()
+
+    run(loop, main)
+
+
+def test_awaited_operations_that_wait_do_not_warn(loop):
+    # The operations that suspend (full buffer, rendezvous, cancelled waits) were awaited: none
+    # of them warns, whether it completed, failed or was cancelled.
+    async def pipeline(capacity):
+        tx, rx = sync.channel(capacity)
+
+        async def produce():
+            for i in range(20):
+                await tx.send(i)
+                permit = await tx.reserve()
+                permit.send(-i)
+            tx.close()
+
+        task = asyncio.ensure_future(produce())
+        got = [v async for v in rx]
+        await task
+        assert got == [v for i in range(20) for v in (i, -i)]
+        with pytest.raises(sync.Closed):
+            await rx.recv()                    # at the end of the stream: awaited, fails
+
+    async def cancelled_wait(capacity):
+        tx, rx = sync.channel(capacity)
+        waiting = asyncio.ensure_future(rx.recv())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        tx.close()
+        rx.close()
+
+    async def main():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for capacity in (0, 1):
+                await pipeline(capacity)
+                await cancelled_wait(capacity)
+            gc.collect()
+        assert _never_awaited(caught) == []
 
     run(loop, main)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import re
+import subprocess
+import sys
+import threading
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +22,8 @@ import pyloop
 from pyloop import fs, net, task, time
 
 from ._util import run
+
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 async def _answer():
@@ -201,3 +209,171 @@ def test_run_inside_a_running_loop_says_await_instead():
         run(loop, main())
     finally:
         loop.close()
+
+
+# ---- pyloop.serve(): arguments, where it is called from, workers that fail -------------------
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="pyloop.serve forks (POSIX)")
+
+
+async def _start(sock):  # pragma: no cover - refused before any worker starts
+    raise AssertionError("not reached")
+
+
+@needs_fork
+@pytest.mark.parametrize("target", [42, None, object()], ids=["int", "None", "object"])
+def test_serve_of_something_else_lists_what_it_serves(target):
+    with pytest.raises(TypeError) as info:
+        pyloop.serve(target, workers=1)
+    message = str(info.value)
+    assert message.startswith("pyloop.serve() cannot serve ")
+    for kind in ("aiohttp web.Application or web.AppRunner", "uvicorn Config or Server",
+                 "ASGI app (async def app(scope, receive, send))", "async start(sock) function",
+                 "factory (no arguments, may be async)"):
+        assert kind in message, message
+
+
+@needs_fork
+def test_serve_of_a_coroutine_says_pass_the_function():
+    async def make_app():  # pragma: no cover - never awaited: refused and closed
+        return None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # closed when refused: no "never awaited" either
+        with pytest.raises(TypeError, match=r"this is a coroutine object: pass the async function "
+                                            r"itself \(serve\(make_app\), not serve\(make_app\(\)\)\)"):
+            pyloop.serve(make_app(), workers=1)
+        gc.collect()
+
+
+@needs_fork
+def test_serve_of_an_import_string_says_import_it_or_use_a_uvicorn_config():
+    with pytest.raises(TypeError, match=r"for an import string, import it first \(serve\(module\.app\)\), "
+                                        r"or give it to uvicorn\.Config\('main:app'\)"):
+        pyloop.serve("main:app", workers=1)
+
+
+@needs_fork
+def test_serve_of_a_callable_with_two_arguments_says_which_shapes_it_takes():
+    with pytest.raises(TypeError, match=r"takes neither one argument \(the socket\), none \(a factory\) "
+                                        r"nor three \(an ASGI app\)"):
+        pyloop.serve(lambda reader, writer: None, workers=1)
+
+
+@needs_fork
+@pytest.mark.parametrize("kwargs, error, expected", [
+    (dict(workers=0), ValueError, "workers must be at least 1, got 0; leave it out to start one worker "
+                                  "per CPU"),
+    (dict(workers="2"), TypeError, "workers must be an int, the number of worker processes (workers=4), "
+                                   "not str '2'"),
+    (dict(port="80"), TypeError, "port must be an int (0 picks a free port), not str '80'"),
+    (dict(grace=-1), ValueError, "grace must be >= 0 seconds, got -1"),
+])
+def test_serve_argument_errors_name_the_fix(kwargs, error, expected):
+    with pytest.raises(error) as info:
+        pyloop.serve(_start, **kwargs)
+    assert str(info.value) == "pyloop.serve(): " + expected
+
+
+@needs_fork
+def test_serve_inside_a_running_loop_says_call_it_from_synchronous_code():
+    async def main():
+        pyloop.serve(_start, workers=1)
+
+    with pytest.raises(RuntimeError) as info:
+        asyncio.run(main())
+    message = str(info.value)
+    assert message.startswith("pyloop.serve() cannot be called from a running event loop")
+    assert 'if __name__ == "__main__": sys.exit(pyloop.serve(...))' in message
+    assert "not from a coroutine or asyncio.run()" in message
+
+
+@needs_fork
+def test_serve_off_the_main_thread_says_call_it_at_the_top_level():
+    errors: list[BaseException] = []
+
+    def target():
+        try:
+            pyloop.serve(_start, workers=1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
+    assert "must be called from the main thread" in str(errors[0])
+    assert "Call it at the top level of the program" in str(errors[0])
+
+
+@needs_fork
+def test_serve_of_an_aiohttp_runner_already_set_up_says_pass_it_before_setup():
+    web = pytest.importorskip("aiohttp.web")
+    runner = web.AppRunner(web.Application())
+
+    async def set_up():
+        await runner.setup()
+
+    pyloop.run(set_up())
+    with pytest.raises(ValueError, match=r"needs the AppRunner before setup\(\).*Pass the runner "
+                                         r"\(or the Application\) without calling runner\.setup\(\)"):
+        pyloop.serve(runner, workers=1)
+    pyloop.run(runner.cleanup())
+
+
+@needs_fork
+@pytest.mark.parametrize("config_kwargs, expected", [
+    (dict(uds="/tmp/pyloop-never-bound.sock"), r"a uvicorn Config with uds= or fd= cannot be served "
+                                               r"by it: give host= and port= instead"),
+    (dict(reload=True), r"does not reload code: drop reload=True from the uvicorn Config"),
+])
+def test_serve_of_a_uvicorn_config_it_cannot_honour_says_what_to_change(config_kwargs, expected):
+    uvicorn = pytest.importorskip("uvicorn")
+    config = uvicorn.Config("main:app", **config_kwargs)
+    with pytest.raises(ValueError, match=expected):
+        pyloop.serve(config, workers=1)
+
+
+@needs_fork
+def test_serve_of_a_started_uvicorn_server_says_pass_it_before_run():
+    uvicorn = pytest.importorskip("uvicorn")
+    server = uvicorn.Server(uvicorn.Config("main:app"))
+    server.started = True                       # as uvicorn marks it once serving
+    with pytest.raises(ValueError, match=r"needs a uvicorn Server that has not started: pass it "
+                                         r"before server\.run\(\)/serve\(\) \(or pass its Config\)"):
+        pyloop.serve(server, workers=1)
+
+
+_FAILING_WORKER = """
+import asyncio, sys
+import pyloop
+
+async def start(sock):
+    if sys.argv[1] == "raises":
+        raise RuntimeError("cannot connect to the database")
+    return 42                       # not a server
+
+sys.exit(pyloop.serve(start, workers=2))
+"""
+
+
+@needs_fork
+@pytest.mark.parametrize("how, error", [
+    ("raises", "RuntimeError: cannot connect to the database"),
+    ("returns", "TypeError: start(sock) returned 42 (builtins.int): pyloop.serve() can use a started "
+                "server (an object with close() and wait_closed(), such as what "
+                "loop.create_server(..., sock=sock) returns), an aiohttp web.Application or "
+                "web.AppRunner, a uvicorn Config or Server, or an ASGI app"),
+])
+def test_a_worker_that_cannot_start_is_reported_with_its_error_and_the_fix(tmp_path, how, error):
+    script = tmp_path / "server.py"
+    script.write_text(_FAILING_WORKER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, str(script), how], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert error in proc.stderr, proc.stderr
+    assert re.search(r"pyloop\.serve: worker [01] \(pid \d+\) exited with status 1 before it was ready: "
+                     r"its error is above\.  serve\(\) stops when a worker cannot start; fix that error "
+                     r"and start again", proc.stderr), proc.stderr
+    assert "a worker failed to start: stopping" in proc.stderr, proc.stderr

@@ -261,6 +261,49 @@ def test_advance_terminates_despite_a_task_that_never_waits(ploop):
     run(ploop, main())
 
 
+# ---- a timeout and its value due at the same instant: the value wins (as in Tokio) -----
+
+def test_timeout_of_an_equal_sleep_returns_the_value_on_a_paused_clock(ploop):
+    async def answer():
+        await ptime.sleep(1)
+        return 42
+
+    async def main():
+        lp = asyncio.get_running_loop()
+        ptime.pause()
+        t0 = lp.time()
+        assert await ptime.timeout(1, ptime.sleep(1)) is None
+        assert await ptime.timeout(1, answer()) == 42
+        assert await ptime.timeout(1, asyncio.ensure_future(answer())) == 42
+        async with ptime.timeout(1) as t:
+            await ptime.sleep(1)
+        assert not t.expired()
+        assert lp.time() - t0 == pytest.approx(4, abs=1e-6)
+        with pytest.raises(Elapsed):                 # one tick later: the deadline wins
+            await ptime.timeout(1, ptime.sleep(1.000001))
+
+    run(ploop, main())
+
+
+def test_timeout_tie_under_manual_advance(ploop):
+    async def main():
+        ptime.pause(auto_advance=False)
+        outcome = []
+
+        async def guarded():
+            try:
+                outcome.append(await ptime.timeout(5, asyncio.sleep(5, "value")))
+            except Elapsed:
+                outcome.append("elapsed")
+
+        spawn(guarded())
+        await asyncio.sleep(0)
+        await ptime.advance(5)
+        assert outcome == ["value"]
+
+    run(ploop, main())
+
+
 # ---- interval policies, deterministic under virtual time ----------------------------
 
 async def _ticks_with_a_late_task(policy):

@@ -16,6 +16,26 @@ SLEEPER = [PY, "-c", "import time; time.sleep(3600)"]
 _classes = {}
 
 
+def _has_pidfd():
+    if not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+HAS_PIDFD = _has_pidfd()
+
+# pyloop's child reapers, and the Loop attributes that select each (see pyloop_class).
+REAPER_ATTRS = {
+    "pidfd": {},
+    "sigchld": {"_use_pidfd": False},
+    "thread": {"_use_pidfd": False, "_use_sigchld": False},
+}
+
+
 def pyloop_class(**attrs):
     """``pyloop.Loop``, or a subclass of it with ``attrs`` set (e.g. ``_use_pidfd=False``
     to test another child reaper)."""

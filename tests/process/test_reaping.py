@@ -17,27 +17,20 @@ import threading
 
 import pytest
 
-from ._util import CAT, PY, SLEEPER, TIMEOUT, assert_reaped, children, pyloop_class, run
+from ._util import (
+    CAT,
+    HAS_PIDFD,
+    PY,
+    REAPER_ATTRS,
+    SLEEPER,
+    TIMEOUT,
+    assert_reaped,
+    children,
+    pyloop_class,
+    run,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
-
-
-def _has_pidfd():
-    if not hasattr(os, "pidfd_open"):
-        return False
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return False
-    return True
-
-
-HAS_PIDFD = _has_pidfd()
-REAPER_ATTRS = {
-    "pidfd": {},
-    "sigchld": {"_use_pidfd": False},
-    "thread": {"_use_pidfd": False, "_use_sigchld": False},
-}
 
 
 @pytest.fixture(params=list(REAPER_ATTRS))

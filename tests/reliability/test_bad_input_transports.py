@@ -237,9 +237,9 @@ CASES: list[Case] = [
     Case("get_extra_info-after-close", on_stream(lambda tr, lp, env: tr.get_extra_info("peername"),
                                                  closed=True), NO_RAISE),
     Case("set_protocol-None", on_stream(lambda tr, lp, env: tr.set_protocol(None)), NO_RAISE,
-         per_loop={"pyloop": AttributeError},
-         reason="asyncio stores None and fails later in a callback; pyloop fails at once looking up the"
-                " protocol's methods"),
+         per_loop={"pyloop": TypeError},
+         reason="asyncio stores None and fails later in a callback; pyloop refuses it at once (TypeError,"
+                " as uvloop)"),
     Case("set_protocol-then-get", on_stream(_set_protocol_then_get), NO_RAISE),
     Case("can_write_eof-closed", on_stream(lambda tr, lp, env: tr.can_write_eof(), closed=True), NO_RAISE),
     # --- datagram transports

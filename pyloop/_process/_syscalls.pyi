@@ -1,0 +1,3 @@
+# The child-process machinery's own system calls, made from C (pyloop/_process/_syscalls.pyx).
+
+def read_nonblocking(fd: int, size: int) -> bytes | None: ...
