@@ -73,10 +73,14 @@ class TLSMixin:
             ssl_shutdown_timeout=ssl_shutdown_timeout, context=context)
         app_transport = tls._get_app_transport()
         try:
-            self._make_socket_transport(rawsock, tls, extra=extra, server=server)
+            transport = self._make_socket_transport(rawsock, tls, extra=extra, server=server)
         except BaseException:
             app_transport.abort()   # never connected: no "unclosed transport" warning
             raise
+        if context is None:
+            # The socket transport copied the same current context a moment
+            # later: one context for both layers, entered once per event.
+            tls._share_context(getattr(transport, "_context", None))
         return app_transport
 
     async def start_tls(self, transport, protocol, sslcontext, *,

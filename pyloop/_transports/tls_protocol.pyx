@@ -92,9 +92,17 @@ cdef extern from *:
             return NULL;
         return b;
     }
-    /* Enter ctx; 0 (and no error) when it is entered already, i.e. we are
-     * running inside it: the caller then simply does not exit it. */
+    /* Enter ctx; 0 (and no error) when it is entered already: the caller
+     * then simply does not exit it.  The usual case -- the socket transport
+     * runs us in this very context -- is one pointer compare (the thread
+     * state's current context, a public field of CPython's PyThreadState);
+     * a context entered further up the stack makes PyContext_Enter fail,
+     * which is cleared. */
     static int pl_tls_enter(PyObject *ctx) {
+    #if PY_VERSION_HEX < 0x030F0000
+        if (PyThreadState_GET()->context == ctx)
+            return 0;
+    #endif
         if (PyContext_Enter(ctx) == 0)
             return 1;
         PyErr_Clear();
@@ -371,6 +379,14 @@ cdef class SSLProtocol:
     def _get_app_transport(self):
         """The transport the application protocol uses."""
         return self._app_transport
+
+    def _share_context(self, context):
+        """Run the application's callbacks in ``context`` from now on: the
+        socket transport's own, when the loop made both layers for one
+        connection at once (one context per connection, entered once per
+        event by the socket transport's handle)."""
+        if context is not None:
+            self._context = context
 
     cdef _set_app_protocol(self, app_protocol):
         self._app_protocol = app_protocol
