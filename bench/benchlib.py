@@ -19,10 +19,10 @@ from typing import Callable
 
 # Benchmark groups, in the order compare.py runs and reports them.  A group is a module in bench/ (named like
 # the group, except where GROUP_MODULES says otherwise).
-GROUPS = ["micro", "toolbox", "echo", "http", "apps"]
+GROUPS = ["micro", "toolbox", "echo", "http", "apps", "tls"]
 # No module here may be called http: bench/ is first on sys.path, so bench/http.py would hide the standard
 # library's http package from everything imported after it (urllib.request, matplotlib, ...).
-GROUP_MODULES = {"http": "http_bench", "toolbox": "toolbox_bench", "apps": "apps_bench"}
+GROUP_MODULES = {"http": "http_bench", "toolbox": "toolbox_bench", "apps": "apps_bench", "tls": "tls_bench"}
 
 # name -> (module to import, attribute that makes a new loop, distribution name for the version).
 # The order is the column order of every table; pyloop last, so the baselines read left to right.

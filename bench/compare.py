@@ -4,12 +4,14 @@
     python bench/compare.py --quick              # CI smoke: 2 short rounds
     python bench/compare.py --loops asyncio,pyloop --bench call_soon_chain,sleep_zero --rounds 11
     python bench/compare.py --group echo,http    # only the network groups
+    python bench/compare.py --group tls          # TLS echo (1 KiB, 64 KiB) and HTTPS, every loop's TLS layer
 
 Prints a table of medians with ratios against pyloop and against the fastest other loop, marks DESIGN.md's
 targets as met or missed, and writes <out>/micro.md and <out>/micro.png (default out: bench/results).
 The network groups (echo.py: echo servers under a C load generator; http_bench.py: an httptools server
-under wrk) run after the micro-benchmarks when their prerequisites exist, and write <out>/echo.md,
-<out>/http.md and their plots; see those modules and bench/README.md for how they measure.
+under wrk; tls_bench.py: the same two over each loop's TLS layer, with a C OpenSSL echo client and wrk on
+https://) run after the micro-benchmarks when their prerequisites exist, and write <out>/echo.md,
+<out>/http.md, <out>/tls.md and their plots; see those modules and bench/README.md for how they measure.
 
 How it measures, and why (the machine this was built on has 2 cores and neighbours that compile):
 
@@ -57,11 +59,12 @@ def parse_args(argv: list[str] | None, benches: dict[str, benchlib.Benchmark]) -
                    help="comma-separated loops to compare (default: %(default)s)")
     p.add_argument("--group", default=",".join(benchlib.GROUPS),
                    help="comma-separated benchmark groups (default: %(default)s); echo needs a C compiler, "
-                        "http needs wrk and httptools, and each is skipped with a message without them")
+                        "http needs wrk and httptools, tls a C compiler with OpenSSL's headers and the openssl "
+                        "command (wrk for its HTTPS row), and each is skipped with a message without them")
     p.add_argument("--bench", default="",
                    help="comma-separated benchmarks (default: all of the chosen groups): " + ", ".join(benches))
     p.add_argument("--rounds", type=int,
-                   help="interleaved rounds (default: micro 7, echo and http 3; --quick: 2, 1 and 1)")
+                   help="interleaved rounds (default: micro 7, echo, http and tls 3; --quick: 2, 1, 1, 1)")
     p.add_argument("--repeat", type=int, help="timed runs per process, best kept (default 3; --quick 1)")
     p.add_argument("--scale", type=float,
                    help="multiply every operation count (default 1; --quick 0.1)")
@@ -77,8 +80,8 @@ def parse_args(argv: list[str] | None, benches: dict[str, benchlib.Benchmark]) -
                    help="also write bench/RESULTS.md and bench/plots/ (tracked files: the figures the README "
                         "shows); without it a run writes only under --out, which git ignores")
     p.add_argument("--duration", type=float,
-                   help="seconds of one echo/http measurement after its warm-up (default: echo 0.4, http 2; "
-                        "--quick: 0.25 and 1; wrk takes whole seconds)")
+                   help="seconds of one echo/http/tls measurement after its warm-up (default: echo 0.4, "
+                        "http 2, tls echo 1 and HTTPS 2; --quick: 0.25, 1, 0.3 and 1; wrk takes whole seconds)")
     p.add_argument("--pin", action="store_true",
                    help="echo/http: pin the server to the last CPU and the load generator to the first "
                         "(default: let the scheduler place them, steadier on a busy machine)")

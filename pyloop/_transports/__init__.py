@@ -6,7 +6,8 @@ connections are made and served.
 * ``connect``: ``create_connection`` (Happy Eyeballs), ``create_unix_connection``,
   ``connect_accepted_socket``;
 * ``server``: ``create_server``/``create_unix_server``, the accept loop, ``Server``;
-* ``tls``: TLS over a stream (``ssl=``, ``start_tls``);
+* ``tls``: TLS over a stream (``ssl=``, ``start_tls``), on ``tls_protocol``
+  (Cython): pyloop's own TLS layer over ``ssl.MemoryBIO``;
 * ``sendfile``: ``loop.sendfile`` over a transport and ``loop.sock_sendfile``;
 * ``datagram``, ``pipes``: the datagram and pipe transports, on ``fd_transport``'s
   shared fd-transport base;

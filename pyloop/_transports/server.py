@@ -72,7 +72,7 @@ from asyncio import trsock as _trsock
 
 from . import _syscalls
 from .sockets import is_abstract_or_unnamed, os_error_text, set_reuse_port
-from .tls import _check_ssl_socket, _check_ssl_timeouts
+from .tls import _check_server_ssl_timeouts, _check_ssl_socket, _check_ssl_timeouts
 
 logger = logging.getLogger("asyncio")
 
@@ -292,6 +292,7 @@ class ServeMixin:
         if ssl_shutdown_timeout is not None and ssl is None:
             raise ValueError(
                 "ssl_shutdown_timeout is only meaningful with ssl")
+        _check_server_ssl_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
         if sock is not None:
             _check_ssl_socket(sock)
 
@@ -419,6 +420,7 @@ class ServeMixin:
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         _check_ssl_timeouts(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        _check_server_ssl_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
 
         if path is not None:
             if sock is not None:

@@ -1,21 +1,25 @@
-"""TLS for stream transports: ``ssl=`` connections and ``loop.start_tls``.
+"""TLS for stream transports: ``ssl=`` connections and servers, ``loop.start_tls``.
 
-pyloop does not reimplement the TLS state machine: it stacks asyncio's own
-``asyncio.sslproto.SSLProtocol`` (an ``ssl.MemoryBIO`` engine, a
-``BufferedProtocol``) on top of pyloop's plain socket transport::
+pyloop's own TLS layer (``tls_protocol.pyx``: ``SSLProtocol``, the state
+machine over ``ssl.MemoryBIO``, and ``SSLTransport``, what the application
+talks to) is stacked on the socket transport::
 
-    application protocol  <->  SSLProtocol._app_transport   (what users see)
-                               SSLProtocol                  (TLS over MemoryBIO)
-    plain socket transport <->  socket
+    application protocol  <->  SSLTransport
+                               SSLProtocol    (TLS over MemoryBIO)
+    socket transport      <->  socket
 
-so the handshake and shutdown timeouts, renegotiation refusal, close_notify
-handling and the ``SSLError``s surfaced are exactly those of the running
-Python's asyncio.  The socket transport does the I/O; the TLS layer costs
-what it costs in asyncio.
+This module wires it into the loop: ``_make_ssl_transport`` for
+``create_connection``/``create_server``/``connect_accepted_socket``, and
+``start_tls`` for a connection that is already up.  The application's
+callbacks run in one ``contextvars.Context``: a copy of the context current
+when the connection is set up, or for ``start_tls`` the context the
+transport's own callbacks run in.
 """
 
+import contextvars
 from asyncio import constants as _constants
-from asyncio import sslproto as _sslproto
+
+from .tls_protocol import SSLProtocol
 
 try:
     import ssl as _ssl
@@ -36,6 +40,16 @@ def _check_ssl_timeouts(ssl, ssl_handshake_timeout, ssl_shutdown_timeout):
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
+def _check_server_ssl_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout):
+    """A server's TLS timeouts must be positive: the ValueError asyncio raises
+    for them in create_connection and start_tls.  (asyncio accepts them in
+    create_server and then fails every connection, silently.)"""
+    for name, value in (("ssl_handshake_timeout", ssl_handshake_timeout),
+                        ("ssl_shutdown_timeout", ssl_shutdown_timeout)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} should be a positive number, got {value}")
+
+
 class TLSMixin:
     """``_make_ssl_transport`` (for connect and serve) and ``start_tls``.
 
@@ -47,17 +61,27 @@ class TLSMixin:
             self, rawsock, protocol, sslcontext, waiter=None, *,
             server_side=False, server_hostname=None, extra=None, server=None,
             ssl_handshake_timeout=_constants.SSL_HANDSHAKE_TIMEOUT,
-            ssl_shutdown_timeout=_constants.SSL_SHUTDOWN_TIMEOUT):
+            ssl_shutdown_timeout=_constants.SSL_SHUTDOWN_TIMEOUT,
+            context=None):
         """Wrap the connected socket ``rawsock`` in TLS; return the transport
         the application protocol talks to.  ``waiter`` completes once the
-        handshake is done (or failed)."""
-        ssl_protocol = _sslproto.SSLProtocol(
+        handshake is done (or failed).  ``context``: where the protocol's
+        callbacks run (default: a copy of the current context)."""
+        tls = SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout)
-        self._make_socket_transport(rawsock, ssl_protocol, extra=extra,
-                                    server=server)
-        return ssl_protocol._app_transport
+            ssl_shutdown_timeout=ssl_shutdown_timeout, context=context)
+        app_transport = tls._get_app_transport()
+        try:
+            transport = self._make_socket_transport(rawsock, tls, extra=extra, server=server)
+        except BaseException:
+            app_transport.abort()   # never connected: no "unclosed transport" warning
+            raise
+        if context is None:
+            # The socket transport copied the same current context a moment
+            # later: one context for both layers, entered once per event.
+            tls._share_context(getattr(transport, "_context", None))
+        return app_transport
 
     async def start_tls(self, transport, protocol, sslcontext, *,
                         server_side=False, server_hostname=None,
@@ -75,28 +99,42 @@ class TLSMixin:
             raise TypeError(
                 f"transport {transport!r} is not supported by start_tls()")
 
+        context = _transport_context(transport)
         waiter = self.create_future()
-        ssl_protocol = _sslproto.SSLProtocol(
+        tls = SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
-            call_connection_made=False)
+            call_connection_made=False, context=context)
+        app_transport = tls._get_app_transport()
 
         # Stop reading before swapping protocols: bytes that arrive now are
         # the peer's handshake and must reach the SSLProtocol only after its
         # connection_made() ran.
         transport.pause_reading()
-        transport.set_protocol(ssl_protocol)
-        made = self.call_soon(ssl_protocol.connection_made, transport)
-        resumed = self.call_soon(transport.resume_reading)
+        transport.set_protocol(tls)
+        made = self.call_soon(tls.connection_made, transport, context=context)
+        resumed = self.call_soon(transport.resume_reading, context=context)
         try:
             await waiter
         except BaseException:
-            transport.close()
             made.cancel()
             resumed.cancel()
+            app_transport.abort()
+            transport.close()
             raise
-        return ssl_protocol._app_transport
+        return app_transport
+
+
+def _transport_context(transport):
+    """The context a transport's protocol callbacks run in, for the TLS layer
+    that start_tls puts on it (uvloop's rule): the transport's ``_context``
+    (pyloop's transports and SSLTransport have one), else a copy of the
+    current context."""
+    context = getattr(transport, "_context", None)
+    if context is None:
+        context = contextvars.copy_context()
+    return context
 
 
 def _default_server_hostname(ssl, server_hostname, host):

@@ -147,6 +147,7 @@ def test_cython_stubs_match_the_compiled_modules(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     # Run from tmp_path: no project mypy configuration applies, as for the checks above.
     proc = subprocess.run([sys.executable, '-m', 'mypy.stubtest', '--allowlist', str(ALLOWLIST),
-                           'pyloop._core.handles', 'pyloop._core.loop', 'pyloop._transports.stream'],
+                           'pyloop._core.handles', 'pyloop._core.loop', 'pyloop._transports.stream',
+                           'pyloop._transports.tls_protocol'],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
