@@ -10,6 +10,8 @@ from pyloop._core.handles cimport LoopCore, Handle, TimerHandle
 cdef struct FdWatch:
     PyObject *reader     # owned reference to a Handle, or NULL
     PyObject *writer     # owned reference to a Handle, or NULL
+    PyObject *reader_obj  # owned: the file object add_reader was given (NULL for an fd number)
+    PyObject *writer_obj  # the same for add_writer; see _registered_fd in loop_fds.pxi
     uint32_t events      # interest registered with the reactor (PL_EV_*)
     uint32_t token       # generation of the registration, see loop_fds.pxi
     bint internal        # the loop's own wakeup fd

@@ -12,7 +12,9 @@ functions taking the loop, one concern per file, included below:
 * ``loop_timers.pxi``: deadlines, the timer heap's callbacks, the graveyard;
 * ``loop_clock.pxi``: the loop's clock and virtual time (``pyloop.time.pause``),
   and the primitives behind ``clock.py``, the one door to them from above;
-* ``loop_fds.pxi``: fd watches and their reactor registrations.
+* ``loop_fds.pxi``: fd watches and their reactor registrations;
+* ``loop_sock.pxi``: the ``sock_*`` coroutines (``loop.sock_recv``...), which
+  wait on the fd watches with handles of their own.
 
 Ownership rules (the only tricky part of the loop core):
 
@@ -131,6 +133,7 @@ include "loop_timers.pxi"
 include "loop_clock.pxi"
 include "loop_iteration.pxi"
 include "loop_fds.pxi"
+include "loop_sock.pxi"
 
 
 def _own_run_until_complete_cb(fut):
@@ -251,6 +254,12 @@ cdef class BaseLoop(LoopCore):
                 self.watches[fd].writer = NULL
                 if obj != NULL:
                     (<Handle>obj)._forget()
+                    Py_DECREF(<object>obj)
+                obj = _swap_watch_obj(&self.watches[fd], False, NULL)
+                if obj != NULL:
+                    Py_DECREF(<object>obj)
+                obj = _swap_watch_obj(&self.watches[fd], True, NULL)
+                if obj != NULL:
                     Py_DECREF(<object>obj)
             free(self.watches)
             self.watches = NULL
@@ -572,6 +581,7 @@ cdef class BaseLoop(LoopCore):
         cdef FdWatch *w
         cdef Handle handle
         cdef PyObject *old
+        cdef PyObject *old_obj
         self._check_closed()
         self._check_not_forked()
         fd = _fileobj_to_fd(fileobj)
@@ -596,6 +606,9 @@ cdef class BaseLoop(LoopCore):
         else:
             old = w.reader
             w.reader = <PyObject *>handle
+        old_obj = _swap_watch_obj(w, writer, NULL if isinstance(fileobj, int) else <PyObject *>fileobj)
+        if old_obj != NULL:
+            Py_DECREF(<object>old_obj)
         if old != NULL:
             (<Handle>old)._cancel()
             Py_DECREF(<object>old)
@@ -605,6 +618,7 @@ cdef class BaseLoop(LoopCore):
         cdef int fd
         cdef FdWatch *w
         cdef PyObject *old
+        cdef PyObject *old_obj
         if self._closed:
             return False
         fd = _fileobj_to_fd(fileobj)
@@ -618,12 +632,15 @@ cdef class BaseLoop(LoopCore):
             w.writer = NULL
         else:
             w.reader = NULL
+        old_obj = _swap_watch_obj(w, writer, NULL)
         _set_interest(self, fd, w, w.events & ~(PL_EV_WRITE if writer else PL_EV_READ),
                       False)
         try:
             (<Handle>old)._cancel()
         finally:
             Py_DECREF(<object>old)
+            if old_obj != NULL:
+                Py_DECREF(<object>old_obj)
         return True
 
     def add_reader(self, fd, callback, *args):

@@ -1,0 +1,676 @@
+# Part of loop.pyx (included there, at module level): the ``sock_*`` operations.
+#
+# ``loop.sock_recv``, ``sock_recv_into``, ``sock_recvfrom``,
+# ``sock_recvfrom_into``, ``sock_sendall``, ``sock_sendto``, ``sock_connect``
+# and ``sock_accept`` are the coroutine functions below; ``SockMixin``
+# (pyloop/_eventloop/sock.py) makes them methods of ``Loop``.  They live in
+# the loop core, not beside the mixin, because what makes them fast is the fd
+# watch itself (loop_fds.pxi): an operation that has to wait puts a
+# ``SockWait`` -- a Handle whose ``run_callback`` makes the system call -- into
+# the watch's reader or writer slot, with no Python callback, partial, done
+# callback or add/remove_reader call in between.
+#
+# How one operation runs:
+#
+# 1. The checks asyncio makes (an ``ssl.SSLSocket`` is refused with TypeError;
+#    in debug mode a socket that is not non-blocking with ValueError).
+# 2. The system call at once: on a busy socket the data is usually there.  For
+#    a plain ``socket.socket`` (the exact class) recv/recv_into/send/
+#    getsockopt are made here, on the fd, with MSG_DONTWAIT (so a blocking
+#    socket cannot block the loop, and "would block" is an errno, not a
+#    BlockingIOError raised and caught).  ``recv`` reads into a module-wide
+#    256 KiB buffer and copies what came into the ``bytes`` it returns: no
+#    allocation at all when nothing is there, no large allocation to shrink
+#    when something is.  For other objects (subclasses, wrappers, mocks) and
+#    for the calls that take or return addresses (accept, connect, recvfrom,
+#    sendto) the socket's own method is called, looked up on every try as
+#    asyncio does.  Results and errors are exactly the method's.
+# 3. Only when that would block: a future, and the ``SockWait`` attached to the
+#    fd's watch (``_sock_start``).  When the fd is ready the loop runs the
+#    SockWait like any reader handle; its ``run_callback`` tries again and,
+#    when done, takes itself off the watch first and then settles the future.
+# 4. The coroutine awaits the future in ``try/finally``: whatever ends the
+#    wait (the result, cancellation, ``coro.close()``), the finally takes the
+#    SockWait off the watch if it is still there.  So a cancelled operation
+#    leaves the socket unwatched, as asyncio's does, and a SockWait that finds
+#    its future already done (cancelled while the SockWait was queued) makes
+#    no system call: no data is consumed for a cancelled receive.
+#
+# Closing the socket while an operation waits (what uvloop does, and why):
+# while it waits, the operation holds one of the socket's "io references"
+# (``socket.socket._io_refs``, the counter ``makefile()`` uses), so
+# ``sock.close()`` only marks the socket closed and the real close waits
+# until the operation lets go of the fd.  The operation then completes as it
+# would have on the open socket (the data that arrives is received, the
+# connection in progress completes), lets go, and the deferred close happens
+# right then: ``sock.fileno()`` is -1 when the awaiting code resumes.  This is
+# uvloop's documented behaviour (its tests ``test_socket_recv_and_close``,
+# ``test_socket_connect_and_close``...), and it means the fd number can never
+# be closed and reused by another file while an operation watches it: no
+# operation ever acts on a reused fd.  Cancelling the operation, or removing
+# its watch with ``remove_reader``/``remove_writer``, lets go at once (the
+# deferred close happens then); closing the loop lets go of every fd that
+# operations still hold (``SockWait._forget``, from the watch teardown), so a
+# socket closed meanwhile is closed with the loop.  What stays pending is the
+# operation's future: a closed loop runs no callbacks, so nothing can resume
+# the coroutine.  stock asyncio closes the fd under the operation, which then
+# never completes (the epoll registration went with the fd).
+#
+# Ownership: the watch slot owns one reference to the SockWait; the
+# coroutine holds another until it ends.  A SockWait holds the socket, the
+# future and, for a partial ``sock_sendall``, the sender's buffer (the export
+# keeps a bytearray from being resized meanwhile, as asyncio's memoryview
+# does) only while it is attached: ``_sock_let_go`` drops them.  Like all
+# handles it is not tracked by the cyclic GC; the cycle it is part of while it
+# waits (SockWait -> future -> task -> coroutine -> SockWait) is broken when it
+# lets go, which every end of the wait does.
+
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from libc.errno cimport errno, EAGAIN
+
+import socket as _socket_mod
+
+cdef extern from "sys/socket.h" nogil:
+    ctypedef unsigned int socklen_t
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
+    int SOL_SOCKET
+    int SO_ERROR
+    int MSG_DONTWAIT
+
+cdef extern from "errno.h":
+    int EWOULDBLOCK
+
+cdef extern from *:
+    """
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0   /* BSD/macOS: SO_NOSIGPIPE or the ignored SIGPIPE */
+    #endif
+    """
+    int MSG_NOSIGNAL
+
+cdef enum:
+    SOCK_BUFFER_SIZE = 256 * 1024
+
+cdef enum SockOpKind:
+    OP_RECV
+    OP_RECV_INTO
+    OP_RECVFROM
+    OP_RECVFROM_INTO
+    OP_SENDALL
+    OP_SENDTO
+    OP_CONNECT
+    OP_ACCEPT
+
+cdef tuple _SOCK_OP_NAMES = ("sock_recv", "sock_recv_into", "sock_recvfrom",
+                             "sock_recvfrom_into", "sock_sendall", "sock_sendto",
+                             "sock_connect", "sock_accept")
+
+# Used only with the GIL held and with no Python code between the recv that
+# fills it and the copy that empties it, so one buffer serves every loop.
+cdef char _sock_buffer[SOCK_BUFFER_SIZE]
+
+cdef object _SocketType = _socket_mod.socket
+cdef tuple _INET_FAMILIES = tuple(
+    getattr(_socket_mod, name) for name in ("AF_INET", "AF_INET6") if hasattr(_socket_mod, name))
+cdef dict _sys_modules = sys.modules
+# What an attempt returns while the operation would block (or, sock_sendall,
+# has more to send).
+cdef object _NOT_YET = object()
+
+
+@cython.no_gc
+@cython.final
+cdef class SockWait(Handle):
+    """One waiting ``sock_*`` operation, in its fd's reader or writer slot."""
+
+    cdef object sock
+    cdef object fut
+    cdef object arg          # the method's argument(s): n, buf, address, a memoryview
+    cdef object arg2
+    cdef Py_buffer view      # sock_sendall on the fast path: the data being sent
+    cdef Py_ssize_t nbytes   # sock_recv's n on the fast path
+    cdef Py_ssize_t offset   # sock_sendall: bytes sent so far
+    cdef int fd              # -1 once off the watch
+    cdef int kind
+    cdef bint writer
+    cdef bint fast           # system calls made here (an exact socket.socket, plain arguments)
+    cdef bint exact          # type(sock) is socket.socket
+    cdef bint has_view
+    cdef bint io_ref         # holds one of the socket's io references
+
+    def __dealloc__(self):
+        if self.has_view:
+            self.has_view = False
+            PyBuffer_Release(&self.view)
+
+    def _repr_info(self):
+        info = [type(self).__name__]
+        if self._cancelled:
+            info.append("cancelled")
+        info.append(f"{_SOCK_OP_NAMES[self.kind]} fd={self.fd}")
+        if self._source_traceback:
+            frame = self._source_traceback[-1]
+            info.append(f"created at {frame[0]}:{frame[1]}")
+        return info
+
+    cdef int run_callback(self) except -1:
+        # Run by the loop when the fd is ready.  Never raises, except
+        # SystemExit/KeyboardInterrupt from a socket method (which propagate
+        # from run_forever as from asyncio's reader callbacks): errors go to
+        # the future, or to the exception handler if settling fails.
+        cdef object result = None
+        cdef object error = None
+        if self._cancelled or self.fd < 0:
+            return 0
+        fut = self.fut
+        try:
+            if fut.done():
+                # Cancelled while this was queued: make no system call (no
+                # data consumed); the coroutine's finally would detach too.
+                _sock_detach(self)
+                return 0
+            try:
+                result = _sock_attempt(self)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                error = exc
+            else:
+                if result is _NOT_YET:
+                    return 0
+            _sock_detach(self)
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._report_exception(exc)
+        finally:
+            error = None
+        return 0
+
+    cdef int _cancel(self) except -1:
+        # Taken off its watch by someone else (remove_reader, a watcher that
+        # replaced it) or cancelled through the handle: let go of the fd now.
+        _sock_let_go(self)
+        return Handle._cancel(self)
+
+    cdef void _forget(self) noexcept:
+        # The loop is closing (watch teardown): let go of the fd, so that a
+        # close() deferred by this operation happens now.
+        self.fd = -1
+        try:
+            _sock_let_go(self)
+        except BaseException:
+            pass
+        self.fut = None
+        self.sock = None
+        Handle._forget(self)
+
+    cdef void _report_exception(self, object exc):
+        try:
+            context = {"message": f"Exception in {_SOCK_OP_NAMES[self.kind]} of {self.sock!r}",
+                       "exception": exc, "handle": self}
+            if self._source_traceback:
+                context["source_traceback"] = self._source_traceback
+            self._loop.call_exception_handler(context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            pass
+
+
+# ---- the system calls --------------------------------------------------------
+
+cdef object _recv_now(int fd, Py_ssize_t n):
+    """recv(2) of up to n (<= SOCK_BUFFER_SIZE) bytes: the bytes, or _NOT_YET."""
+    cdef ssize_t got
+    cdef int err
+    while True:
+        got = recv(fd, _sock_buffer, <size_t>n, MSG_DONTWAIT)
+        if got >= 0:
+            return PyBytes_FromStringAndSize(_sock_buffer, got)
+        err = errno
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            return _NOT_YET
+        else:
+            raise _oserror(err)
+
+
+cdef object _recv_into_now(int fd, object buf):
+    """recv(2) into the writable buffer ``buf``: the count, or _NOT_YET."""
+    cdef Py_buffer view
+    cdef ssize_t got
+    cdef int err
+    PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+    try:
+        while True:
+            got = recv(fd, view.buf, <size_t>view.len, MSG_DONTWAIT)
+            if got >= 0:
+                return got
+            err = errno
+            if err == EINTR:
+                PyErr_CheckSignals()
+            elif err == EAGAIN or err == EWOULDBLOCK:
+                return _NOT_YET
+            else:
+                raise _oserror(err)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef Py_ssize_t _send_now(int fd, const char *buf, Py_ssize_t n) except -2:
+    """send(2): the count sent, or -1 when it would block."""
+    cdef ssize_t sent
+    cdef int err
+    while True:
+        sent = send(fd, buf, <size_t>n, MSG_NOSIGNAL | MSG_DONTWAIT)
+        if sent >= 0:
+            return sent
+        err = errno
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            return -1
+        else:
+            raise _oserror(err)
+
+
+cdef int _so_error(int fd) except -1:
+    cdef int value = 0
+    cdef socklen_t size = sizeof(value)
+    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &size) < 0:
+        raise _oserror(errno)
+    return value
+
+
+cdef bint _writable_buffer(object buf):
+    # Whether the fast path can take buf; otherwise the socket's own
+    # recv_into says what is wrong with it, in its own words.
+    cdef Py_buffer view
+    try:
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+    except Exception:
+        return False
+    PyBuffer_Release(&view)
+    return True
+
+
+cdef object _sock_attempt(SockWait op):
+    """One more try of op's system call: its result, or _NOT_YET."""
+    cdef int kind = op.kind
+    cdef Py_ssize_t sent
+    sock = op.sock
+    try:
+        if kind == OP_RECV:
+            if op.fast:
+                return _recv_now(op.fd, op.nbytes)
+            return sock.recv(op.arg)
+        if kind == OP_RECV_INTO:
+            if op.fast:
+                return _recv_into_now(op.fd, op.arg)
+            return sock.recv_into(op.arg)
+        if kind == OP_SENDALL:
+            if op.has_view:
+                sent = _send_now(op.fd, <const char *>op.view.buf + op.offset,
+                                 op.view.len - op.offset)
+                if sent > 0:
+                    op.offset += sent
+                return None if op.offset >= op.view.len else _NOT_YET
+            op.offset += sock.send(op.arg[op.offset:])
+            return None if op.offset >= len(op.arg) else _NOT_YET
+        if kind == OP_CONNECT:
+            if op.fast:
+                err = _so_error(op.fd)
+            else:
+                err = sock.getsockopt(_socket_mod.SOL_SOCKET, _socket_mod.SO_ERROR)
+            if err != 0:
+                raise OSError(err, f"Connect call failed {op.arg}")
+            return None
+        if kind == OP_ACCEPT:
+            conn, address = sock.accept()
+            conn.setblocking(False)
+            return conn, address
+        if kind == OP_RECVFROM:
+            return sock.recvfrom(op.arg)
+        if kind == OP_RECVFROM_INTO:
+            return sock.recvfrom_into(op.arg, op.arg2)
+        return sock.sendto(op.arg, op.arg2)         # OP_SENDTO
+    except (BlockingIOError, InterruptedError):
+        return _NOT_YET
+
+
+# ---- waiting on the fd watch ---------------------------------------------------
+
+cdef bint _sock_checks(BaseLoop loop, object sock) except -1:
+    """asyncio's checks of a sock_* argument; True for an exact socket.socket,
+    whose system calls this module makes itself."""
+    cdef bint exact = type(sock) is _SocketType
+    if not exact:
+        ssl = _sys_modules.get("ssl")   # not imported: there is no SSLSocket
+        if ssl is not None and isinstance(sock, ssl.SSLSocket):
+            raise TypeError("Socket cannot be of type SSLSocket")
+    if loop._debug and sock.gettimeout() != 0:
+        raise ValueError("the socket must be non-blocking")
+    return exact
+
+
+cdef SockWait _sock_op(BaseLoop loop, object sock, int kind, bint writer, bint fast):
+    cdef SockWait op = SockWait.__new__(SockWait)
+    op._loop = loop
+    op._persistent = True
+    op.sock = sock
+    op.kind = kind
+    op.writer = writer
+    op.fast = fast
+    op.exact = type(sock) is _SocketType
+    op.fd = -1
+    return op
+
+
+cdef object _sock_start(BaseLoop loop, SockWait op):
+    """Attach op to its fd's watch; return the future it will settle."""
+    cdef int fd
+    loop._check_closed()
+    if loop._forked:
+        # Only the flag the fork hook sets: _check_not_forked's getpid() is a
+        # system call, once per wait here.
+        loop._check_not_forked()
+    fd = _fileobj_to_fd(op.sock)
+    _ensure_fd_no_transport(loop, fd)
+    if loop._debug:
+        op._source_traceback = _extract_stack(sys._getframe(0))
+    fut = _Future(loop=loop)
+    op.fut = fut
+    if op.exact or issubclass(type(op.sock), _SocketType):
+        # Defer a close() of the socket until this operation lets go of the
+        # fd: the number cannot be reused under it (module essay).  By the
+        # real type: a Mock(spec=socket) passes isinstance() and has no
+        # counter to add to.
+        op.sock._io_refs += 1
+        op.io_ref = True
+    try:
+        _sock_attach(loop, op, fd)
+    except BaseException:
+        _sock_let_go(op)
+        raise
+    return fut
+
+
+cdef int _sock_attach(BaseLoop loop, SockWait op, int fd) except -1:
+    cdef FdWatch *w
+    cdef PyObject *old
+    cdef PyObject *old_obj
+    # The checks above ran Python code: the watches may be gone (see
+    # "Threads" in loop.pyx); from here on nothing runs Python code until
+    # the reference to a replaced handle is dropped.
+    if not loop.resources_ready:
+        raise RuntimeError("Event loop is closed")
+    w = _watch_for(loop, fd)
+    if w.internal:
+        raise ValueError(f"file descriptor {fd} is used by the event loop itself")
+    _set_interest(loop, fd, w, w.events | (PL_EV_WRITE if op.writer else PL_EV_READ),
+                  True, True)
+    Py_INCREF(op)
+    op.fd = fd
+    if op.writer:
+        old, old_obj = w.writer, w.writer_obj
+        w.writer, w.writer_obj = <PyObject *>op, NULL
+    else:
+        old, old_obj = w.reader, w.reader_obj
+        w.reader, w.reader_obj = <PyObject *>op, NULL
+    if old_obj != NULL:
+        Py_DECREF(<object>old_obj)
+    if old != NULL:
+        # Another operation or callback on the same fd and direction: it is
+        # replaced, as asyncio's add_reader replaces (its future stays
+        # pending).
+        try:
+            (<Handle>old)._cancel()
+        finally:
+            Py_DECREF(<object>old)
+    return 0
+
+
+cdef int _sock_detach(SockWait op) except -1:
+    """Take op off its watch (if it is still there) and let go of the fd."""
+    cdef BaseLoop loop = <BaseLoop>op._loop
+    cdef FdWatch *w
+    cdef int fd = op.fd
+    if fd >= 0:
+        op.fd = -1
+        if loop.resources_ready and fd < loop.watches_len:
+            w = &loop.watches[fd]
+            if op.writer and w.writer == <PyObject *>op:
+                w.writer = NULL
+                try:
+                    _set_interest(loop, fd, w, w.events & ~PL_EV_WRITE, False)
+                finally:
+                    Py_DECREF(op)
+            elif not op.writer and w.reader == <PyObject *>op:
+                w.reader = NULL
+                try:
+                    _set_interest(loop, fd, w, w.events & ~PL_EV_READ, False)
+                finally:
+                    Py_DECREF(op)
+    _sock_let_go(op)
+    return 0
+
+
+cdef int _sock_let_go(SockWait op) except -1:
+    """Drop what a waiting op holds: the sender's buffer, the io reference."""
+    if op.has_view:
+        op.has_view = False
+        PyBuffer_Release(&op.view)
+    op.arg = op.arg2 = None
+    if op.io_ref:
+        op.io_ref = False
+        sock = op.sock
+        if op.exact:
+            # socket.socket._decref_socketios, without a Python-level call:
+            # one reference less, and the real close if sock.close() was
+            # called meanwhile.
+            refs = sock._io_refs
+            if refs > 0:
+                sock._io_refs = refs - 1
+            if sock._closed:
+                sock.close()
+        else:
+            sock._decref_socketios()
+    return 0
+
+
+# ---- the coroutines (methods of Loop through SockMixin) --------------------------
+
+async def sock_recv(BaseLoop self, sock, n):
+    """Receive up to ``n`` bytes from ``sock``."""
+    cdef SockWait op
+    cdef bint fast = _sock_checks(self, sock)
+    if fast and type(n) is int and 0 <= n <= SOCK_BUFFER_SIZE:
+        result = _recv_now(sock.fileno(), n)
+        if result is not _NOT_YET:
+            return result
+    else:
+        fast = False
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+    op = _sock_op(self, sock, OP_RECV, False, fast)
+    op.arg = n
+    if fast:
+        op.nbytes = n
+    fut = _sock_start(self, op)
+    try:
+        return await fut
+    finally:
+        _sock_detach(op)
+
+
+async def sock_recv_into(BaseLoop self, sock, buf):
+    """Receive into ``buf``; return the number of bytes received."""
+    cdef SockWait op
+    cdef bint fast = _sock_checks(self, sock) and _writable_buffer(buf)
+    if fast:
+        result = _recv_into_now(sock.fileno(), buf)
+        if result is not _NOT_YET:
+            return result
+    else:
+        try:
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            pass
+    op = _sock_op(self, sock, OP_RECV_INTO, False, fast)
+    op.arg = buf
+    fut = _sock_start(self, op)
+    try:
+        return await fut
+    finally:
+        _sock_detach(op)
+
+
+async def sock_recvfrom(BaseLoop self, sock, bufsize):
+    """Receive a datagram of up to ``bufsize`` bytes: ``(data, address)``."""
+    cdef SockWait op
+    _sock_checks(self, sock)
+    try:
+        return sock.recvfrom(bufsize)
+    except (BlockingIOError, InterruptedError):
+        pass
+    op = _sock_op(self, sock, OP_RECVFROM, False, False)
+    op.arg = bufsize
+    fut = _sock_start(self, op)
+    try:
+        return await fut
+    finally:
+        _sock_detach(op)
+
+
+async def sock_recvfrom_into(BaseLoop self, sock, buf, nbytes=0):
+    """Receive a datagram into ``buf``: ``(nbytes, address)``."""
+    cdef SockWait op
+    _sock_checks(self, sock)
+    if not nbytes:
+        nbytes = len(buf)
+    try:
+        return sock.recvfrom_into(buf, nbytes)
+    except (BlockingIOError, InterruptedError):
+        pass
+    op = _sock_op(self, sock, OP_RECVFROM_INTO, False, False)
+    op.arg = buf
+    op.arg2 = nbytes
+    fut = _sock_start(self, op)
+    try:
+        return await fut
+    finally:
+        _sock_detach(op)
+
+
+async def sock_sendall(BaseLoop self, sock, data):
+    """Send all of ``data``, waiting for buffer space as needed."""
+    cdef SockWait op
+    cdef Py_buffer view
+    cdef Py_ssize_t sent = 0
+    cdef bint fast = _sock_checks(self, sock)
+    if fast:
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except Exception:       # not a contiguous bytes-like object: sock.send says why
+            fast = False
+    if fast:
+        try:
+            sent = _send_now(sock.fileno(), <const char *>view.buf, view.len)
+            if sent == view.len:
+                return None
+        finally:
+            PyBuffer_Release(&view)
+        op = _sock_op(self, sock, OP_SENDALL, True, True)
+        # Exported again for the wait, into the op: no Python code ran since
+        # the release, so the data is the same.
+        PyObject_GetBuffer(data, &op.view, PyBUF_SIMPLE)
+        op.has_view = True
+        op.offset = sent if sent > 0 else 0
+    else:
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent == len(data):
+            return None
+        op = _sock_op(self, sock, OP_SENDALL, True, False)
+        op.offset = sent
+    fut = _sock_start(self, op)
+    if not fast:
+        op.arg = memoryview(data)
+    try:
+        return await fut
+    finally:
+        _sock_detach(op)
+
+
+async def sock_sendto(BaseLoop self, sock, data, address):
+    """Send a datagram to ``address``; return the number of bytes sent."""
+    cdef SockWait op
+    _sock_checks(self, sock)
+    try:
+        return sock.sendto(data, address)
+    except (BlockingIOError, InterruptedError):
+        pass
+    op = _sock_op(self, sock, OP_SENDTO, True, False)
+    op.arg = data
+    op.arg2 = address
+    fut = _sock_start(self, op)
+    try:
+        return await fut
+    finally:
+        _sock_detach(op)
+
+
+async def sock_connect(BaseLoop self, sock, address):
+    """Connect ``sock`` to ``address`` (resolved first for IP sockets)."""
+    cdef SockWait op
+    cdef bint fast = _sock_checks(self, sock)
+    if sock.family in _INET_FAMILIES:
+        resolved = await self._ensure_resolved(
+            address, family=sock.family, type=sock.type, proto=sock.proto)
+        address = resolved[0][4]
+    try:
+        sock.connect(address)
+        return None
+    except (BlockingIOError, InterruptedError):
+        # In progress (or interrupted, which goes on in the background):
+        # writable when it is done either way.
+        pass
+    op = _sock_op(self, sock, OP_CONNECT, True, fast)
+    fut = _sock_start(self, op)
+    op.arg = address
+    try:
+        return await fut
+    finally:
+        _sock_detach(op)
+
+
+async def sock_accept(BaseLoop self, sock):
+    """Accept a connection: ``(conn, address)``, ``conn`` non-blocking."""
+    cdef SockWait op
+    _sock_checks(self, sock)
+    try:
+        conn, address = sock.accept()
+        conn.setblocking(False)
+        return conn, address
+    except (BlockingIOError, InterruptedError):
+        pass
+    op = _sock_op(self, sock, OP_ACCEPT, False, False)
+    fut = _sock_start(self, op)
+    try:
+        return await fut
+    finally:
+        _sock_detach(op)
