@@ -52,6 +52,10 @@ cdef class BaseLoop(LoopCore):
     cdef public double slow_callback_duration
     cdef public object _current_handle
     cdef public object _transports   # fd -> transport (weak values)
+    # sock_* operations whose READ interest is parked (loop_sock.pxi): those
+    # parked in this iteration, and in the previous one.
+    cdef list _sock_parked
+    cdef list _sock_parked_prev
 
     cdef int _check_closed(self) except -1
     cdef int _check_not_forked(self) except -1

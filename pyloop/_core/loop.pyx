@@ -171,6 +171,8 @@ cdef class BaseLoop(LoopCore):
         self.slow_callback_duration = 0.1
         self._pid = getpid()
         self._transports = _WeakValueDictionary()
+        self._sock_parked = []
+        self._sock_parked_prev = []
 
         rc = pl_ready_queue_init(&self.ready, 256)
         if rc < 0:
@@ -264,6 +266,9 @@ cdef class BaseLoop(LoopCore):
             free(self.watches)
             self.watches = NULL
             self.watches_len = 0
+        # The parked sock_* operations were in the watches: let go of them.
+        del self._sock_parked[:]
+        del self._sock_parked_prev[:]
         if self.reactor != NULL:
             pl_reactor_close(self.reactor)
             self.reactor = NULL

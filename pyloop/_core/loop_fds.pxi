@@ -153,4 +153,6 @@ cdef object _remove_user_watcher(BaseLoop loop, object fileobj, bint writer):
     except OverflowError:
         return False              # no such fd can be watched (asyncio agrees)
     _ensure_fd_no_transport(loop, fd)
+    if not writer and _sock_parked_reader(loop, fd):
+        return False              # a finished sock_* operation's, not a reader
     return loop._remove_watcher(fd, writer)

@@ -35,6 +35,18 @@
 #    leaves the socket unwatched, as asyncio's does, and a SockWait that finds
 #    its future already done (cancelled while the SockWait was queued) makes
 #    no system call: no data is consumed for a cancelled receive.
+# 5. A receive or accept that completed *parks* instead (``_sock_park``): its
+#    READ interest stays registered with the kernel and the SockWait stays in
+#    the slot until the end of the next loop iteration.  The task it woke
+#    usually asks again within that iteration (``while True: await
+#    sock_recv(...)``), and the new operation takes the registration over
+#    (``_sock_adopt``) -- two epoll_ctl calls fewer per message, a third of
+#    the system calls of an echo.  Not taken over in time, or when the loop
+#    stops, ``_sock_flush_parked`` (called at the end of every iteration)
+#    removes it.  For the user a parked slot is empty: ``remove_reader``
+#    says False and removes it; ``add_reader`` replaces it.  A send, connect
+#    or failed operation never parks (writability is almost always there:
+#    a parked WRITE interest would only wake the loop for nothing).
 #
 # Closing the socket while an operation waits (what uvloop does, and why):
 # while it waits, the operation holds one of the socket's "io references"
@@ -54,16 +66,25 @@
 # socket closed meanwhile is closed with the loop.  What stays pending is the
 # operation's future: a closed loop runs no callbacks, so nothing can resume
 # the coroutine.  stock asyncio closes the fd under the operation, which then
-# never completes (the epoll registration went with the fd).
+# never completes (the epoll registration went with the fd).  A parked
+# operation (step 5) keeps its io reference too, which is what makes parking
+# safe: the fd cannot be closed while its registration is left in the kernel
+# (a registration outliving its fd number -- the file kept open by a dup() or
+# a forked child -- could never be removed again and would wake the loop for
+# ever).  So ``sock.close()`` right after a completed receive takes effect at
+# the end of that loop iteration (or when the loop stops), not inside the
+# call; ``sock._closed`` is set at once, ``fileno()`` changes then.
 #
 # Ownership: the watch slot owns one reference to the SockWait; the
-# coroutine holds another until it ends.  A SockWait holds the socket, the
-# future and, for a partial ``sock_sendall``, the sender's buffer (the export
-# keeps a bytearray from being resized meanwhile, as asyncio's memoryview
-# does) only while it is attached: ``_sock_let_go`` drops them.  Like all
-# handles it is not tracked by the cyclic GC; the cycle it is part of while it
-# waits (SockWait -> future -> task -> coroutine -> SockWait) is broken when it
-# lets go, which every end of the wait does.
+# coroutine holds another until it ends, the loop's parked lists one while it
+# is parked.  A SockWait holds the socket, the future and, for a partial
+# ``sock_sendall``, the sender's buffer (the export keeps a bytearray from
+# being resized meanwhile, as asyncio's memoryview does) only while it is
+# attached or parked: ``_sock_let_go`` drops them, the future is dropped when
+# it is settled.  Like all handles it is not tracked by the cyclic GC; the
+# cycle it is part of while it waits (SockWait -> future -> task -> coroutine
+# -> SockWait) is broken when it settles or lets go, which every end of the
+# wait does.
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -141,6 +162,7 @@ cdef class SockWait(Handle):
     cdef bint exact          # type(sock) is socket.socket
     cdef bint has_view
     cdef bint io_ref         # holds one of the socket's io references
+    cdef bint parked         # done, its READ interest kept for the next operation
 
     def __dealloc__(self):
         if self.has_view:
@@ -164,7 +186,7 @@ cdef class SockWait(Handle):
         # the future, or to the exception handler if settling fails.
         cdef object result = None
         cdef object error = None
-        if self._cancelled or self.fd < 0:
+        if self._cancelled or self.fd < 0 or self.parked:
             return 0
         fut = self.fut
         try:
@@ -182,7 +204,11 @@ cdef class SockWait(Handle):
             else:
                 if result is _NOT_YET:
                     return 0
-            _sock_detach(self)
+            if error is None and not self.writer and self.io_ref and not self.sock._closed:
+                _sock_park(self)
+            else:
+                _sock_detach(self)
+            self.fut = None
             if error is not None:
                 fut.set_exception(error)
             else:
@@ -198,6 +224,7 @@ cdef class SockWait(Handle):
     cdef int _cancel(self) except -1:
         # Taken off its watch by someone else (remove_reader, a watcher that
         # replaced it) or cancelled through the handle: let go of the fd now.
+        self.parked = False
         _sock_let_go(self)
         return Handle._cancel(self)
 
@@ -205,6 +232,7 @@ cdef class SockWait(Handle):
         # The loop is closing (watch teardown): let go of the fd, so that a
         # close() deferred by this operation happens now.
         self.fd = -1
+        self.parked = False
         try:
             _sock_let_go(self)
         except BaseException:
@@ -390,6 +418,8 @@ cdef object _sock_start(BaseLoop loop, SockWait op):
         op._source_traceback = _extract_stack(sys._getframe(0))
     fut = _Future(loop=loop)
     op.fut = fut
+    if not op.writer and _sock_adopt(loop, op, fd):
+        return fut
     if op.exact or issubclass(type(op.sock), _SocketType):
         # Defer a close() of the socket until this operation lets go of the
         # fd: the number cannot be reused under it (module essay).  By the
@@ -440,11 +470,107 @@ cdef int _sock_attach(BaseLoop loop, SockWait op, int fd) except -1:
     return 0
 
 
+cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
+    """Take over the fd's watch from a parked operation on the same socket:
+    its slot, its READ interest (no system call) and its io reference."""
+    cdef FdWatch *w
+    cdef PyObject *slot
+    cdef SockWait parked
+    # C only from the check to the end (see "Threads" in loop.pyx).
+    if not loop.resources_ready or fd >= loop.watches_len:
+        return False
+    w = &loop.watches[fd]
+    slot = w.reader
+    if (slot == NULL or type(<object>slot) is not SockWait or not (w.events & PL_EV_READ)
+            or w.reader_obj != NULL):
+        return False
+    parked = <SockWait>slot
+    if not parked.parked or parked.sock is not op.sock or parked.fd != fd:
+        return False
+    Py_INCREF(op)
+    w.reader = <PyObject *>op
+    op.fd = fd
+    op.io_ref = parked.io_ref
+    parked.io_ref = False
+    parked.parked = False
+    parked.fd = -1
+    if loop._debug and op._source_traceback is None:
+        op._source_traceback = parked._source_traceback
+    # The parked op lives on in the parked list until the flush drops it:
+    # dropping the watch's reference runs no code.
+    Py_DECREF(parked)
+    return True
+
+
+cdef int _sock_park(SockWait op) except -1:
+    """A receive or accept completed: leave its READ interest registered
+    and the op in its slot, holding the socket (and its io reference), until
+    the end of the next iteration.  The task it wakes usually asks again in
+    that iteration (sock_recv in a loop), and then takes the registration
+    over (_sock_adopt) instead of an epoll_ctl to remove it now and another
+    to add it back.  Not taken over in time, it is removed by
+    _sock_flush_parked; a close() meanwhile waits until then (at most the
+    rest of the iteration that called it).  The reactor is level-triggered: a
+    parked fd that becomes readable is reported with nobody to run, and the
+    loop only ever polls without blocking while ready callbacks (the woken
+    task) wait, so this costs at most a wake-up, never a spin."""
+    cdef BaseLoop loop = <BaseLoop>op._loop
+    op.parked = True
+    op.arg = op.arg2 = None
+    loop._sock_parked.append(op)
+    return 0
+
+
+cdef int _sock_flush_parked(BaseLoop loop, bint everything) except -1:
+    """End of an iteration (loop_iteration.pxi): remove the READ interest of
+    operations parked in the previous iteration and not taken over, and let
+    go of their sockets; all of them when the loop is stopping (nothing runs
+    until it is run again, and a socket closed meanwhile must close)."""
+    cdef list done = loop._sock_parked_prev
+    cdef SockWait op
+    if everything:
+        done.extend(loop._sock_parked)
+        del loop._sock_parked[:]
+    else:
+        loop._sock_parked_prev = loop._sock_parked
+        loop._sock_parked = done
+    for op in done:
+        if op.parked:
+            op.parked = False
+            try:
+                _sock_detach(op)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                op._report_exception(exc)
+            op.sock = None
+    del done[:]
+    return 0
+
+
+cdef bint _sock_parked_reader(BaseLoop loop, int fd) except -1:
+    """remove_reader of an fd whose reader slot holds a parked operation:
+    there is no reader as far as the user is concerned; the parked interest
+    goes now."""
+    cdef PyObject *slot
+    if not loop.resources_ready or fd < 0 or fd >= loop.watches_len:
+        return False
+    slot = loop.watches[fd].reader
+    if slot == NULL or type(<object>slot) is not SockWait or not (<SockWait>slot).parked:
+        return False
+    (<SockWait>slot).parked = False
+    _sock_detach(<SockWait>slot)
+    return True
+
+
 cdef int _sock_detach(SockWait op) except -1:
-    """Take op off its watch (if it is still there) and let go of the fd."""
+    """Take op off its watch (if it is still there) and let go of the fd.
+    A parked op stays: the next operation or the flush takes it off."""
     cdef BaseLoop loop = <BaseLoop>op._loop
     cdef FdWatch *w
     cdef int fd = op.fd
+    if op.parked:
+        return 0
     if fd >= 0:
         op.fd = -1
         if loop.resources_ready and fd < loop.watches_len:
@@ -466,11 +592,13 @@ cdef int _sock_detach(SockWait op) except -1:
 
 
 cdef int _sock_let_go(SockWait op) except -1:
-    """Drop what a waiting op holds: the sender's buffer, the io reference."""
+    """Drop what a waiting op holds: the sender's buffer, the future (a
+    replaced op's stays pending: the op, untracked by the GC, must not keep
+    the task's cycle alive), the io reference."""
     if op.has_view:
         op.has_view = False
         PyBuffer_Release(&op.view)
-    op.arg = op.arg2 = None
+    op.arg = op.arg2 = op.fut = None
     if op.io_ref:
         op.io_ref = False
         sock = op.sock

@@ -563,3 +563,124 @@ def test_socket_with_timeout_rejected_in_debug_mode(loop):
             run(loop, loop.sock_recv(sock, 10))
     finally:
         sock.close()
+
+
+# --------------------------------------------------------------------------- after a completed receive
+
+
+@pytest.mark.skip_loops("uvloop", reason="uvloop's remove_reader returns None")
+def test_no_reader_left_after_a_completed_recv(loop, pair):
+    # pyloop keeps a finished receive's registration for the next one
+    # (loop_sock.pxi, "parks" it); for the user there is no reader.
+    a, b = pair
+    b.send(b"x")
+
+    async def main():
+        assert await loop.sock_recv(a, 10) == b"x"
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"y")
+        assert await task == b"y"
+        assert not loop.remove_reader(a.fileno())
+        fut = loop.create_future()
+        loop.add_reader(a, lambda: fut.done() or fut.set_result(a.recv(10)))
+        b.send(b"z")
+        got = await asyncio.wait_for(fut, TIMEOUT)
+        assert loop.remove_reader(a)
+        return got
+
+    assert run(loop, main()) == b"z"
+
+
+def test_close_after_a_completed_recv(loop, pair):
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"x")
+        assert await task == b"x"
+        a.close()
+        # Closed by the end of this loop iteration at the latest.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert a.fileno() == -1
+        return await asyncio.wait_for(loop.sock_recv(b, 10), TIMEOUT)
+
+    assert run(loop, main()) == b""
+
+
+def test_close_after_the_loop_stopped(loop, pair):
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"x")
+        return await task
+
+    assert run(loop, main()) == b"x"
+    a.close()                            # the loop is not running: at once
+    assert a.fileno() == -1
+    b.setblocking(True)
+    b.settimeout(TIMEOUT)
+    assert b.recv(1) == b""
+
+
+def test_reused_fd_number_after_close_with_a_dup(loop, pair):
+    # The receiving socket is closed while a dup() keeps its file open: no
+    # registration of the old file may outlive the close, and a new socket
+    # that gets the same number sees only its own data.
+    a, b = pair
+    fd = a.fileno()
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"x")
+        assert await task == b"x"
+        d = a.dup()
+        a.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        c, e = socketpair_nb()
+        try:
+            task = asyncio.ensure_future(loop.sock_recv(c, 10))
+            await asyncio.sleep(0)
+            b.send(b"old-file")                 # readable through d only
+            await asyncio.sleep(0.01)
+            assert not task.done()
+            e.send(b"new")
+            got = await asyncio.wait_for(task, TIMEOUT)
+            assert d.recv(100) == b"old-file"
+            return got, c.fileno() == fd or e.fileno() == fd
+        finally:
+            c.close()
+            e.close()
+            d.close()
+
+    got, _ = run(loop, main())
+    assert got == b"new"
+
+
+def test_sock_accept_loop(loop):
+    srv = tcp_listener()
+    srv.setblocking(False)
+    addr = srv.getsockname()
+    clients = [socket.socket() for _ in range(5)]
+    accepted = []
+    try:
+        async def main():
+            for c in clients:
+                c.setblocking(False)
+                connect = asyncio.ensure_future(loop.sock_connect(c, addr))
+                conn, _ = await loop.sock_accept(srv)
+                accepted.append(conn)
+                await connect
+            return [conn.getpeername() for conn in accepted]
+
+        assert run(loop, main()) == [c.getsockname() for c in clients]
+    finally:
+        for s in clients + accepted:
+            s.close()
+        srv.close()
