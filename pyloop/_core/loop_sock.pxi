@@ -90,12 +90,27 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from libc.errno cimport errno, EAGAIN
+from libc.string cimport memcpy
 
 import socket as _socket_mod
 
+cdef extern from "sys/uio.h" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+
 cdef extern from "sys/socket.h" nogil:
     ctypedef unsigned int socklen_t
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
     ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t recvmsg(int fd, msghdr *msg, int flags)
     ssize_t send(int fd, const void *buf, size_t n, int flags)
     int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
     int SOL_SOCKET
@@ -113,8 +128,16 @@ cdef extern from *:
     """
     int MSG_NOSIGNAL
 
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject **bytes, Py_ssize_t newsize) except -1
+    char *PyBytes_AS_STRING(PyObject *bytes)
+
 cdef enum:
     SOCK_BUFFER_SIZE = 256 * 1024
+    # A receive on a socket whose previous one brought at least this much
+    # goes straight into the bytes it returns (_recv_direct): copying from
+    # the module's buffer costs more than allocating a little too much.
+    DIRECT_RECV_MIN = 16 * 1024
 
 cdef enum SockOpKind:
     OP_RECV
@@ -154,6 +177,7 @@ cdef class SockWait(Handle):
     cdef object arg2
     cdef Py_buffer view      # sock_sendall on the fast path: the data being sent
     cdef Py_ssize_t nbytes   # sock_recv's n on the fast path
+    cdef Py_ssize_t recv_hint  # sock_recv: what the socket's previous receive brought
     cdef Py_ssize_t offset   # sock_sendall: bytes sent so far
     cdef int fd              # -1 once off the watch
     cdef int kind
@@ -273,6 +297,56 @@ cdef object _recv_now(int fd, Py_ssize_t n):
             raise _oserror(err)
 
 
+cdef object _recv_direct(int fd, Py_ssize_t n, Py_ssize_t hint):
+    """recv(2) of up to n bytes straight into the bytes object returned,
+    sized from ``hint`` (the previous receive) and shrunk to what came; what
+    does not fit goes to the module's buffer and the two are joined (copied)
+    -- the exception once the hint has followed the traffic."""
+    cdef Py_ssize_t size = hint + hint // 8 + 4096
+    cdef PyObject *obj
+    cdef PyObject *joined
+    cdef iovec iov[2]
+    cdef msghdr msg
+    cdef ssize_t got
+    cdef int err
+    if size > n:
+        size = n
+    # Made as a new reference held through `obj` (resized in place below).
+    result = PyBytes_FromStringAndSize(NULL, size)
+    obj = <PyObject *>result
+    memset(&msg, 0, sizeof(msg))
+    iov[0].iov_base = PyBytes_AS_STRING(obj)
+    iov[0].iov_len = <size_t>size
+    iov[1].iov_base = _sock_buffer
+    iov[1].iov_len = <size_t>(n - size if n - size < SOCK_BUFFER_SIZE else SOCK_BUFFER_SIZE)
+    msg.msg_iov = iov
+    msg.msg_iovlen = 2 if n > size else 1
+    while True:
+        got = recvmsg(fd, &msg, MSG_DONTWAIT)
+        if got >= 0:
+            break
+        err = errno
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            return _NOT_YET
+        else:
+            raise _oserror(err)
+    if got <= size:
+        # _PyBytes_Resize needs the only reference: hand ours over.
+        Py_INCREF(result)
+        result = None
+        _PyBytes_Resize(&obj, got)      # on failure it frees obj
+        result = <object>obj
+        Py_DECREF(result)
+        return result
+    joined_obj = PyBytes_FromStringAndSize(NULL, got)
+    joined = <PyObject *>joined_obj
+    memcpy(PyBytes_AS_STRING(joined), PyBytes_AS_STRING(obj), <size_t>size)
+    memcpy(PyBytes_AS_STRING(joined) + size, _sock_buffer, <size_t>(got - size))
+    return joined_obj
+
+
 cdef object _recv_into_now(int fd, object buf):
     """recv(2) into the writable buffer ``buf``: the count, or _NOT_YET."""
     cdef Py_buffer view
@@ -340,7 +414,13 @@ cdef object _sock_attempt(SockWait op):
     try:
         if kind == OP_RECV:
             if op.fast:
-                return _recv_now(op.fd, op.nbytes)
+                if op.recv_hint >= DIRECT_RECV_MIN:
+                    result = _recv_direct(op.fd, op.nbytes, op.recv_hint)
+                else:
+                    result = _recv_now(op.fd, op.nbytes)
+                if result is not _NOT_YET:
+                    op.recv_hint = len(<bytes>result)
+                return result
             return sock.recv(op.arg)
         if kind == OP_RECV_INTO:
             if op.fast:
@@ -491,6 +571,7 @@ cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
     w.reader = <PyObject *>op
     op.fd = fd
     op.io_ref = parked.io_ref
+    op.recv_hint = parked.recv_hint
     parked.io_ref = False
     parked.parked = False
     parked.fd = -1

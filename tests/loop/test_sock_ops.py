@@ -684,3 +684,30 @@ def test_sock_accept_loop(loop):
         for s in clients + accepted:
             s.close()
         srv.close()
+
+
+@pytest.mark.parametrize("sizes", [[40000, 40000, 200000, 100, 40000, 300000], [20000, 1, 70000, 70000, 5]],
+                         ids=["grow", "shrink"])
+def test_sock_recv_sizes_follow_the_traffic(loop, sizes):
+    # pyloop receives into a bytes object sized from the previous receive
+    # once those are large (loop_sock.pxi, _recv_direct); whatever the next
+    # message's size, every byte arrives once and in order.
+    a, b = socketpair_nb()
+    payload = os.urandom(sum(sizes))
+
+    async def main():
+        got = bytearray()
+        offset = 0
+        for size in sizes:
+            task = asyncio.ensure_future(_recv_exactly(loop, a, size))
+            await asyncio.sleep(0)
+            await loop.sock_sendall(b, payload[offset:offset + size])
+            offset += size
+            got += await asyncio.wait_for(task, TIMEOUT)
+        return bytes(got)
+
+    try:
+        assert run(loop, main()) == payload
+    finally:
+        a.close()
+        b.close()
