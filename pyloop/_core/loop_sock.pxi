@@ -21,7 +21,11 @@
 #    BlockingIOError raised and caught).  ``recv`` reads into a module-wide
 #    256 KiB buffer and copies what came into the ``bytes`` it returns: no
 #    allocation at all when nothing is there, no large allocation to shrink
-#    when something is.  For other objects (subclasses, wrappers, mocks) and
+#    when something is.  Once a socket's receives are large (16 KiB and
+#    more), a receive woken by the loop reads straight into the ``bytes`` it
+#    returns instead, sized from the previous one and shrunk to what came
+#    (``_recv_direct``): copying 100 KiB costs more than allocating a little
+#    too much.  For other objects (subclasses, wrappers, mocks) and
 #    for the calls that take or return addresses (accept, connect, recvfrom,
 #    sendto) the socket's own method is called, looked up on every try as
 #    asyncio does.  Results and errors are exactly the method's.
