@@ -488,22 +488,25 @@ cdef SockWait _sock_op(BaseLoop loop, object sock, int kind, bint writer, bint f
     return op
 
 
-cdef object _sock_start(BaseLoop loop, SockWait op):
-    """Attach op to its fd's watch; return the future it will settle."""
-    cdef int fd
+cdef object _sock_start(BaseLoop loop, SockWait op, int fd=-1):
+    """Attach op to its fd's watch (``fd``: the socket's, if the caller
+    has it already); return the future it will settle."""
     loop._check_closed()
     if loop._forked:
         # Only the flag the fork hook sets: _check_not_forked's getpid() is a
         # system call, once per wait here.
         loop._check_not_forked()
-    fd = _fileobj_to_fd(op.sock)
-    _ensure_fd_no_transport(loop, fd)
+    if fd < 0:
+        fd = _fileobj_to_fd(op.sock)
     if loop._debug:
         op._source_traceback = _extract_stack(sys._getframe(0))
     fut = _Future(loop=loop)
     op.fut = fut
+    # Taking over a parked registration of this socket needs no more checks:
+    # a transport on the fd would have replaced it.
     if not op.writer and _sock_adopt(loop, op, fd):
         return fut
+    _ensure_fd_no_transport(loop, fd)
     if op.exact or issubclass(type(op.sock), _SocketType):
         # Defer a close() of the socket until this operation lets go of the
         # fd: the number cannot be reused under it (module essay).  By the
@@ -706,9 +709,11 @@ cdef int _sock_let_go(SockWait op) except -1:
 async def sock_recv(BaseLoop self, sock, n):
     """Receive up to ``n`` bytes from ``sock``."""
     cdef SockWait op
+    cdef int fd = -1
     cdef bint fast = _sock_checks(self, sock)
     if fast and type(n) is int and 0 <= n <= SOCK_BUFFER_SIZE:
-        result = _recv_now(sock.fileno(), n)
+        fd = sock.fileno()
+        result = _recv_now(fd, n)
         if result is not _NOT_YET:
             return result
     else:
@@ -721,7 +726,7 @@ async def sock_recv(BaseLoop self, sock, n):
     op.arg = n
     if fast:
         op.nbytes = n
-    fut = _sock_start(self, op)
+    fut = _sock_start(self, op, fd)
     try:
         return await fut
     finally:
@@ -731,9 +736,11 @@ async def sock_recv(BaseLoop self, sock, n):
 async def sock_recv_into(BaseLoop self, sock, buf):
     """Receive into ``buf``; return the number of bytes received."""
     cdef SockWait op
+    cdef int fd = -1
     cdef bint fast = _sock_checks(self, sock) and _writable_buffer(buf)
     if fast:
-        result = _recv_into_now(sock.fileno(), buf)
+        fd = sock.fileno()
+        result = _recv_into_now(fd, buf)
         if result is not _NOT_YET:
             return result
     else:
@@ -743,7 +750,7 @@ async def sock_recv_into(BaseLoop self, sock, buf):
             pass
     op = _sock_op(self, sock, OP_RECV_INTO, False, fast)
     op.arg = buf
-    fut = _sock_start(self, op)
+    fut = _sock_start(self, op, fd)
     try:
         return await fut
     finally:
@@ -792,6 +799,7 @@ async def sock_sendall(BaseLoop self, sock, data):
     cdef SockWait op
     cdef Py_buffer view
     cdef Py_ssize_t sent = 0
+    cdef int fd = -1
     cdef bint fast = _sock_checks(self, sock)
     if fast:
         try:
@@ -800,7 +808,8 @@ async def sock_sendall(BaseLoop self, sock, data):
             fast = False
     if fast:
         try:
-            sent = _send_now(sock.fileno(), <const char *>view.buf, view.len)
+            fd = sock.fileno()
+            sent = _send_now(fd, <const char *>view.buf, view.len)
             if sent == view.len:
                 return None
         finally:
@@ -820,7 +829,7 @@ async def sock_sendall(BaseLoop self, sock, data):
             return None
         op = _sock_op(self, sock, OP_SENDALL, True, False)
         op.offset = sent
-    fut = _sock_start(self, op)
+    fut = _sock_start(self, op, fd)
     if not fast:
         op.arg = memoryview(data)
     try:
