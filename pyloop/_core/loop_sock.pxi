@@ -8,7 +8,12 @@
 # watch itself (loop_fds.pxi): an operation that has to wait puts a
 # ``SockWait`` -- a Handle whose ``run_callback`` makes the system call -- into
 # the watch's reader or writer slot, with no Python callback, partial, done
-# callback or add/remove_reader call in between.
+# callback or add/remove_reader call in between.  A separate Cython module
+# cimporting ``BaseLoop`` (as the stream transport does) was the alternative;
+# it would have had to reach the watch array's layout, ``_set_interest``, the
+# iteration's end (step 5 below) and the loop's teardown through loop.pxd,
+# i.e. export the fd watches' internals to another module, where a part of
+# loop.pyx uses them as the module's own functions (direct C calls).
 #
 # How one operation runs:
 #
