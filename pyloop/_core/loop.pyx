@@ -489,6 +489,11 @@ cdef class BaseLoop(LoopCore):
                 if self._stopping:
                     break
         finally:
+            if self._sock_parked or self._sock_parked_prev:
+                # An exception ended the run mid-iteration: nothing runs until
+                # the next run, so sock_* registrations parked for the next
+                # operation go now (loop_sock.pxi).
+                _sock_flush_parked(self, True)
             self._stopping = False
             self._thread_id = None
             _set_running_loop(None)

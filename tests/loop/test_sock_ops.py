@@ -711,3 +711,20 @@ def test_sock_recv_sizes_follow_the_traffic(loop, sizes):
     finally:
         a.close()
         b.close()
+
+
+def test_close_after_a_run_interrupted_after_a_recv(loop, pair):
+    # A KeyboardInterrupt ends the run in the middle of an iteration: the
+    # receive's parked registration is let go of all the same.
+    a, b = pair
+
+    async def main():
+        loop.call_soon(b.send, b"x")
+        assert await loop.sock_recv(a, 10) == b"x"
+        raise KeyboardInterrupt
+
+    task = asyncio.ensure_future(main(), loop=loop)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(task)
+    a.close()
+    assert a.fileno() == -1
