@@ -728,3 +728,12 @@ def test_close_after_a_run_interrupted_after_a_recv(loop, pair):
         loop.run_until_complete(task)
     a.close()
     assert a.fileno() == -1
+
+
+@pytest.mark.parametrize("name", ["sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into",
+                                  "sock_sendall", "sock_sendto", "sock_connect", "sock_accept"])
+def test_sock_methods_are_coroutine_functions(loop, name):
+    # pyloop's are compiled (loop_sock.pxi) and bound through SockMixin: they
+    # must still look like asyncio's (create_task needs a coroutine).
+    assert asyncio.iscoroutinefunction(getattr(loop, name))
+    assert getattr(type(loop), name).__doc__
