@@ -26,7 +26,7 @@
 #    BlockingIOError raised and caught).  ``recv`` reads into a module-wide
 #    256 KiB buffer and copies what came into the ``bytes`` it returns: no
 #    allocation at all when nothing is there, no large allocation to shrink
-#    when something is.  Once a socket's receives are large (16 KiB and
+#    when something is.  Once a socket's receives are large (4 KiB and
 #    more), a receive woken by the loop reads straight into the ``bytes`` it
 #    returns instead, sized from the previous one and shrunk to what came
 #    (``_recv_direct``): copying 100 KiB costs more than allocating a little
@@ -146,7 +146,7 @@ cdef enum:
     # A receive on a socket whose previous one brought at least this much
     # goes straight into the bytes it returns (_recv_direct): copying from
     # the module's buffer costs more than allocating a little too much.
-    DIRECT_RECV_MIN = 16 * 1024
+    DIRECT_RECV_MIN = 4 * 1024
 
 cdef enum SockOpKind:
     OP_RECV
