@@ -14,7 +14,8 @@ functions taking the loop, one concern per file, included below:
   and the primitives behind ``clock.py``, the one door to them from above;
 * ``loop_fds.pxi``: fd watches and their reactor registrations;
 * ``loop_sock.pxi``: the ``sock_*`` coroutines (``loop.sock_recv``...), which
-  wait on the fd watches with handles of their own.
+  wait on the fd watches with handles of their own; ``loop_sock_io.pxi``: the
+  system calls they make on the fd.
 
 Ownership rules (the only tricky part of the loop core):
 
@@ -133,6 +134,7 @@ include "loop_timers.pxi"
 include "loop_clock.pxi"
 include "loop_iteration.pxi"
 include "loop_fds.pxi"
+include "loop_sock_io.pxi"
 include "loop_sock.pxi"
 
 

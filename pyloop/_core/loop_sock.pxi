@@ -21,19 +21,12 @@
 #    in debug mode a socket that is not non-blocking with ValueError).
 # 2. The system call at once: on a busy socket the data is usually there.  For
 #    a plain ``socket.socket`` (the exact class) recv/recv_into/send/
-#    getsockopt are made here, on the fd, with MSG_DONTWAIT (so a blocking
-#    socket cannot block the loop, and "would block" is an errno, not a
-#    BlockingIOError raised and caught).  ``recv`` reads into a module-wide
-#    256 KiB buffer and copies what came into the ``bytes`` it returns: no
-#    allocation at all when nothing is there, no large allocation to shrink
-#    when something is.  Once a socket's receives are large (4 KiB and
-#    more), a receive woken by the loop reads straight into the ``bytes`` it
-#    returns instead, sized from the previous one and shrunk to what came
-#    (``_recv_direct``): copying 100 KiB costs more than allocating a little
-#    too much.  For other objects (subclasses, wrappers, mocks) and
-#    for the calls that take or return addresses (accept, connect, recvfrom,
-#    sendto) the socket's own method is called, looked up on every try as
-#    asyncio does.  Results and errors are exactly the method's.
+#    getsockopt are made on the fd by loop_sock_io.pxi (its essay says how,
+#    and how a receive avoids copying large data).  For other objects
+#    (subclasses, wrappers, mocks) and for the calls that take or return
+#    addresses (accept, connect, recvfrom, sendto) the socket's own method is
+#    called, looked up on every try as asyncio does.  Results and errors are
+#    exactly the method's.
 # 3. Only when that would block: a future, and the ``SockWait`` attached to the
 #    fd's watch (``_sock_start``).  When the fd is ready the loop runs the
 #    SockWait like any reader handle; its ``run_callback`` tries again and,
@@ -96,57 +89,9 @@
 # wait does.
 
 cimport cython
-from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
-from libc.errno cimport errno, EAGAIN
-from libc.string cimport memcpy
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
 import socket as _socket_mod
-
-cdef extern from "sys/uio.h" nogil:
-    struct iovec:
-        void *iov_base
-        size_t iov_len
-
-cdef extern from "sys/socket.h" nogil:
-    ctypedef unsigned int socklen_t
-    struct msghdr:
-        void *msg_name
-        socklen_t msg_namelen
-        iovec *msg_iov
-        size_t msg_iovlen
-        void *msg_control
-        size_t msg_controllen
-        int msg_flags
-    ssize_t recv(int fd, void *buf, size_t n, int flags)
-    ssize_t recvmsg(int fd, msghdr *msg, int flags)
-    ssize_t send(int fd, const void *buf, size_t n, int flags)
-    int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
-    int SOL_SOCKET
-    int SO_ERROR
-    int MSG_DONTWAIT
-
-cdef extern from "errno.h":
-    int EWOULDBLOCK
-
-cdef extern from *:
-    """
-    #ifndef MSG_NOSIGNAL
-    #define MSG_NOSIGNAL 0   /* BSD/macOS: SO_NOSIGPIPE or the ignored SIGPIPE */
-    #endif
-    """
-    int MSG_NOSIGNAL
-
-cdef extern from "Python.h":
-    int _PyBytes_Resize(PyObject **bytes, Py_ssize_t newsize) except -1
-    char *PyBytes_AS_STRING(PyObject *bytes)
-
-cdef enum:
-    SOCK_BUFFER_SIZE = 256 * 1024
-    # A receive on a socket whose previous one brought at least this much
-    # goes straight into the bytes it returns (_recv_direct): copying from
-    # the module's buffer costs more than allocating a little too much.
-    DIRECT_RECV_MIN = 4 * 1024
 
 cdef enum SockOpKind:
     OP_RECV
@@ -162,17 +107,10 @@ cdef tuple _SOCK_OP_NAMES = ("sock_recv", "sock_recv_into", "sock_recvfrom",
                              "sock_recvfrom_into", "sock_sendall", "sock_sendto",
                              "sock_connect", "sock_accept")
 
-# Used only with the GIL held and with no Python code between the recv that
-# fills it and the copy that empties it, so one buffer serves every loop.
-cdef char _sock_buffer[SOCK_BUFFER_SIZE]
-
 cdef object _SocketType = _socket_mod.socket
 cdef tuple _INET_FAMILIES = tuple(
     getattr(_socket_mod, name) for name in ("AF_INET", "AF_INET6") if hasattr(_socket_mod, name))
 cdef dict _sys_modules = sys.modules
-# What an attempt returns while the operation would block (or, sock_sendall,
-# has more to send).
-cdef object _NOT_YET = object()
 
 
 @cython.no_gc
@@ -285,134 +223,6 @@ cdef class SockWait(Handle):
             raise
         except BaseException:
             pass
-
-
-# ---- the system calls --------------------------------------------------------
-
-cdef object _recv_now(int fd, Py_ssize_t n):
-    """recv(2) of up to n (<= SOCK_BUFFER_SIZE) bytes: the bytes, or _NOT_YET."""
-    cdef ssize_t got
-    cdef int err
-    while True:
-        got = recv(fd, _sock_buffer, <size_t>n, MSG_DONTWAIT)
-        if got >= 0:
-            return PyBytes_FromStringAndSize(_sock_buffer, got)
-        err = errno
-        if err == EINTR:
-            PyErr_CheckSignals()
-        elif err == EAGAIN or err == EWOULDBLOCK:
-            return _NOT_YET
-        else:
-            raise _oserror(err)
-
-
-cdef object _recv_direct(int fd, Py_ssize_t n, Py_ssize_t hint):
-    """recv(2) of up to n bytes straight into the bytes object returned,
-    sized from ``hint`` (the previous receive) and shrunk to what came; what
-    does not fit goes to the module's buffer and the two are joined (copied)
-    -- the exception once the hint has followed the traffic."""
-    cdef Py_ssize_t size = hint + hint // 8 + 4096
-    cdef PyObject *obj
-    cdef PyObject *joined
-    cdef iovec iov[2]
-    cdef msghdr msg
-    cdef ssize_t got
-    cdef int err
-    if size > n:
-        size = n
-    # Made as a new reference held through `obj` (resized in place below).
-    result = PyBytes_FromStringAndSize(NULL, size)
-    obj = <PyObject *>result
-    memset(&msg, 0, sizeof(msg))
-    iov[0].iov_base = PyBytes_AS_STRING(obj)
-    iov[0].iov_len = <size_t>size
-    iov[1].iov_base = _sock_buffer
-    iov[1].iov_len = <size_t>(n - size if n - size < SOCK_BUFFER_SIZE else SOCK_BUFFER_SIZE)
-    msg.msg_iov = iov
-    msg.msg_iovlen = 2 if n > size else 1
-    while True:
-        got = recvmsg(fd, &msg, MSG_DONTWAIT)
-        if got >= 0:
-            break
-        err = errno
-        if err == EINTR:
-            PyErr_CheckSignals()
-        elif err == EAGAIN or err == EWOULDBLOCK:
-            return _NOT_YET
-        else:
-            raise _oserror(err)
-    if got <= size:
-        # _PyBytes_Resize needs the only reference: hand ours over.
-        Py_INCREF(result)
-        result = None
-        _PyBytes_Resize(&obj, got)      # on failure it frees obj
-        result = <object>obj
-        Py_DECREF(result)
-        return result
-    joined_obj = PyBytes_FromStringAndSize(NULL, got)
-    joined = <PyObject *>joined_obj
-    memcpy(PyBytes_AS_STRING(joined), PyBytes_AS_STRING(obj), <size_t>size)
-    memcpy(PyBytes_AS_STRING(joined) + size, _sock_buffer, <size_t>(got - size))
-    return joined_obj
-
-
-cdef object _recv_into_now(int fd, object buf):
-    """recv(2) into the writable buffer ``buf``: the count, or _NOT_YET."""
-    cdef Py_buffer view
-    cdef ssize_t got
-    cdef int err
-    PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
-    try:
-        while True:
-            got = recv(fd, view.buf, <size_t>view.len, MSG_DONTWAIT)
-            if got >= 0:
-                return got
-            err = errno
-            if err == EINTR:
-                PyErr_CheckSignals()
-            elif err == EAGAIN or err == EWOULDBLOCK:
-                return _NOT_YET
-            else:
-                raise _oserror(err)
-    finally:
-        PyBuffer_Release(&view)
-
-
-cdef Py_ssize_t _send_now(int fd, const char *buf, Py_ssize_t n) except -2:
-    """send(2): the count sent, or -1 when it would block."""
-    cdef ssize_t sent
-    cdef int err
-    while True:
-        sent = send(fd, buf, <size_t>n, MSG_NOSIGNAL | MSG_DONTWAIT)
-        if sent >= 0:
-            return sent
-        err = errno
-        if err == EINTR:
-            PyErr_CheckSignals()
-        elif err == EAGAIN or err == EWOULDBLOCK:
-            return -1
-        else:
-            raise _oserror(err)
-
-
-cdef int _so_error(int fd) except -1:
-    cdef int value = 0
-    cdef socklen_t size = sizeof(value)
-    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &size) < 0:
-        raise _oserror(errno)
-    return value
-
-
-cdef bint _writable_buffer(object buf):
-    # Whether the fast path can take buf; otherwise the socket's own
-    # recv_into says what is wrong with it, in its own words.
-    cdef Py_buffer view
-    try:
-        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
-    except Exception:
-        return False
-    PyBuffer_Release(&view)
-    return True
 
 
 cdef object _sock_attempt(SockWait op):
