@@ -14,6 +14,7 @@ cdef struct FdWatch:
     PyObject *writer_obj  # the same for add_writer; see _registered_fd in loop_fds.pxi
     uint32_t events      # interest registered with the reactor (PL_EV_*)
     uint32_t token       # generation of the registration, see loop_fds.pxi
+    uint32_t recv_hint   # bytes the fd's last sock_recv brought (loop_sock_io.pxi)
     bint internal        # the loop's own wakeup fd
 
 

@@ -124,7 +124,6 @@ cdef class SockWait(Handle):
     cdef object arg2
     cdef Py_buffer view      # sock_sendall on the fast path: the data being sent
     cdef Py_ssize_t nbytes   # sock_recv's n on the fast path
-    cdef Py_ssize_t recv_hint  # sock_recv: what the socket's previous receive brought
     cdef Py_ssize_t offset   # sock_sendall: bytes sent so far
     cdef int fd              # -1 once off the watch
     cdef int kind
@@ -229,16 +228,18 @@ cdef object _sock_attempt(SockWait op):
     """One more try of op's system call: its result, or _NOT_YET."""
     cdef int kind = op.kind
     cdef Py_ssize_t sent
+    cdef Py_ssize_t hint
     sock = op.sock
     try:
         if kind == OP_RECV:
             if op.fast:
-                if op.recv_hint >= DIRECT_RECV_MIN:
-                    result = _recv_direct(op.fd, op.nbytes, op.recv_hint)
+                hint = _recv_hint(<BaseLoop>op._loop, op.fd)
+                if hint >= DIRECT_RECV_MIN:
+                    result = _recv_direct(op.fd, op.nbytes, hint)
                 else:
                     result = _recv_now(op.fd, op.nbytes)
                 if result is not _NOT_YET:
-                    op.recv_hint = len(<bytes>result)
+                    _set_recv_hint(<BaseLoop>op._loop, op.fd, len(<bytes>result))
                 return result
             return sock.recv(op.arg)
         if kind == OP_RECV_INTO:
@@ -393,7 +394,6 @@ cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
     w.reader = <PyObject *>op
     op.fd = fd
     op.io_ref = parked.io_ref
-    op.recv_hint = parked.recv_hint
     parked.io_ref = False
     parked.parked = False
     parked.fd = -1
@@ -528,8 +528,12 @@ async def sock_recv(BaseLoop self, sock, n):
     cdef bint fast = _sock_checks(self, sock)
     if fast and type(n) is int and 0 <= n <= SOCK_BUFFER_SIZE:
         fd = sock.fileno()
-        result = _recv_now(fd, n)
+        if _recv_hint(self, fd) >= SIZED_RECV_MIN:
+            result = _recv_sized(fd, n)
+        else:
+            result = _recv_now(fd, n)
         if result is not _NOT_YET:
+            _set_recv_hint(self, fd, len(<bytes>result))
             return result
     else:
         fast = False
