@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/callgrind.py                       # pyloop: call_soon_chain and echo_protocol_1k
     PYTHONPATH=. python bench/callgrind.py --loops pyloop,asyncio,uvloop --repeat 2 --json out.json
+    PYTHONPATH=. python bench/callgrind.py --loops pyloop,rloop,uvloop --bench echo_sock_1k,echo_sock_100k
 
 One operation is, on the loop under test:
 
@@ -11,6 +12,10 @@ One operation is, on the loop under test:
   ``asyncio.Protocol`` writes 1 KiB and writes the next once it is all back; the server is
   ``loop.create_server(sock=...)`` with a Protocol whose ``data_received`` writes the data back (echo.py's
   "protocol" flavour).  Two loop iterations per round trip; kernel time is not counted.
+* ``echo_sock_1k``, ``echo_sock_10k``, ``echo_sock_100k``: one round trip of that size over TCP on 127.0.0.1,
+  both ends in this process and both written with the ``sock_*`` coroutines (echo.py's "sock" flavour): a
+  server task loops ``sock_recv(conn, 256 KiB)`` / ``sock_sendall``, a client task ``sock_sendall``s the
+  message and ``sock_recv``s until all of it is back.  Each end waits on its fd once per round trip.
 
 Method: each (loop, benchmark) runs in two fresh interpreters under ``valgrind --tool=callgrind``, both doing
 the same set-up and warm-up (WARMUP operations), then N operations: ``--n-small`` in one, ``--n-large`` in the
@@ -41,9 +46,11 @@ import sys
 import tempfile
 import time
 
-LOOPS = {"pyloop": "pyloop", "asyncio": "asyncio", "uvloop": "uvloop"}  # name -> module with new_event_loop()
+LOOPS = {"pyloop": "pyloop", "asyncio": "asyncio", "uvloop": "uvloop",
+         "rloop": "rloop"}  # name -> module with new_event_loop()
 # name -> (n_small, n_large) defaults; chosen so one callgrind run takes a few seconds here.
-BENCHES = {"call_soon_chain": (2_000, 22_000), "echo_protocol_1k": (500, 5_500)}
+BENCHES = {"call_soon_chain": (2_000, 22_000), "echo_protocol_1k": (500, 5_500),
+           "echo_sock_1k": (500, 5_500), "echo_sock_10k": (300, 3_300), "echo_sock_100k": (100, 1_100)}
 WARMUP = 1_000          # operations before the N measured ones, in both runs
 SIZE = 1024             # echo message size
 N_WIDTH = 10            # N is passed zero-padded to this many digits
@@ -131,10 +138,56 @@ def _echo_protocol_1k(loop, n):
     loop.run_until_complete(main())
 
 
+def _echo_sock(loop, n, size):
+    import asyncio
+    import socket
+
+    async def server(conn):
+        while True:
+            data = await loop.sock_recv(conn, 256 * 1024)
+            if not data:
+                return
+            await loop.sock_sendall(conn, data)
+
+    async def client(sock, count):
+        payload = b"x" * size
+        for _ in range(count):
+            await loop.sock_sendall(sock, payload)
+            got = 0
+            while got < size:
+                got += len(await loop.sock_recv(sock, 256 * 1024))
+
+    async def main():
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(8)
+        lsock.setblocking(False)
+        csock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        csock.setblocking(False)
+        # ensure_future: rloop's sock_accept returns a future, not a coroutine.
+        accept = asyncio.ensure_future(loop.sock_accept(lsock), loop=loop)
+        await loop.sock_connect(csock, lsock.getsockname())
+        conn, _ = await accept
+        for s in (conn, csock):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        task = loop.create_task(server(conn))
+        await client(csock, WARMUP)
+        await client(csock, n)
+        return task, conn, csock, lsock
+
+    loop.run_until_complete(main())
+
+
+WORKLOADS = {"call_soon_chain": _call_soon_chain, "echo_protocol_1k": _echo_protocol_1k,
+             "echo_sock_1k": lambda loop, n: _echo_sock(loop, n, 1024),
+             "echo_sock_10k": lambda loop, n: _echo_sock(loop, n, 10 * 1024),
+             "echo_sock_100k": lambda loop, n: _echo_sock(loop, n, 100 * 1024)}
+
+
 def child(loop_name, bench, n):
     import importlib
     mod = importlib.import_module(LOOPS[loop_name])      # the public factory only
-    {"call_soon_chain": _call_soon_chain, "echo_protocol_1k": _echo_protocol_1k}[bench](mod.new_event_loop(), n)
+    WORKLOADS[bench](mod.new_event_loop(), n)
     print(json.dumps({"file": mod.__file__, "version": getattr(mod, "__version__", sys.version.split()[0])}),
           flush=True)
     os._exit(0)
@@ -190,7 +243,8 @@ def median(xs):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--loops", default="pyloop", help="comma-separated, of: " + ",".join(LOOPS))
-    ap.add_argument("--bench", default=",".join(BENCHES), help="comma-separated, of: " + ",".join(BENCHES))
+    ap.add_argument("--bench", default="call_soon_chain,echo_protocol_1k",
+                    help="comma-separated, of: " + ",".join(BENCHES) + " (default: %(default)s)")
     ap.add_argument("--n-small", type=int, help="operations in the small run (default per benchmark)")
     ap.add_argument("--n-large", type=int, help="operations in the large run (default per benchmark)")
     ap.add_argument("--repeat", type=int, default=2, help="measure every pair this many times (default 2)")

@@ -141,6 +141,14 @@ TARGETS = [
            vs="uvloop"),
     Target("echo_streams_1k", "echo 1 KiB streams: pyloop >= 1.2x uvloop msgs/s", "msgs_per_s", vs="uvloop",
            factor=1.2),
+] + [  # sock_* in Cython (issue 16): against rloop, the fastest other loop there
+    target
+    for label, human in (("1k", "1 KiB"), ("10k", "10 KiB"), ("100k", "100 KiB"))
+    for target in (
+        Target(f"echo_sock_{label}", f"echo {human} sock: pyloop >= 1.2x rloop msgs/s", "msgs_per_s",
+               vs="rloop", factor=1.2),
+        Target(f"echo_sock_{label}", f"echo {human} sock: pyloop total server CPU <= rloop's", "total_us",
+               vs="rloop"))
 ]
 LOWER_IS_BETTER = {"user_us": True, "sys_us": True, "total_us": True, "msgs_per_s": False}
 

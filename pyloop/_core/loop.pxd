@@ -10,8 +10,11 @@ from pyloop._core.handles cimport LoopCore, Handle, TimerHandle
 cdef struct FdWatch:
     PyObject *reader     # owned reference to a Handle, or NULL
     PyObject *writer     # owned reference to a Handle, or NULL
+    PyObject *reader_obj  # owned: the file object add_reader was given (NULL for an fd number)
+    PyObject *writer_obj  # the same for add_writer; see _registered_fd in loop_fds.pxi
     uint32_t events      # interest registered with the reactor (PL_EV_*)
     uint32_t token       # generation of the registration, see loop_fds.pxi
+    uint32_t recv_hint   # bytes the fd's last sock_recv brought (loop_sock_io.pxi)
     bint internal        # the loop's own wakeup fd
 
 
@@ -52,6 +55,10 @@ cdef class BaseLoop(LoopCore):
     cdef public double slow_callback_duration
     cdef public object _current_handle
     cdef public object _transports   # fd -> transport (weak values)
+    # sock_* operations whose READ interest is parked (loop_sock.pxi): those
+    # parked in this iteration, and in the previous one.
+    cdef list _sock_parked
+    cdef list _sock_parked_prev
 
     cdef int _check_closed(self) except -1
     cdef int _check_not_forked(self) except -1

@@ -15,6 +15,9 @@ functions taking the loop, one concern per file, included below:
 * ``loop_fds.pxi``: fd watches and their reactor registrations;
 * ``loop_embed.pxi``: driving the loop from a host's event loop
   (``backend_fd``, ``backend_timeout``, ``run_nowait``: libuv's embedding API).
+* ``loop_sock.pxi``: the ``sock_*`` coroutines (``loop.sock_recv``...), which
+  wait on the fd watches with handles of their own; ``loop_sock_io.pxi``: the
+  system calls they make on the fd.
 
 Ownership rules (the only tricky part of the loop core):
 
@@ -134,6 +137,8 @@ include "loop_clock.pxi"
 include "loop_iteration.pxi"
 include "loop_fds.pxi"
 include "loop_embed.pxi"
+include "loop_sock_io.pxi"
+include "loop_sock.pxi"
 
 
 def _own_run_until_complete_cb(fut):
@@ -171,6 +176,8 @@ cdef class BaseLoop(LoopCore):
         self.slow_callback_duration = 0.1
         self._pid = getpid()
         self._transports = _WeakValueDictionary()
+        self._sock_parked = []
+        self._sock_parked_prev = []
 
         rc = pl_ready_queue_init(&self.ready, 256)
         if rc < 0:
@@ -255,9 +262,18 @@ cdef class BaseLoop(LoopCore):
                 if obj != NULL:
                     (<Handle>obj)._forget()
                     Py_DECREF(<object>obj)
+                obj = _swap_watch_obj(&self.watches[fd], False, NULL)
+                if obj != NULL:
+                    Py_DECREF(<object>obj)
+                obj = _swap_watch_obj(&self.watches[fd], True, NULL)
+                if obj != NULL:
+                    Py_DECREF(<object>obj)
             free(self.watches)
             self.watches = NULL
             self.watches_len = 0
+        # The parked sock_* operations were in the watches: let go of them.
+        del self._sock_parked[:]
+        del self._sock_parked_prev[:]
         if self.reactor != NULL:
             pl_reactor_close(self.reactor)
             self.reactor = NULL
@@ -481,6 +497,11 @@ cdef class BaseLoop(LoopCore):
                 if self._stopping:
                     break
         finally:
+            if self._sock_parked or self._sock_parked_prev:
+                # An exception ended the run mid-iteration: nothing runs until
+                # the next run, so sock_* registrations parked for the next
+                # operation go now (loop_sock.pxi).
+                _sock_flush_parked(self, True)
             self._stopping = False
             self._thread_id = None
             _set_running_loop(None)
@@ -613,6 +634,7 @@ cdef class BaseLoop(LoopCore):
         cdef FdWatch *w
         cdef Handle handle
         cdef PyObject *old
+        cdef PyObject *old_obj
         self._check_closed()
         self._check_not_forked()
         fd = _fileobj_to_fd(fileobj)
@@ -637,6 +659,9 @@ cdef class BaseLoop(LoopCore):
         else:
             old = w.reader
             w.reader = <PyObject *>handle
+        old_obj = _swap_watch_obj(w, writer, NULL if isinstance(fileobj, int) else <PyObject *>fileobj)
+        if old_obj != NULL:
+            Py_DECREF(<object>old_obj)
         if old != NULL:
             (<Handle>old)._cancel()
             Py_DECREF(<object>old)
@@ -646,6 +671,7 @@ cdef class BaseLoop(LoopCore):
         cdef int fd
         cdef FdWatch *w
         cdef PyObject *old
+        cdef PyObject *old_obj
         if self._closed:
             return False
         fd = _fileobj_to_fd(fileobj)
@@ -659,12 +685,15 @@ cdef class BaseLoop(LoopCore):
             w.writer = NULL
         else:
             w.reader = NULL
+        old_obj = _swap_watch_obj(w, writer, NULL)
         _set_interest(self, fd, w, w.events & ~(PL_EV_WRITE if writer else PL_EV_READ),
                       False)
         try:
             (<Handle>old)._cancel()
         finally:
             Py_DECREF(<object>old)
+            if old_obj != NULL:
+                Py_DECREF(<object>old_obj)
         return True
 
     def add_reader(self, fd, callback, *args):

@@ -7,6 +7,14 @@
 # queued by the kernel before the fd was unregistered and registered again, and
 # ``_poll`` drops it.  ``BaseLoop._add_watcher``/``_remove_watcher`` (the cdef
 # API transports use) and ``add_reader``... build on the functions below.
+# The ``sock_*`` operations put their own handles into the same slots
+# (loop_sock.pxi).
+#
+# A watcher registered with a file object rather than an fd number also
+# records the object (``reader_obj``/``writer_obj``): once a socket is
+# closed its ``fileno()`` is -1, and ``remove_reader(sock)`` then finds the
+# watch by the object, as asyncio's selector finds its key (anyio removes the
+# reader of a socket it has just closed).
 
 cdef int _fileobj_to_fd(object fileobj) except -1:
     """Turn an fd or an object with fileno() into an fd, as selectors does."""
@@ -84,23 +92,67 @@ cdef int _set_interest(BaseLoop loop, int fd, FdWatch *w, uint32_t events,
 cdef int _ensure_fd_no_transport(BaseLoop loop, object fileobj) except -1:
     # A user callback stealing a transport's fd would silently break the
     # transport: refuse, as asyncio does.
-    if not loop._transports:
+    transports = loop._transports
+    if type(transports) is _WeakValueDictionary:
+        # Its dict, because len() of the mapping is a Python-level call and
+        # this runs for every sock_* operation that has to wait.
+        if not transports.data:
+            return 0
+    elif not transports:
         return 0
-    transport = loop._transports.get(_fileobj_to_fd(fileobj))
+    transport = transports.get(_fileobj_to_fd(fileobj))
     if transport is not None and not transport.is_closing():
         raise RuntimeError(
             f"File descriptor {fileobj!r} is used by transport {transport!r}")
     return 0
 
 
-cdef object _remove_user_watcher(BaseLoop loop, object fd, bint writer):
+cdef inline PyObject *_swap_watch_obj(FdWatch *w, bint writer, PyObject *obj) noexcept:
+    """Record the file object a watcher was registered with (NULL: an fd
+    number); return the previous one, whose reference the caller drops
+    once nothing touches ``w`` any more (dropping it can run Python code)."""
+    cdef PyObject *old
+    if obj != NULL:
+        Py_INCREF(<object>obj)
+    if writer:
+        old = w.writer_obj
+        w.writer_obj = obj
+    else:
+        old = w.reader_obj
+        w.reader_obj = obj
+    return old
+
+
+cdef int _registered_fd(BaseLoop loop, object fileobj) except -1:
+    """The fd of ``fileobj``; for an object whose fd is gone (a socket closed
+    while watched), the fd whose watch was registered with that very object.
+    ValueError if there is none, as from asyncio's selector."""
+    cdef int fd
+    cdef FdWatch *w
+    try:
+        return _fileobj_to_fd(fileobj)
+    except ValueError:
+        if isinstance(fileobj, int) or not loop.resources_ready:
+            raise
+        for fd in range(loop.watches_len):
+            w = &loop.watches[fd]
+            if w.reader_obj == <PyObject *>fileobj or w.writer_obj == <PyObject *>fileobj:
+                return fd
+        raise
+
+
+cdef object _remove_user_watcher(BaseLoop loop, object fileobj, bint writer):
     # remove_reader/remove_writer: as _remove_watcher, but refusing an fd a
-    # live transport owns, and False for an fd no C int can hold.
+    # live transport owns, False for an fd no C int can hold, and finding a
+    # closed socket's watch by the object.
+    cdef int fd
     if loop._closed:
         return False
     try:
-        _fileobj_to_fd(fd)
+        fd = _registered_fd(loop, fileobj)
     except OverflowError:
         return False              # no such fd can be watched (asyncio agrees)
     _ensure_fd_no_transport(loop, fd)
+    if not writer and _sock_parked_reader(loop, fd):
+        return False              # a finished sock_* operation's, not a reader
     return loop._remove_watcher(fd, writer)

@@ -64,6 +64,8 @@ cdef int _run_once(BaseLoop loop) except -1:
         _run_ready_debug(loop)
     else:
         _run_ready(loop)
+    if loop._sock_parked or loop._sock_parked_prev:
+        _sock_flush_parked(loop, loop._stopping)     # loop_sock.pxi
     return 0
 
 

@@ -163,7 +163,15 @@ class ConnectMixin:
                     raise OSError("create_connection failed")
             raise _connect_error(errors, all_errors)
         finally:
-            # The errors' tracebacks reference this frame: break the cycle.
+            # The errors' tracebacks reference this frame, and with Happy
+            # Eyeballs the frames of asyncio.staggered_race too, whose locals
+            # (its `exceptions` list, our partials holding `attempts`) hold
+            # the errors again: empty those lists (their content was copied
+            # into `errors` above) and drop ours, so that a refused
+            # connection's errors are freed without the cycle collector.
+            attempts.clear()
+            if isinstance(others, list):
+                others.clear()
             attempts = errors = others = None
 
     async def _connect_sock(self, exceptions, addr_info, local_addr_infos=None):

@@ -563,3 +563,177 @@ def test_socket_with_timeout_rejected_in_debug_mode(loop):
             run(loop, loop.sock_recv(sock, 10))
     finally:
         sock.close()
+
+
+# --------------------------------------------------------------------------- after a completed receive
+
+
+@pytest.mark.skip_loops("uvloop", reason="uvloop's remove_reader returns None")
+def test_no_reader_left_after_a_completed_recv(loop, pair):
+    # pyloop keeps a finished receive's registration for the next one
+    # (loop_sock.pxi, "parks" it); for the user there is no reader.
+    a, b = pair
+    b.send(b"x")
+
+    async def main():
+        assert await loop.sock_recv(a, 10) == b"x"
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"y")
+        assert await task == b"y"
+        assert not loop.remove_reader(a.fileno())
+        fut = loop.create_future()
+        loop.add_reader(a, lambda: fut.done() or fut.set_result(a.recv(10)))
+        b.send(b"z")
+        got = await asyncio.wait_for(fut, TIMEOUT)
+        assert loop.remove_reader(a)
+        return got
+
+    assert run(loop, main()) == b"z"
+
+
+def test_close_after_a_completed_recv(loop, pair):
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"x")
+        assert await task == b"x"
+        a.close()
+        # Closed by the end of this loop iteration at the latest.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert a.fileno() == -1
+        return await asyncio.wait_for(loop.sock_recv(b, 10), TIMEOUT)
+
+    assert run(loop, main()) == b""
+
+
+def test_close_after_the_loop_stopped(loop, pair):
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"x")
+        return await task
+
+    assert run(loop, main()) == b"x"
+    a.close()                            # the loop is not running: at once
+    assert a.fileno() == -1
+    b.setblocking(True)
+    b.settimeout(TIMEOUT)
+    assert b.recv(1) == b""
+
+
+def test_reused_fd_number_after_close_with_a_dup(loop, pair):
+    # The receiving socket is closed while a dup() keeps its file open: no
+    # registration of the old file may outlive the close, and a new socket
+    # that gets the same number sees only its own data.
+    a, b = pair
+    fd = a.fileno()
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"x")
+        assert await task == b"x"
+        d = a.dup()
+        a.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        c, e = socketpair_nb()
+        try:
+            task = asyncio.ensure_future(loop.sock_recv(c, 10))
+            await asyncio.sleep(0)
+            b.send(b"old-file")                 # readable through d only
+            await asyncio.sleep(0.01)
+            assert not task.done()
+            e.send(b"new")
+            got = await asyncio.wait_for(task, TIMEOUT)
+            assert d.recv(100) == b"old-file"
+            return got, c.fileno() == fd or e.fileno() == fd
+        finally:
+            c.close()
+            e.close()
+            d.close()
+
+    got, _ = run(loop, main())
+    assert got == b"new"
+
+
+def test_sock_accept_loop(loop):
+    srv = tcp_listener()
+    srv.setblocking(False)
+    addr = srv.getsockname()
+    clients = [socket.socket() for _ in range(5)]
+    accepted = []
+    try:
+        async def main():
+            for c in clients:
+                c.setblocking(False)
+                connect = asyncio.ensure_future(loop.sock_connect(c, addr))
+                conn, _ = await loop.sock_accept(srv)
+                accepted.append(conn)
+                await connect
+            return [conn.getpeername() for conn in accepted]
+
+        assert run(loop, main()) == [c.getsockname() for c in clients]
+    finally:
+        for s in clients + accepted:
+            s.close()
+        srv.close()
+
+
+@pytest.mark.parametrize("sizes", [[40000, 40000, 200000, 100, 40000, 300000], [20000, 1, 70000, 70000, 5]],
+                         ids=["grow", "shrink"])
+def test_sock_recv_sizes_follow_the_traffic(loop, sizes):
+    # pyloop receives into a bytes object sized from the previous receive
+    # once those are large (loop_sock.pxi, _recv_direct); whatever the next
+    # message's size, every byte arrives once and in order.
+    a, b = socketpair_nb()
+    payload = os.urandom(sum(sizes))
+
+    async def main():
+        got = bytearray()
+        offset = 0
+        for size in sizes:
+            task = asyncio.ensure_future(_recv_exactly(loop, a, size))
+            await asyncio.sleep(0)
+            await loop.sock_sendall(b, payload[offset:offset + size])
+            offset += size
+            got += await asyncio.wait_for(task, TIMEOUT)
+        return bytes(got)
+
+    try:
+        assert run(loop, main()) == payload
+    finally:
+        a.close()
+        b.close()
+
+
+def test_close_after_a_run_interrupted_after_a_recv(loop, pair):
+    # A KeyboardInterrupt ends the run in the middle of an iteration: the
+    # receive's parked registration is let go of all the same.
+    a, b = pair
+
+    async def main():
+        loop.call_soon(b.send, b"x")
+        assert await loop.sock_recv(a, 10) == b"x"
+        raise KeyboardInterrupt
+
+    task = asyncio.ensure_future(main(), loop=loop)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(task)
+    a.close()
+    assert a.fileno() == -1
+
+
+@pytest.mark.parametrize("name", ["sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into",
+                                  "sock_sendall", "sock_sendto", "sock_connect", "sock_accept"])
+def test_sock_methods_are_coroutine_functions(loop, name):
+    # pyloop's are compiled (loop_sock.pxi) and bound through SockMixin: they
+    # must still look like asyncio's (create_task needs a coroutine).
+    assert asyncio.iscoroutinefunction(getattr(loop, name))
+    assert getattr(type(loop), name).__doc__

@@ -1,0 +1,272 @@
+# Part of loop.pyx (included there, at module level, before loop_sock.pxi):
+# the system calls of the ``sock_*`` operations on a plain ``socket.socket``.
+#
+# Made here on the fd rather than through the socket's methods, so that
+# "would block" is an errno and not a BlockingIOError raised and caught, and
+# always with MSG_DONTWAIT: a socket left blocking cannot block the loop.
+# Each returns ``_NOT_YET`` (or -1) when the call would block, retries on
+# EINTR after running the signal handlers (an exception there propagates, as
+# from the socket's own methods), and raises the OSError the socket method
+# would raise (``OSError(errno, strerror)``, which picks the subclass).
+#
+# Receiving, and what it costs: ``_recv_now`` reads into one module-wide
+# 256 KiB buffer and copies what came into the ``bytes`` it returns -- no
+# allocation when nothing is there (the first try of a receive usually finds
+# nothing), no 256 KiB allocation to shrink when something is.
+# ``_recv_direct`` reads straight into the ``bytes`` it returns, sized from
+# the socket's previous receive and shrunk to what came, with the module
+# buffer as overflow: loop_sock.pxi uses it when the loop woke the receive
+# (data is there) and the fd's receives are 4 KiB and more, where the copy
+# costs more than the shrink.  ``_recv_sized`` asks the kernel how much is
+# there (FIONREAD) and reads exactly that into a ``bytes`` of that size: the
+# first try of a receive uses it when the fd's receives are 32 KiB and more
+# (a busy peer's large messages are there before the loop is asked to wait,
+# and one more system call costs less than copying them); nothing there, it
+# says "would block" without reading, and the loop's wake-up then reads
+# whatever made the fd readable (an end of file included).  What "the fd's
+# receives" were is ``FdWatch.recv_hint``, the size of the last one, kept in
+# the watch array by ``_set_recv_hint``: a guess only, harmless when the
+# number is reused by another socket.  The module buffer is used only with
+# the GIL held and with no Python code between the call that fills it and
+# the copy that empties it, so it serves every loop.
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE
+from libc.errno cimport errno, EAGAIN
+from libc.string cimport memcpy
+
+cdef extern from "sys/uio.h" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+
+cdef extern from "sys/socket.h" nogil:
+    ctypedef unsigned int socklen_t
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t recvmsg(int fd, msghdr *msg, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
+    int SOL_SOCKET
+    int SO_ERROR
+    int MSG_DONTWAIT
+
+cdef extern from "errno.h":
+    int EWOULDBLOCK
+
+cdef extern from "sys/ioctl.h" nogil:
+    int ioctl(int fd, unsigned long request, ...)
+    unsigned long FIONREAD
+
+cdef extern from *:
+    """
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0   /* BSD/macOS: SO_NOSIGPIPE or the ignored SIGPIPE */
+    #endif
+    """
+    int MSG_NOSIGNAL
+
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject **bytes, Py_ssize_t newsize) except -1
+    char *PyBytes_AS_STRING(PyObject *bytes)
+
+cdef enum:
+    SOCK_BUFFER_SIZE = 256 * 1024
+    # A receive on a socket whose previous one brought at least this much
+    # goes straight into the bytes it returns (_recv_direct): copying from
+    # the module's buffer costs more than allocating a little too much.
+    DIRECT_RECV_MIN = 4 * 1024
+    # A first try on a socket whose previous receive brought at least this
+    # much asks for the size first (_recv_sized).
+    SIZED_RECV_MIN = 32 * 1024
+
+# The module buffer (see above).
+cdef char _sock_buffer[SOCK_BUFFER_SIZE]
+
+# What an attempt returns while the operation would block (or, sock_sendall,
+# has more to send).
+cdef object _NOT_YET = object()
+
+
+cdef object _recv_now(int fd, Py_ssize_t n):
+    """recv(2) of up to n (<= SOCK_BUFFER_SIZE) bytes: the bytes, or _NOT_YET."""
+    cdef ssize_t got
+    cdef int err
+    while True:
+        got = recv(fd, _sock_buffer, <size_t>n, MSG_DONTWAIT)
+        if got >= 0:
+            return PyBytes_FromStringAndSize(_sock_buffer, got)
+        err = errno
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            return _NOT_YET
+        else:
+            raise _oserror(err)
+
+
+cdef object _recv_direct(int fd, Py_ssize_t n, Py_ssize_t hint):
+    """recv(2) of up to n bytes straight into the bytes object returned,
+    sized from ``hint`` (the previous receive) and shrunk to what came; what
+    does not fit goes to the module's buffer and the two are joined (copied)
+    -- the exception once the hint has followed the traffic."""
+    cdef Py_ssize_t size = hint + hint // 8 + 4096
+    cdef PyObject *obj
+    cdef PyObject *joined
+    cdef iovec iov[2]
+    cdef msghdr msg
+    cdef ssize_t got
+    cdef int err
+    if size > n:
+        size = n
+    # Made as a new reference held through `obj` (resized in place below).
+    result = PyBytes_FromStringAndSize(NULL, size)
+    obj = <PyObject *>result
+    memset(&msg, 0, sizeof(msg))
+    iov[0].iov_base = PyBytes_AS_STRING(obj)
+    iov[0].iov_len = <size_t>size
+    iov[1].iov_base = _sock_buffer
+    iov[1].iov_len = <size_t>(n - size if n - size < SOCK_BUFFER_SIZE else SOCK_BUFFER_SIZE)
+    msg.msg_iov = iov
+    msg.msg_iovlen = 2 if n > size else 1
+    while True:
+        got = recvmsg(fd, &msg, MSG_DONTWAIT)
+        if got >= 0:
+            break
+        err = errno
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            return _NOT_YET
+        else:
+            raise _oserror(err)
+    if got <= size:
+        # _PyBytes_Resize needs the only reference: hand ours over.
+        Py_INCREF(result)
+        result = None
+        _PyBytes_Resize(&obj, got)      # on failure it frees obj
+        result = <object>obj
+        Py_DECREF(result)
+        return result
+    joined_obj = PyBytes_FromStringAndSize(NULL, got)
+    joined = <PyObject *>joined_obj
+    memcpy(PyBytes_AS_STRING(joined), PyBytes_AS_STRING(obj), <size_t>size)
+    memcpy(PyBytes_AS_STRING(joined) + size, _sock_buffer, <size_t>(got - size))
+    return joined_obj
+
+
+cdef inline Py_ssize_t _recv_hint(BaseLoop loop, int fd) noexcept:
+    if not loop.resources_ready or fd < 0 or fd >= loop.watches_len:
+        return 0
+    return loop.watches[fd].recv_hint
+
+
+cdef inline void _set_recv_hint(BaseLoop loop, int fd, Py_ssize_t size) noexcept:
+    # Only an fd the watch array already covers: a hint is not worth growing
+    # it (and a receive that had to wait made the entry).
+    if loop.resources_ready and 0 <= fd < loop.watches_len:
+        loop.watches[fd].recv_hint = <uint32_t>size
+
+
+cdef object _recv_sized(int fd, Py_ssize_t n):
+    """Read what is there, up to n bytes, into a bytes object of that size
+    (FIONREAD, then recv(2)): the bytes, or _NOT_YET when nothing is there."""
+    cdef int avail = 0
+    cdef PyObject *obj
+    cdef ssize_t got
+    cdef int err
+    if ioctl(fd, FIONREAD, &avail) < 0:
+        return _recv_now(fd, n)          # whatever the socket says, as recv says it
+    if avail <= 0:
+        return _NOT_YET                  # or an end of file: the wake-up reads it
+    if avail > n:
+        avail = <int>n
+    result = PyBytes_FromStringAndSize(NULL, avail)
+    obj = <PyObject *>result
+    while True:
+        got = recv(fd, PyBytes_AS_STRING(obj), <size_t>avail, MSG_DONTWAIT)
+        if got >= 0:
+            break
+        err = errno
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            return _NOT_YET
+        else:
+            raise _oserror(err)
+    if got == avail:
+        return result
+    # Less than announced (another reader was quicker): shrink, as in
+    # _recv_direct.
+    Py_INCREF(result)
+    result = None
+    _PyBytes_Resize(&obj, got)
+    result = <object>obj
+    Py_DECREF(result)
+    return result
+
+
+cdef object _recv_into_now(int fd, object buf):
+    """recv(2) into the writable buffer ``buf``: the count, or _NOT_YET."""
+    cdef Py_buffer view
+    cdef ssize_t got
+    cdef int err
+    PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+    try:
+        while True:
+            got = recv(fd, view.buf, <size_t>view.len, MSG_DONTWAIT)
+            if got >= 0:
+                return got
+            err = errno
+            if err == EINTR:
+                PyErr_CheckSignals()
+            elif err == EAGAIN or err == EWOULDBLOCK:
+                return _NOT_YET
+            else:
+                raise _oserror(err)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef Py_ssize_t _send_now(int fd, const char *buf, Py_ssize_t n) except -2:
+    """send(2): the count sent, or -1 when it would block."""
+    cdef ssize_t sent
+    cdef int err
+    while True:
+        sent = send(fd, buf, <size_t>n, MSG_NOSIGNAL | MSG_DONTWAIT)
+        if sent >= 0:
+            return sent
+        err = errno
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err == EAGAIN or err == EWOULDBLOCK:
+            return -1
+        else:
+            raise _oserror(err)
+
+
+cdef int _so_error(int fd) except -1:
+    cdef int value = 0
+    cdef socklen_t size = sizeof(value)
+    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &size) < 0:
+        raise _oserror(errno)
+    return value
+
+
+cdef bint _writable_buffer(object buf):
+    # Whether the fast path can take buf; otherwise the socket's own
+    # recv_into says what is wrong with it, in its own words.
+    cdef Py_buffer view
+    try:
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+    except Exception:
+        return False
+    PyBuffer_Release(&view)
+    return True
