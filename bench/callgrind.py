@@ -16,6 +16,9 @@ One operation is, on the loop under test:
   both ends in this process and both written with the ``sock_*`` coroutines (echo.py's "sock" flavour): a
   server task loops ``sock_recv(conn, 256 KiB)`` / ``sock_sendall``, a client task ``sock_sendall``s the
   message and ``sock_recv``s until all of it is back.  Each end waits on its fd once per round trip.
+* ``echo_protocol_10k``, ``echo_protocol_100k``: the same with 10 KiB and 100 KiB messages (``--bench``
+  names them; not run by default).  A large message may arrive in several reads and leave in several
+  sends, so these count the read sizing, the write queue and the copies a large message costs.
 
 Method: each (loop, benchmark) runs in two fresh interpreters under ``valgrind --tool=callgrind``, both doing
 the same set-up and warm-up (WARMUP operations), then N operations: ``--n-small`` in one, ``--n-large`` in the
@@ -46,13 +49,14 @@ import sys
 import tempfile
 import time
 
-LOOPS = {"pyloop": "pyloop", "asyncio": "asyncio", "uvloop": "uvloop",
-         "rloop": "rloop"}  # name -> module with new_event_loop()
+LOOPS = {"pyloop": "pyloop", "asyncio": "asyncio", "uvloop": "uvloop", "rloop": "rloop"}  # name -> module
 # name -> (n_small, n_large) defaults; chosen so one callgrind run takes a few seconds here.
 BENCHES = {"call_soon_chain": (2_000, 22_000), "echo_protocol_1k": (500, 5_500),
+           "echo_protocol_10k": (300, 2_300), "echo_protocol_100k": (100, 600),
            "echo_sock_1k": (500, 5_500), "echo_sock_10k": (300, 3_300), "echo_sock_100k": (100, 1_100)}
+DEFAULT_BENCHES = "call_soon_chain,echo_protocol_1k"    # the others on request (--bench)
 WARMUP = 1_000          # operations before the N measured ones, in both runs
-SIZE = 1024             # echo message size
+ECHO_SIZES = {"echo_protocol_1k": 1024, "echo_protocol_10k": 10 * 1024, "echo_protocol_100k": 100 * 1024}
 N_WIDTH = 10            # N is passed zero-padded to this many digits
 
 # LD_PRELOADed into the children: CLOCK_MONOTONIC* read as a virtual clock that advances a fixed step per read.
@@ -93,7 +97,7 @@ def _call_soon_chain(loop, n):
     loop.run_until_complete(driver(n))
 
 
-def _echo_protocol_1k(loop, n):
+def _echo_protocol(loop, n, size):
     import asyncio
     import socket
 
@@ -105,7 +109,7 @@ def _echo_protocol_1k(loop, n):
             self.transport.write(data)
 
     class Client(Echo):
-        payload = b"x" * SIZE
+        payload = b"x" * size
 
         def start(self, count):
             self.left, self.got, self.done = count, 0, loop.create_future()
@@ -114,9 +118,9 @@ def _echo_protocol_1k(loop, n):
 
         def data_received(self, data):
             self.got += len(data)
-            if self.got < SIZE:         # loopback delivers 1 KiB whole; be correct anyway
+            if self.got < size:         # a large message may come in pieces
                 return
-            self.got -= SIZE
+            self.got -= size
             self.left -= 1
             if self.left:
                 self.transport.write(self.payload)
@@ -127,8 +131,9 @@ def _echo_protocol_1k(loop, n):
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(8)
+        address = lsock.getsockname()     # before: rloop's create_server takes the socket's fd over
         server = await loop.create_server(Echo, sock=lsock)
-        csock = socket.create_connection(lsock.getsockname())   # completes through the backlog
+        csock = socket.create_connection(address)   # completes through the backlog
         csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _, client = await loop.create_connection(Client, sock=csock)
         await client.start(WARMUP)
@@ -178,7 +183,8 @@ def _echo_sock(loop, n, size):
     loop.run_until_complete(main())
 
 
-WORKLOADS = {"call_soon_chain": _call_soon_chain, "echo_protocol_1k": _echo_protocol_1k,
+WORKLOADS = {"call_soon_chain": _call_soon_chain,
+             **{name: (lambda loop, n, size=size: _echo_protocol(loop, n, size)) for name, size in ECHO_SIZES.items()},
              "echo_sock_1k": lambda loop, n: _echo_sock(loop, n, 1024),
              "echo_sock_10k": lambda loop, n: _echo_sock(loop, n, 10 * 1024),
              "echo_sock_100k": lambda loop, n: _echo_sock(loop, n, 100 * 1024)}
@@ -243,8 +249,7 @@ def median(xs):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--loops", default="pyloop", help="comma-separated, of: " + ",".join(LOOPS))
-    ap.add_argument("--bench", default="call_soon_chain,echo_protocol_1k",
-                    help="comma-separated, of: " + ",".join(BENCHES) + " (default: %(default)s)")
+    ap.add_argument("--bench", default=DEFAULT_BENCHES, help="comma-separated, of: " + ",".join(BENCHES))
     ap.add_argument("--n-small", type=int, help="operations in the small run (default per benchmark)")
     ap.add_argument("--n-large", type=int, help="operations in the large run (default per benchmark)")
     ap.add_argument("--repeat", type=int, default=2, help="measure every pair this many times (default 2)")
