@@ -3,7 +3,7 @@ from libc.stdint cimport int64_t, uint32_t
 from cpython.object cimport PyObject
 
 from pyloop._core.includes.core cimport (pl_reactor_t, pl_event_t, pl_ready_queue_t,
-                                         pl_timer_heap_t, pl_wakeup_t)
+                                         pl_timer_heap_t, pl_wakeup_t, pl_metrics_t)
 from pyloop._core.handles cimport LoopCore, Handle, TimerHandle
 
 
@@ -33,6 +33,9 @@ cdef class BaseLoop(LoopCore):
     cdef bint wakeup_pending  # a thread already signalled this wait
     cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready
+    # Counters of the iteration for pyloop.monitor (csrc/pl_metrics.h), written
+    # in the steps of loop_iteration.pxi; read through pyloop/_core/metrics.py.
+    cdef pl_metrics_t metrics
 
     # The clock (see "Virtual time" in loop_clock.pxi): loop time is the
     # monotonic clock plus clock_offset_ns, or clock_virtual_ns while paused.

@@ -14,7 +14,9 @@ functions taking the loop, one concern per file, included below:
   and the primitives behind ``clock.py``, the one door to them from above;
 * ``loop_fds.pxi``: fd watches and their reactor registrations;
 * ``loop_embed.pxi``: driving the loop from a host's event loop
-  (``backend_fd``, ``backend_timeout``, ``run_nowait``: libuv's embedding API).
+  (``backend_fd``, ``backend_timeout``, ``run_nowait``: libuv's embedding API);
+* ``loop_metrics.pxi``: the counters the iteration keeps for ``pyloop.monitor``
+  (read through ``metrics.py``, the seam) and the stall watch's primitives.
 
 Ownership rules (the only tricky part of the loop core):
 
@@ -134,6 +136,7 @@ include "loop_clock.pxi"
 include "loop_iteration.pxi"
 include "loop_fds.pxi"
 include "loop_embed.pxi"
+include "loop_metrics.pxi"
 
 
 def _own_run_until_complete_cb(fut):
@@ -171,6 +174,7 @@ cdef class BaseLoop(LoopCore):
         self.slow_callback_duration = 0.1
         self._pid = getpid()
         self._transports = _WeakValueDictionary()
+        memset(&self.metrics, 0, sizeof(self.metrics))
 
         rc = pl_ready_queue_init(&self.ready, 256)
         if rc < 0:
@@ -344,10 +348,12 @@ cdef class BaseLoop(LoopCore):
             Py_DECREF(timer)
             raise MemoryError()
         timer._scheduled = True
+        self.metrics.timers_scheduled += 1
         return timer
 
     cdef void _on_timer_cancelled(self, TimerHandle timer) noexcept:
         if timer._scheduled and self.resources_ready:
+            self.metrics.timers_cancelled += 1
             pl_timer_heap_note_cancelled(&self.timers)
             _bury(self)
 
@@ -427,7 +433,10 @@ cdef class BaseLoop(LoopCore):
         """Schedule a coroutine as a task; honours ``set_task_factory``."""
         self._check_closed()
         if self._task_factory is None:
-            return _Task(coro, loop=self, name=name, context=context)
+            task = _Task(coro, loop=self, name=name, context=context)
+            if _track_task_births:
+                _note_task_birth(task)
+            return task
         if context is None:
             task = self._task_factory(self, coro)
         else:
@@ -436,6 +445,8 @@ cdef class BaseLoop(LoopCore):
             set_name = getattr(task, "set_name", None)
             if set_name is not None:
                 set_name(name)
+        if _track_task_births:
+            _note_task_birth(task)
         return task
 
     def set_task_factory(self, factory):
@@ -476,11 +487,14 @@ cdef class BaseLoop(LoopCore):
                                    finalizer=self._asyncgen_finalizer_hook)
             _set_running_loop(self)
             self.last_poll_ns = -BUSY_POLL_INTERVAL_NS   # first iteration polls
+            pl_metrics_run_begin(&self.metrics, pl_clock_now_ns())
             while True:
                 _run_once(self)
                 if self._stopping:
                     break
         finally:
+            if self.metrics.running:
+                pl_metrics_run_end(&self.metrics, pl_clock_now_ns())
             self._stopping = False
             self._thread_id = None
             _set_running_loop(None)
