@@ -77,7 +77,7 @@ class StallReport:
     started_at: float
     """``time.monotonic()`` when the watchdog first saw the loop in that callback."""
     callback: str | None
-    """The callback being run (its handle's repr), when known."""
+    """The callback being run (its handle's repr) when it is not a task's step."""
     task: str | None
     """The name of the task whose step it is, if it is a task's step."""
     thread_id: int | None
@@ -102,8 +102,6 @@ class StallReport:
         else:
             head = f"event loop blocked for {self.blocked_for:.3f} s so far in {what}"
         lines = [head]
-        if self.task and self.callback:
-            lines.append(f"  callback: {self.callback}")
         if self.stack:
             lines.append("  stack of the loop thread (most recent call last):")
             for filename, lineno, name, line in self.stack:
@@ -142,17 +140,18 @@ def _stack_of(thread_id: int | None) -> tuple[tuple[str, int, str, str], ...]:
 
 
 def _describe_handle(handle: Any) -> tuple[str | None, str | None]:
-    """(callback repr, task name) of a handle, without running user code we can avoid."""
+    """(callback repr, task name) of a handle: the task when it is a task's step."""
     if handle is None:
         return None, None
     callback = getattr(handle, "_callback", None)
     owner = getattr(callback, "__self__", None)
-    task = owner.get_name() if isinstance(owner, asyncio.Task) else None
+    if isinstance(owner, asyncio.Task):
+        return None, owner.get_name()
     try:
         text = repr(handle)
     except Exception:           # a repr that fails must not kill the watchdog
         text = object.__repr__(handle)
-    return text, task
+    return text, None
 
 
 def _default_report(report: StallReport) -> None:

@@ -6,7 +6,8 @@ rates of callbacks, fd events and iterations -- all over the last interval,
 from the difference of two snapshots -- the stall going on now (in red) and the
 last one, and the live tasks sorted by age or name.  Keys: ``q`` quits, ``s``
 switches the sort order.  When the loop is blocked, its tasks cannot be listed
-(they live on the blocked thread); the stall line says where it is blocked.
+(they live on the blocked thread) and are not asked for while a stall is going
+on; the stall line says where the loop is blocked.
 """
 
 from __future__ import annotations
@@ -206,16 +207,19 @@ def run_top(client: MonitorClient, args: argparse.Namespace) -> int:
             while True:
                 try:
                     stats = client.request("stats", loop=args.loop)
+                    tasks, tasks_error = None, "not listed while the loop is blocked"
+                    if stats.get("stall") is None:
+                        try:
+                            tasks, tasks_error = client.request("tasks", loop=args.loop)["tasks"], None
+                        except MonitorError as exc:
+                            if len(exc.args) < 2:       # the connection, not the loop
+                                raise
+                            tasks_error = exc.args[0]
+                            # It blocked meanwhile (the request waited): what is it now?
+                            stats = client.request("stats", loop=args.loop)
                 except MonitorError as exc:
                     error = exc.args[0]
                     break
-                try:
-                    tasks, tasks_error = client.request("tasks", loop=args.loop)["tasks"], None
-                except MonitorError as exc:
-                    if len(exc.args) < 2:           # the connection, not the loop
-                        error = exc.args[0]
-                        break
-                    tasks, tasks_error = None, exc.args[0]
                 live.update(render(args.pid, stats, tasks, tasks_error, before, sort, console.height),
                             refresh=True)
                 if stats.get("metrics") is not None:
