@@ -21,7 +21,7 @@ watchdog cost the loop nothing.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from pyloop._core.loop import (
     BaseLoop,
@@ -85,9 +85,10 @@ def wait_step_end(loop: asyncio.AbstractEventLoop, step: int, tick_ns: int,
     return _metrics_wait_step_end(_pyloop(loop), step, tick_ns, timeout_ns)
 
 
-def live_loops() -> list[BaseLoop]:
+def live_loops() -> list[asyncio.AbstractEventLoop]:
     """Every pyloop loop of this process that is not closed."""
-    return _metrics_live_loops()
+    # Loop subclasses BaseLoop and AbstractEventLoop; the stub of BaseLoop knows only the first.
+    return cast("list[asyncio.AbstractEventLoop]", _metrics_live_loops())
 
 
 def track_task_births(enabled: bool = True) -> None:

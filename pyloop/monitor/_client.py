@@ -69,7 +69,8 @@ class MonitorClient:
             if end >= 0:
                 line = bytes(self._buffer[:end])
                 del self._buffer[:end + 1]
-                return json.loads(line)
+                reply: dict[str, Any] = json.loads(line)
+                return reply
             if len(self._buffer) > _MAX_REPLY:
                 raise MonitorError("the monitor's reply is too large")
             try:

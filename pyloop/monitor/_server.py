@@ -166,12 +166,12 @@ def peer_uid(sock: socket.socket) -> int | None:
     """The uid of the process at the other end of a Unix socket, if the OS says."""
     if hasattr(socket, "SO_PEERCRED"):
         data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return struct.unpack("3i", data)[1]
+        return int(struct.unpack("3i", data)[1])
     if sys.platform.startswith(("darwin", "freebsd")):
         # struct xucred { u_int cr_version; uid_t cr_uid; short cr_ngroups; gid_t cr_groups[16]; }
         local_peercred, sol_local = 0x001, 0
         data = sock.getsockopt(sol_local, local_peercred, struct.calcsize("IIh16I"))
-        return struct.unpack_from("II", data)[1]
+        return int(struct.unpack_from("II", data)[1])
     return None
 
 

@@ -121,14 +121,14 @@ class StallReport:
         """The report ``as_dict()`` described."""
         return cls(blocked_for=data["blocked_for"], ended=data["ended"], started_at=data["started_at"],
                    callback=data["callback"], task=data["task"], thread_id=data["thread_id"],
-                   stack=tuple(tuple(f) for f in data["stack"]))  # type: ignore[misc]
+                   stack=tuple((str(f[0]), int(f[1]), str(f[2]), str(f[3])) for f in data["stack"]))
 
 
 def _stack_of(thread_id: int | None) -> tuple[tuple[str, int, str, str], ...]:
     if thread_id is None:
         return ()
     frame = sys._current_frames().get(thread_id)
-    frames = []
+    frames: list[tuple[str, int, str, str]] = []
     while frame is not None and len(frames) < _MAX_FRAMES:
         code = frame.f_code
         lineno = frame.f_lineno or 0

@@ -365,7 +365,8 @@ def _acyclic_parent(task_id: int, pairs: list[tuple[int, str]],
                     awaited_by: dict[int, list[tuple[int, str]]]) -> tuple[int | None, str | None]:
     # Awaiting is acyclic in a live program; the guard keeps a tree a tree anyway.
     for parent, via in pairs:
-        node, hops = parent, 0
+        node: int | None = parent
+        hops = 0
         while node is not None and node != task_id and hops < 1000:
             up = awaited_by.get(node)
             node = up[0][0] if up else None

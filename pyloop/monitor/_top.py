@@ -70,7 +70,8 @@ def render(pid: int, stats: dict[str, Any], tasks: list[dict[str, Any]] | None, 
     header.append(f"  pid {pid}  loop {loop['type'].rsplit('.', 1)[-1]} {loop['id']:#x}  ")
     header.append("running" if loop["running"] else "not running",
                   style="green" if loop["running"] else "yellow")
-    header.append(f"  {time.strftime('%H:%M:%S')}  (q quits, s sorts by {'name' if sort == 'age' else 'age'})")
+    other = "name" if sort == "age" else "age"
+    header.append(f"  {time.strftime('%H:%M:%S')}  (q quits, s sorts by {other})")
     lines: list[Any] = [header]
     data = stats.get("metrics")
     if data is not None:
@@ -207,7 +208,8 @@ def run_top(client: MonitorClient, args: argparse.Namespace) -> int:
             while True:
                 try:
                     stats = client.request("stats", loop=args.loop)
-                    tasks, tasks_error = None, "not listed while the loop is blocked"
+                    tasks: list[dict[str, Any]] | None = None
+                    tasks_error: str | None = "not listed while the loop is blocked"
                     if stats.get("stall") is None:
                         try:
                             tasks, tasks_error = client.request("tasks", loop=args.loop)["tasks"], None

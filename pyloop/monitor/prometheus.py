@@ -92,8 +92,8 @@ class PyloopCollector:
 
     def _loops(self) -> list[tuple[str, asyncio.AbstractEventLoop]]:
         if self._loop is not None:
-            loop = self._loop()
-            return [("0", loop)] if loop is not None and not loop.is_closed() else []
+            only = self._loop()
+            return [("0", only)] if only is not None and not only.is_closed() else []
         found = []
         for loop in _counters.live_loops():
             label = self._labels.get(loop)
@@ -144,7 +144,8 @@ class PyloopCollector:
             total = 0
             for count, bound in zip(m.lag_buckets, LAG_BUCKET_BOUNDS):
                 total += count
-                buckets.append((floatToGoString(bound) if bound is not None else "+Inf", total))
+                le = floatToGoString(bound) if bound is not None else "+Inf"  # type: ignore[no-untyped-call]
+                buckets.append((le, total))
             lag.add_metric([label], buckets, sum_value=m.lag_sum)
         yield lag
 

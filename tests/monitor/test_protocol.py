@@ -200,7 +200,8 @@ def _connect_as(uid: int, gid: int, path: str) -> str:
             except PermissionError:
                 outcome = b"connect: permission denied"
             else:
-                sock.sendall(b'{"cmd": "hello"}\n')
+                # Nothing sent: a refused client is told so at once (and sending
+                # to a socket the server closed would only race with that).
                 data = b""
                 while b"\n" not in data:
                     chunk = sock.recv(4096)

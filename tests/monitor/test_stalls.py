@@ -115,11 +115,11 @@ def test_an_idle_loop_is_not_stalled(loop):
     reports = []
 
     async def main():
-        with monitor.watch_stalls(0.02, on_stall=reports.append):
-            await asyncio.sleep(0.4)    # asleep in the poll: not blocked
+        with monitor.watch_stalls(0.1, on_stall=reports.append):
+            await asyncio.sleep(1.0)    # asleep in the poll, ten thresholds long: not blocked
 
     loop.run_until_complete(main())
-    assert reports == []
+    assert reports == [], "\n".join(r.format() for r in reports)
 
 
 def test_default_report_is_a_warning_on_the_monitor_logger(loop, caplog):
