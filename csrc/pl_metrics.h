@@ -23,14 +23,15 @@
  * and the loop's own `waiting` flag -- so those are read (and but for
  * `waiting`, written) with relaxed atomic operations: a plain load or store
  * on every platform pyloop builds for; the watch needs to see that a value
- * changed, not any ordering.  `current` is a borrowed pointer to the handle
- * running now; it is read only with the GIL held (see "Stalls" in
- * pyloop/_core/loop_metrics.pxi), never dereferenced here. */
+ * changed, not any ordering.  The block lives as long as the loop object,
+ * and a thread that reads it holds a reference to the loop. */
 #ifndef PL_METRICS_H
 #define PL_METRICS_H
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "pl_clock.h"
@@ -46,24 +47,46 @@
 #endif
 
 typedef struct pl_metrics_s {
+    /* Written by every iteration or handle: together, so that they share as
+     * few cache lines as possible. */
     uint64_t iterations;       /* iterations of the loop (_run_once) */
     uint64_t callbacks;        /* handles run; a task step is one */
-    uint64_t fd_events;        /* reader/writer handles queued by polls */
-    uint64_t timers_scheduled; /* call_at / call_later */
-    uint64_t timers_fired;     /* timers moved to the ready queue */
-    uint64_t timers_cancelled; /* scheduled timers cancelled */
-    uint64_t max_ready;        /* largest batch one iteration ran */
-    int64_t idle_ns;           /* time asleep in the reactor, finished polls */
-    int64_t run_ns;            /* time inside run_forever, finished runs */
-    int64_t run_start_ns;      /* when the current run began */
-    int64_t poll_start_ns;     /* when the current blocking poll began */
     int64_t batch_start_ns;    /* when the last batch started (its `now`) */
     int64_t lag_sum_ns;
     int64_t lag_max_ns;
-    uint64_t lag_buckets[PL_LAG_BUCKETS];
+    uint64_t max_ready;        /* largest batch one iteration ran */
+    uint64_t fd_events;        /* reader/writer handles queued by polls */
+    /* Written by a poll that may block. */
+    int64_t poll_start_ns;     /* when the current blocking poll began */
+    int64_t idle_ns;           /* time asleep in the reactor, finished polls */
+    /* Written by timers and runs. */
+    uint64_t timers_scheduled; /* call_at / call_later */
+    uint64_t timers_fired;     /* timers moved to the ready queue */
+    uint64_t timers_cancelled; /* scheduled timers cancelled */
+    int64_t run_ns;            /* time inside run_forever, finished runs */
+    int64_t run_start_ns;      /* when the current run began */
     int running;               /* inside run_forever */
-    const void *current;       /* the handle running now (borrowed) or NULL */
+    /* One bucket a sample: one cache line of these is touched. */
+    uint64_t lag_buckets[PL_LAG_BUCKETS];
 } pl_metrics_t;
+
+/* A zeroed block of counters on its own cache lines (the hot fields first):
+ * kept out of the loop object, which stays small, and out of its lines.
+ * NULL when out of memory. */
+static inline pl_metrics_t *pl_metrics_new(void)
+{
+    void *p = NULL;
+
+    if (posix_memalign(&p, 64, sizeof(pl_metrics_t)) != 0)
+        return NULL;
+    memset(p, 0, sizeof(pl_metrics_t));
+    return (pl_metrics_t *)p;
+}
+
+static inline void pl_metrics_free(pl_metrics_t *m)
+{
+    free(m);
+}
 
 /* The bucket of a lag, see above. */
 static inline unsigned pl_metrics_lag_bucket(int64_t lag_ns)
@@ -124,15 +147,10 @@ static inline void pl_metrics_batch(pl_metrics_t *m, int64_t now, int64_t busy_e
     m->batch_start_ns = now;
 }
 
-static inline void pl_metrics_callback_begin(pl_metrics_t *m, const void *handle)
+/* A handle is about to run. */
+static inline void pl_metrics_callback(pl_metrics_t *m)
 {
     PL_STORE_RELAXED(&m->callbacks, m->callbacks + 1);
-    m->current = handle;
-}
-
-static inline void pl_metrics_callback_end(pl_metrics_t *m)
-{
-    m->current = NULL;
 }
 
 /* What identifies "the loop is still in the same place": it changes when an
@@ -161,38 +179,67 @@ static inline void pl_metrics_sleep_ns(int64_t ns)
         ;
 }
 
+/* What the stall watch remembers between two calls of pl_metrics_wait_stall. */
+typedef struct pl_stall_cursor_s {
+    uint64_t seen;      /* the step of the last check */
+    int64_t since;      /* when that step began */
+    int64_t prev;       /* time of the last check; INT64_MAX: none yet */
+    int have;           /* the last check saw the loop busy in `seen` */
+} pl_stall_cursor_t;
+
+static inline void pl_stall_cursor_init(pl_stall_cursor_t *c)
+{
+    c->seen = 0;
+    c->since = 0;
+    c->prev = INT64_MAX;
+    c->have = 0;
+}
+
 /* The stall watch, from another thread and without the GIL: check every
  * tick_ns whether the loop is busy in the same step as at the previous check.
  * Returns 1 once it has been so for threshold_ns or more -- with the step in
- * *step and when the watch first saw it in *since_ns (a lower bound of how
- * long it has been there, precise to one tick) -- or 0 after timeout_ns.  A
- * step equal to `ignore` (one already reported) is not reported again. */
+ * *step and when it began in *since_ns -- or 0 after timeout_ns.  A step
+ * equal to `ignore` (one already reported) is not reported again.  The cursor
+ * carries the watch from one call to the next.
+ *
+ * When a step began: after the last check that saw the loop elsewhere, and
+ * not before its batch started (batch_start_ns, the iteration's clock read);
+ * the later of the two.  That is exact for the first handle of a batch, and
+ * within one tick otherwise, also when this thread was starved of CPU and its
+ * checks came late.  Before the first check, nothing is known: a step seen
+ * then began "now" (a lower bound of its duration). */
 static inline int pl_metrics_wait_stall(const pl_metrics_t *m, const int *waiting,
-                                        int64_t threshold_ns,
+                                        pl_stall_cursor_t *c, int64_t threshold_ns,
                                         int64_t tick_ns, int64_t timeout_ns,
                                         uint64_t ignore, uint64_t *step,
                                         int64_t *since_ns)
 {
     int64_t now = pl_clock_now_ns();
-    int64_t deadline = now + timeout_ns, since = now;
-    uint64_t seen = 0, s;
-    int have = 0;
+    int64_t deadline = now + timeout_ns, batch;
+    uint64_t s;
 
     for (;;) {
         if (pl_metrics_busy(m, waiting)) {
             s = pl_metrics_step(m);
-            if (!have || s != seen) {
-                seen = s;
-                since = now;
-                have = 1;
-            } else if (s != ignore && now - since >= threshold_ns) {
+            if (!c->have || s != c->seen) {
+                /* At the previous check the loop was elsewhere. */
+                batch = PL_LOAD_RELAXED(&m->batch_start_ns);
+                c->since = batch > c->prev ? batch : c->prev;
+                if (c->since > now)
+                    c->since = now;
+                c->seen = s;
+                c->have = 1;
+            }
+            if (s != ignore && now - c->since >= threshold_ns) {
+                c->prev = now;
                 *step = s;
-                *since_ns = since;
+                *since_ns = c->since;
                 return 1;
             }
         } else {
-            have = 0;
+            c->have = 0;
         }
+        c->prev = now;
         if (now >= deadline)
             return 0;
         pl_metrics_sleep_ns(tick_ns < deadline - now ? tick_ns : deadline - now);

@@ -33,9 +33,6 @@ cdef class BaseLoop(LoopCore):
     cdef bint wakeup_pending  # a thread already signalled this wait
     cdef bint _forked        # a copy inherited through fork(): hands off the kernel object
     cdef bint resources_ready
-    # Counters of the iteration for pyloop.monitor (csrc/pl_metrics.h), written
-    # in the steps of loop_iteration.pxi; read through pyloop/_core/metrics.py.
-    cdef pl_metrics_t metrics
 
     # The clock (see "Virtual time" in loop_clock.pxi): loop time is the
     # monotonic clock plus clock_offset_ns, or clock_virtual_ns while paused.
@@ -55,6 +52,12 @@ cdef class BaseLoop(LoopCore):
     cdef public double slow_callback_duration
     cdef public object _current_handle
     cdef public object _transports   # fd -> transport (weak values)
+    cdef object _run_frame   # the Python frame that called run_forever, while it runs
+    # Counters of the iteration for pyloop.monitor (csrc/pl_metrics.h), written
+    # in the steps of loop_iteration.pxi; read through pyloop/_core/metrics.py.
+    # A block of its own (pl_metrics_new), allocated first and freed last:
+    # readable for as long as the loop object lives, closed or not.
+    cdef pl_metrics_t *metrics
 
     cdef int _check_closed(self) except -1
     cdef int _check_not_forked(self) except -1

@@ -173,8 +173,10 @@ cdef class BaseLoop(LoopCore):
         self.resources_ready = False
         self.slow_callback_duration = 0.1
         self._pid = getpid()
+        self.metrics = pl_metrics_new()
+        if self.metrics == NULL:
+            raise MemoryError()
         self._transports = _WeakValueDictionary()
-        memset(&self.metrics, 0, sizeof(self.metrics))
 
         rc = pl_ready_queue_init(&self.ready, 256)
         if rc < 0:
@@ -228,6 +230,8 @@ cdef class BaseLoop(LoopCore):
 
     def __dealloc__(self):
         self._release_resources()
+        pl_metrics_free(self.metrics)
+        self.metrics = NULL
 
     cdef int _release_resources(self) except -1:
         """Drop every handle and free the C state.  Runs no Python code
@@ -487,14 +491,18 @@ cdef class BaseLoop(LoopCore):
                                    finalizer=self._asyncgen_finalizer_hook)
             _set_running_loop(self)
             self.last_poll_ns = -BUSY_POLL_INTERVAL_NS   # first iteration polls
-            pl_metrics_run_begin(&self.metrics, pl_clock_now_ns())
+            # Where callbacks are called from, for a stall report's stack
+            # (this method has no Python frame of its own).
+            self._run_frame = sys._getframe(0)
+            pl_metrics_run_begin(self.metrics, pl_clock_now_ns())
             while True:
                 _run_once(self)
                 if self._stopping:
                     break
         finally:
             if self.metrics.running:
-                pl_metrics_run_end(&self.metrics, pl_clock_now_ns())
+                pl_metrics_run_end(self.metrics, pl_clock_now_ns())
+            self._run_frame = None
             self._stopping = False
             self._thread_id = None
             _set_running_loop(None)

@@ -77,7 +77,7 @@ cdef int _run_once(BaseLoop loop) except -1:
         busy_end = now
     _expire_timers(loop)
     # `now` is when this batch starts: the loop lag (csrc/pl_metrics.h).
-    pl_metrics_batch(&loop.metrics, now, busy_end, loop.ready.len)
+    pl_metrics_batch(loop.metrics, now, busy_end, loop.ready.len)
     if loop._debug:
         _run_ready_debug(loop)
     else:
@@ -90,6 +90,7 @@ cdef int _poll(BaseLoop loop, int64_t timeout_ns) except -1:
     cdef pl_event_t *ev
     cdef FdWatch *w
     cdef uint32_t bits
+    cdef uint64_t queued = 0
     if timeout_ns == 0:
         n = pl_reactor_wait(loop.reactor, loop.events, loop.max_events, 0)
     else:
@@ -131,11 +132,12 @@ cdef int _poll(BaseLoop loop, int64_t timeout_ns) except -1:
         if bits & PL_EV_READ and w.reader != NULL:
             if not (<Handle>w.reader)._cancelled:
                 loop._push_ready(<Handle>w.reader)
-                loop.metrics.fd_events += 1
+                queued += 1
         if bits & PL_EV_WRITE and w.writer != NULL:
             if not (<Handle>w.writer)._cancelled:
                 loop._push_ready(<Handle>w.writer)
-                loop.metrics.fd_events += 1
+                queued += 1
+    loop.metrics.fd_events += queued
     return 0
 
 
@@ -152,13 +154,8 @@ cdef int _run_ready(BaseLoop loop) except -1:
         Py_DECREF(handle)
         if handle._cancelled:
             continue
-        pl_metrics_callback_begin(&loop.metrics, <PyObject *>handle)
-        try:
-            handle.run_callback()
-        finally:
-            # `current` is borrowed: it must not outlive the handle, even
-            # when KeyboardInterrupt leaves through here.
-            pl_metrics_callback_end(&loop.metrics)
+        pl_metrics_callback(loop.metrics)
+        handle.run_callback()
         if not handle._persistent:
             handle._forget()
     return 0
@@ -179,7 +176,7 @@ cdef int _run_ready_debug(BaseLoop loop) except -1:
         if handle._cancelled:
             continue
         loop._current_handle = handle
-        pl_metrics_callback_begin(&loop.metrics, <PyObject *>handle)
+        pl_metrics_callback(loop.metrics)
         try:
             t0 = pl_clock_now_ns()
             handle.run_callback()
@@ -188,7 +185,6 @@ cdef int _run_ready_debug(BaseLoop loop) except -1:
                 logger.warning("Executing %s took %.3f seconds",
                                _format_handle_for_log(handle), dt / 1e9)
         finally:
-            pl_metrics_callback_end(&loop.metrics)
             loop._current_handle = None
         if not handle._persistent:
             handle._forget()

@@ -17,16 +17,15 @@
 # meanwhile starts.  The definition and the fixed histogram buckets are in
 # csrc/pl_metrics.h.
 #
-# Stalls.  The loop stores a borrowed pointer to the handle it is running
-# (``metrics.current``, NULL between handles, cleared even when the callback
-# raises) and counts iterations and handles.  A watchdog thread waits in
-# ``_metrics_wait_stall`` *without the GIL*, checking those counters every
-# tick, so watching costs the loop nothing.  Once the loop has been busy in
-# one step for the threshold, the watchdog takes the GIL and calls
-# ``_metrics_probe``, which reads the step again and, if it is the same,
-# turns the pointer into a reference: holding the GIL, with no Python code
-# between the test and the incref, the handle is alive, because the loop's
-# thread holds its own reference for as long as the pointer is set.
+# Stalls.  The loop counts iterations and handles; their sum is its "step".
+# A watchdog thread waits in ``_metrics_wait_stall`` *without the GIL*,
+# checking the step and the loop's ``waiting`` flag every tick, so watching
+# costs the loop nothing.  Once the loop has been busy in one step for the
+# threshold, the watchdog takes the GIL and calls ``_metrics_probe`` to see
+# that it is still there; what it is doing is then read from the loop
+# thread's Python stack (``sys._current_frames``): the callback is the frame
+# called from ``_run_frame``, the frame that called ``run_forever``, which
+# ``run_forever`` notes once per run.
 #
 # Task ages.  asyncio records no creation time; while a monitor asks for it
 # (``_metrics_track_task_births``), ``create_task`` notes one in a weak
@@ -66,7 +65,7 @@ def _metrics_snapshot(BaseLoop loop):
     Read with the GIL held, as one consistent snapshot: the loop's thread
     writes them with the GIL held too.  Safe on a closed loop.
     """
-    cdef pl_metrics_t *m = &loop.metrics
+    cdef pl_metrics_t *m = loop.metrics
     cdef int64_t now = pl_clock_now_ns()
     cdef int64_t running_ns = m.run_ns
     cdef int64_t idle_ns = m.idle_ns
@@ -103,18 +102,30 @@ def _metrics_lag_bounds_ns():
 
 
 def _metrics_probe(BaseLoop loop):
-    """``(busy, step, handle, thread_id)``: whether the loop is running and not
-    asleep in the reactor, its step (see ``_metrics_wait_stall``), the handle it
-    is running (None between handles) and the ident of its thread."""
-    cdef pl_metrics_t *m = &loop.metrics
-    # No Python code from the reads to the incref: see "Stalls" above.
+    """``(busy, step, thread_id, run_frame)``: whether the loop is running and
+    not asleep in the reactor, its step (see ``_metrics_wait_stall``), the
+    ident of its thread, and the Python frame that called ``run_forever``
+    (the callbacks it runs are called from there, as far as Python frames go)."""
+    cdef pl_metrics_t *m = loop.metrics
     busy = pl_metrics_busy(m, <const int *>&loop.waiting)
     step = pl_metrics_step(m)
-    handle = <object>m.current if m.current != NULL else None
-    return (bool(busy), step, handle, loop._thread_id)
+    return (bool(busy), step, loop._thread_id, loop._run_frame)
 
 
-def _metrics_wait_stall(BaseLoop loop, int64_t threshold_ns, int64_t tick_ns,
+cdef class _StallCursor:
+    """What a stall watch remembers between two waits (csrc/pl_metrics.h)."""
+    cdef pl_stall_cursor_t c
+
+    def __cinit__(self):
+        pl_stall_cursor_init(&self.c)
+
+
+def _metrics_stall_cursor():
+    """A new cursor for ``_metrics_wait_stall``: one per watch."""
+    return _StallCursor()
+
+
+def _metrics_wait_stall(BaseLoop loop, _StallCursor cursor, int64_t threshold_ns, int64_t tick_ns,
                         int64_t timeout_ns, uint64_t ignore):
     """Sleep, without the GIL, until the loop has been busy in one step for
     ``threshold_ns`` (checking every ``tick_ns``): ``(step, since_ns)``, or
@@ -124,10 +135,10 @@ def _metrics_wait_stall(BaseLoop loop, int64_t threshold_ns, int64_t tick_ns,
     cdef int rc
     if threshold_ns < 0 or tick_ns <= 0 or timeout_ns < 0:
         raise ValueError("threshold and timeout must be >= 0 and tick > 0")
-    # `loop` stays referenced by this frame: the struct outlives the wait.
+    # `loop` and `cursor` stay referenced by this frame while the wait runs.
     with nogil:
-        rc = pl_metrics_wait_stall(&loop.metrics, <const int *>&loop.waiting, threshold_ns,
-                                   tick_ns, timeout_ns, ignore, &step, &since)
+        rc = pl_metrics_wait_stall(loop.metrics, <const int *>&loop.waiting, &cursor.c,
+                                   threshold_ns, tick_ns, timeout_ns, ignore, &step, &since)
     return (step, since) if rc else None
 
 
@@ -139,7 +150,7 @@ def _metrics_wait_step_end(BaseLoop loop, uint64_t step, int64_t tick_ns, int64_
     if tick_ns <= 0 or timeout_ns < 0:
         raise ValueError("timeout must be >= 0 and tick > 0")
     with nogil:
-        rc = pl_metrics_wait_step_end(&loop.metrics, <const int *>&loop.waiting, step,
+        rc = pl_metrics_wait_step_end(loop.metrics, <const int *>&loop.waiting, step,
                                       tick_ns, timeout_ns, &end)
     return end if rc else None
 

@@ -29,14 +29,15 @@ from pyloop._core.loop import (
     _metrics_live_loops,
     _metrics_probe,
     _metrics_snapshot,
+    _metrics_stall_cursor,
     _metrics_task_birth_ns,
     _metrics_track_task_births,
     _metrics_wait_stall,
     _metrics_wait_step_end,
 )
 
-__all__ = ["LAG_BOUNDS_NS", "live_loops", "probe", "snapshot", "supports", "task_birth_ns",
-           "track_task_births", "wait_stall", "wait_step_end"]
+__all__ = ["LAG_BOUNDS_NS", "live_loops", "probe", "snapshot", "stall_cursor", "supports",
+           "task_birth_ns", "track_task_births", "wait_stall", "wait_step_end"]
 
 LAG_BOUNDS_NS: tuple[int | None, ...] = _metrics_lag_bounds_ns()
 """Exclusive upper bounds of the lag histogram's buckets; the last is None (unbounded)."""
@@ -61,20 +62,27 @@ def snapshot(loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
     return _metrics_snapshot(_pyloop(loop))
 
 
-def probe(loop: asyncio.AbstractEventLoop) -> tuple[bool, int, Any, int | None]:
-    """``(busy, step, handle, thread_id)``: whether the loop is running and not asleep
-    in the reactor, its step (changes whenever an iteration or a handle starts), the
-    handle it is running (None between handles) and the ident of its thread."""
+def probe(loop: asyncio.AbstractEventLoop) -> tuple[bool, int, int | None, Any]:
+    """``(busy, step, thread_id, run_frame)``: whether the loop is running and not
+    asleep in the reactor, its step (changes whenever an iteration or a handle
+    starts), the ident of its thread, and the Python frame that called
+    ``run_forever`` -- the callbacks it runs are called from there."""
     return _metrics_probe(_pyloop(loop))
 
 
-def wait_stall(loop: asyncio.AbstractEventLoop, threshold_ns: int, tick_ns: int,
+def stall_cursor() -> Any:
+    """What one stall watch carries from one ``wait_stall`` to the next (opaque)."""
+    return _metrics_stall_cursor()
+
+
+def wait_stall(loop: asyncio.AbstractEventLoop, cursor: Any, threshold_ns: int, tick_ns: int,
                timeout_ns: int, ignore: int = -1) -> tuple[int, int] | None:
     """Sleep without the GIL until the loop has been busy in one step for
-    ``threshold_ns``, looking every ``tick_ns``: ``(step, since_ns)`` (since when the
-    watch saw it there), or None after ``timeout_ns``.  A step equal to ``ignore``
-    (one already reported) is not reported again."""
-    return _metrics_wait_stall(_pyloop(loop), threshold_ns, tick_ns, timeout_ns,
+    ``threshold_ns``, looking every ``tick_ns``: ``(step, since_ns)`` (when that step
+    began, to one tick), or None after ``timeout_ns``.  A step equal to ``ignore``
+    (one already reported) is not reported again.  ``cursor`` comes from
+    ``stall_cursor()``, one per watch."""
+    return _metrics_wait_stall(_pyloop(loop), cursor, threshold_ns, tick_ns, timeout_ns,
                                ignore & 0xFFFFFFFFFFFFFFFF)
 
 

@@ -135,6 +135,32 @@ def _private_dir(path: str) -> None:
                               f"refusing to serve there")
 
 
+def _remove_dead(directory: str) -> None:
+    """Remove the sockets that processes which are gone left in our directory (a
+    process killed by a signal, or ended with ``os._exit``, cannot remove its own)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith("monitor-") and name.endswith(".sock")):
+            continue
+        try:
+            pid = int(name[len("monitor-"):-len(".sock")])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            path = os.path.join(directory, name)
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    os.unlink(path)
+            except OSError:
+                pass
+        except OSError:         # alive, someone else's (EPERM)
+            continue
+
+
 def _bind(path: str) -> socket.socket:
     if os.path.lexists(path):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
@@ -628,6 +654,7 @@ def serve(path: str | None = None, *, loop: asyncio.AbstractEventLoop | None = N
             if path is None:
                 target = socket_path()
                 _private_dir(os.path.dirname(target))
+                _remove_dead(os.path.dirname(target))
             else:
                 target = os.path.abspath(os.fspath(path))
             server = _server = MonitorServer(target, float(stall_threshold))

@@ -14,7 +14,9 @@ How it watches, and what it costs:
   *without the GIL*, reading every tick (threshold / 8, between 1 and 50 ms) the
   counters the loop's C core keeps anyway -- whether it is asleep in the reactor,
   and which iteration and callback it is in.  The loop pays nothing; the thread
-  takes the GIL only to write a report.  Durations are exact to one tick.
+  takes the GIL only to write a report.  Durations are exact to one tick (the
+  start of a stall is bounded by the iteration's own clock read too, so a watchdog
+  starved of CPU still dates it right).
 * **other asyncio loops**: no counters, so the thread sends the loop a heartbeat
   callback (``call_soon_threadsafe``) every tick and reports when one has waited
   ``threshold`` -- the loop ran no callback for that long: one blocking callback,
@@ -42,6 +44,7 @@ from typing import Any, Callable
 from pyloop._core import metrics as _counters
 
 from ._metrics import resolve_loop
+from ._tasks import _is_library
 
 __all__ = ["StallReport", "StallWatch", "current_watch", "watch_stalls"]
 
@@ -77,7 +80,8 @@ class StallReport:
     started_at: float
     """``time.monotonic()`` when the watchdog first saw the loop in that callback."""
     callback: str | None
-    """The callback being run (its handle's repr) when it is not a task's step."""
+    """When it is not a task's step: the callback the loop called, as ``function
+    (file:line)``."""
     task: str | None
     """The name of the task whose step it is, if it is a task's step."""
     thread_id: int | None
@@ -124,34 +128,43 @@ class StallReport:
                    stack=tuple((str(f[0]), int(f[1]), str(f[2]), str(f[3])) for f in data["stack"]))
 
 
-def _stack_of(thread_id: int | None) -> tuple[tuple[str, int, str, str], ...]:
+_Frame = tuple[str, int, str, str]
+
+
+def _stack_of(thread_id: int | None, run_frame: Any = None) -> tuple[tuple[_Frame, ...], _Frame | None]:
+    """The Python stack of a thread, outermost first, and the frame of the
+    callback the loop called: the one called from ``run_frame`` (a pyloop loop's
+    ``run_forever`` has no frame of its own), else the first frame after asyncio's
+    or pyloop's own code."""
     if thread_id is None:
-        return ()
+        return (), None
     frame = sys._current_frames().get(thread_id)
-    frames: list[tuple[str, int, str, str]] = []
+    frames: list[_Frame] = []
+    entry: _Frame | None = None
     while frame is not None and len(frames) < _MAX_FRAMES:
         code = frame.f_code
         lineno = frame.f_lineno or 0
         line = linecache.getline(code.co_filename, lineno).strip()
         frames.append((code.co_filename, lineno, code.co_name, line))
+        if run_frame is not None and frame.f_back is run_frame:
+            entry = frames[-1]
         frame = frame.f_back
     frames.reverse()
-    return tuple(frames)
+    if entry is None and run_frame is None:
+        entry = next((inner for outer, inner in zip(frames, frames[1:])
+                      if _is_library(outer[0]) and not _is_library(inner[0])), None)
+    return tuple(frames), entry
 
 
-def _describe_handle(handle: Any) -> tuple[str | None, str | None]:
-    """(callback repr, task name) of a handle: the task when it is a task's step."""
-    if handle is None:
-        return None, None
-    callback = getattr(handle, "_callback", None)
-    owner = getattr(callback, "__self__", None)
-    if isinstance(owner, asyncio.Task):
-        return None, owner.get_name()
-    try:
-        text = repr(handle)
-    except Exception:           # a repr that fails must not kill the watchdog
-        text = object.__repr__(handle)
-    return text, None
+def _what(loop: Any, entry: _Frame | None) -> tuple[str | None, str | None]:
+    """(callback, task) the loop is in: the current task's name if it is a task's
+    step, else the callback's function and where it is."""
+    task = asyncio.current_task(loop)
+    if task is not None:
+        return None, task.get_name()
+    if entry is not None:
+        return f"{entry[2]} ({entry[0]}:{entry[1]})", None
+    return None, None
 
 
 def _default_report(report: StallReport) -> None:
@@ -238,24 +251,22 @@ class StallWatch:
         tick_ns = int(self._tick * 1e9)
         slice_ns = int(_SLICE * 1e9)
         reported = -1
+        cursor = _counters.stall_cursor()
         while not self._stopping.is_set():
             loop = self._loop_ref()
             if loop is None or loop.is_closed():
                 return
-            found = _counters.wait_stall(loop, threshold_ns, tick_ns, slice_ns, reported)
+            found = _counters.wait_stall(loop, cursor, threshold_ns, tick_ns, slice_ns, reported)
             if found is None:
                 continue
             step, since_ns = found
             # Holding the GIL now: the loop's thread is stopped where it is.
-            busy, step_now, handle, thread_id = _counters.probe(loop)
+            busy, step_now, thread_id, run_frame = _counters.probe(loop)
             if not busy or step_now != step:
                 continue            # it moved on while we took the GIL: too short to tell
-            stack = _stack_of(thread_id)
-            callback, task = _describe_handle(handle)
-            if task is None:
-                current = asyncio.current_task(loop)
-                task = current.get_name() if current is not None else None
-            del handle
+            stack, entry = _stack_of(thread_id, run_frame)
+            del run_frame
+            callback, task = _what(loop, entry)
             report = StallReport(blocked_for=(time.monotonic_ns() - since_ns) / 1e9, ended=False,
                                  started_at=since_ns / 1e9, callback=callback, task=task,
                                  thread_id=thread_id, stack=stack)
@@ -296,11 +307,8 @@ class StallWatch:
             if beat or not loop.is_running():
                 continue
             thread_id = getattr(loop, "_thread_id", None)
-            stack = _stack_of(thread_id)
-            callback, task = _describe_handle(getattr(loop, "_current_handle", None))
-            if task is None:
-                current = asyncio.current_task(loop)
-                task = current.get_name() if current is not None else None
+            stack, entry = _stack_of(thread_id)
+            callback, task = _what(loop, entry)
             report = StallReport(blocked_for=(time.monotonic_ns() - sent) / 1e9, ended=False,
                                  started_at=sent / 1e9, callback=callback, task=task,
                                  thread_id=thread_id, stack=stack)

@@ -110,7 +110,7 @@ def render(pid: int, stats: dict[str, Any], tasks: list[dict[str, Any]] | None, 
     table.add_column("STATE", no_wrap=True)
     table.add_column("AGE", justify="right", no_wrap=True)
     table.add_column("WAITED BY", no_wrap=True, ratio=2)
-    table.add_column("AT", no_wrap=True, ratio=3)
+    table.add_column("IN", no_wrap=True, ratio=3)
     table.add_column("AWAITING", no_wrap=True, ratio=2)
     if tasks is None:
         lines.append(Text(f"tasks: {tasks_error}", style="yellow"))
@@ -123,7 +123,7 @@ def render(pid: int, stats: dict[str, Any], tasks: list[dict[str, Any]] | None, 
         room = max(height - len(lines) - 2, 1)
         for t in ordered[:room]:
             parent = f"{t['via']} {names.get(t['parent'], '?')}" if t["parent"] is not None else ""
-            table.add_row(t["name"], t["state"], _fmt_age(t["age"]), parent, _short(_where_task(t)),
+            table.add_row(t["name"], t["state"], _fmt_age(t["age"]), parent, _where_task(t),
                           t["awaiting"] or "")
         if len(ordered) > room:
             table.caption = f"... and {len(ordered) - room} more"
@@ -147,9 +147,16 @@ def _where(stall: dict[str, Any]) -> str:
 
 
 def _where_task(task: dict[str, Any]) -> str:
+    """``function file:line`` of the task's innermost frame of its own code: the
+    file's base name, since the column is narrow."""
     from ._tasks import TaskInfo
 
-    return TaskInfo.from_dict(task).where or ""
+    where = TaskInfo.from_dict(task).where
+    if not where:
+        return ""
+    location, _, function = where.rpartition(" in ")
+    path, _, line = location.rpartition(":")
+    return f"{function} {os.path.basename(path)}:{line}"
 
 
 def _short(location: str) -> str:

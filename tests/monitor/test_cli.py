@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from .conftest import APP, TIMEOUT
+from .conftest import APP, TIMEOUT, child_env
 
 BLOCKING_LINE = next(n for n, line in enumerate(APP.read_text().splitlines(), 1)
                      if "the blocking line" in line)
@@ -131,3 +131,45 @@ def test_python_m_pyloop_does_not_serve_itself(start_app):
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in app.socket.parent.iterdir()) == [app.socket.name]
+
+
+FORKER = r"""
+import asyncio, os, sys
+import pyloop
+
+async def main(tag):
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(sys.stdin.fileno(), lambda: done.done() or done.set_result(None))
+    sys.stdout.write(f"{tag} {os.getpid()}\n")    # one write: the two processes share the pipe
+    sys.stdout.flush()
+    await done
+    loop.remove_reader(sys.stdin.fileno())
+
+pid = os.fork()
+if pid == 0:
+    pyloop.run(main("CHILD"))
+    os._exit(0)             # no atexit: its socket stays behind
+pyloop.run(main("PARENT"))
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_forked_child_serves_its_own_socket_and_dead_ones_are_swept(runtime_dir, start_app):
+    proc = subprocess.Popen([sys.executable, "-c", FORKER], env=child_env(runtime_dir), text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        pids = dict(proc.stdout.readline().split() for _ in range(2))
+        env = child_env(runtime_dir, None)
+        for tag in ("PARENT", "CHILD"):
+            result = subprocess.run([sys.executable, "-m", "pyloop", "ps", pids[tag]], env=env,
+                                    capture_output=True, text=True, timeout=TIMEOUT)
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.startswith(f"process {pids[tag]}, ")
+    finally:
+        proc.stdin.close()
+        proc.wait(TIMEOUT)
+    sockets = runtime_dir / "pyloop"
+    assert sorted(p.name for p in sockets.iterdir()) == [f"monitor-{pids['CHILD']}.sock"]
+    app = start_app()           # the next process to serve there sweeps the dead one away
+    assert sorted(p.name for p in sockets.iterdir()) == [app.socket.name]

@@ -69,8 +69,9 @@ def test_top_in_a_real_terminal(start_app, tmp_path):
     try:
         screen = term.wait_for("busy", "callbacks/s", "member-a", "s sorts by name")
         assert f"pid {app.pid}" in screen and "lag p50" in screen and "p99" in screen
-        for header in ("TASK", "STATE", "AGE", "WAITED BY", "AT", "AWAITING"):
+        for header in ("TASK", "STATE", "AGE", "WAITED BY", "IN", "AWAITING"):
             assert header in screen
+        assert "ticker _app.py:" in screen
         assert "TaskGroup" in screen and "JoinSet" in screen and "gather" in screen
         assert "no stall now" in screen
         term.run("send-keys", "-t", "top", "s")
