@@ -211,8 +211,8 @@ class _Conn:
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.last_active = time.monotonic()
-        # A tasks request waiting for its loop: (token, deadline, request id).
-        self.pending: tuple[object, float, Any] | None = None
+        # A tasks request waiting for its loop: (token, deadline, request id, loop).
+        self.pending: tuple[object, float, Any, Any] | None = None
         self.closing = False
 
 
@@ -504,7 +504,7 @@ class MonitorServer:
             self._wake()
 
         loop.call_soon_threadsafe(collect)
-        conn.pending = (token, time.monotonic() + LOOP_ANSWER_TIMEOUT, rid)
+        conn.pending = (token, time.monotonic() + LOOP_ANSWER_TIMEOUT, rid, weakref.ref(loop))
 
     def _deliver_answers(self) -> None:
         while self._answers:
@@ -519,14 +519,9 @@ class MonitorServer:
     def _expire(self, now: float) -> None:
         for conn in list(self._conns.values()):
             if conn.pending is not None and now >= conn.pending[1]:
-                rid = conn.pending[2]
+                rid, loop = conn.pending[2], conn.pending[3]()
                 conn.pending = None
-                loop = None
-                try:
-                    loop = self._pick(None)
-                    stall = self._stall(loop)["stall"]
-                except LookupError:
-                    stall = None
+                stall = self._stall(loop)["stall"] if loop is not None else None
                 self._send(conn, {"ok": False, "id": rid, "stall": stall,
                                   "error": f"the loop did not answer within {LOOP_ANSWER_TIMEOUT} s: "
                                            f"it is blocked (see 'stall')"})
