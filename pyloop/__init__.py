@@ -22,6 +22,7 @@ The toolbox modules are attributes of the package after a plain ``import pyloop`
 (``pyloop.sync.channel(16)``), each imported the first time it is used.
 """
 
+import os as _os
 from typing import TYPE_CHECKING, Any
 
 from ._core.handles import Handle, TimerHandle
@@ -42,6 +43,13 @@ _SUBMODULES = ("task", "time", "sync", "fs", "net", "serving")
 __all__ = ["Loop", "Handle", "TimerHandle", "EventLoopPolicy", "install",
            "new_event_loop", "run", "serve", "serve_protocol", "__version__",
            "task", "time", "sync", "fs", "net", "serving"]
+
+
+# PYLOOP_MONITOR=1 (or a socket path): answer `python -m pyloop ps|top|stats PID` (pyloop.monitor).
+if _os.environ.get("PYLOOP_MONITOR", "").strip().lower() not in ("", "0", "false", "no", "off"):
+    from .monitor import _autostart
+
+    _autostart()
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,8 @@
 #   bash tools/ci_setup.sh          what the test suite needs: PostgreSQL and Redis for
 #                                   tests/integration, clang (libFuzzer, sanitizers) and
 #                                   valgrind for the C core and reliability tests, wrk for
-#                                   the HTTP benchmark smoke test, a C compiler
+#                                   the HTTP benchmark smoke test, tmux for the terminal test
+#                                   of `python -m pyloop top`, a C compiler
 #   bash tools/ci_setup.sh bench    what the benchmark comparison needs: a C compiler, wrk
 # Installs only what is missing; needs root (or sudo) for apt-get.
 set -euo pipefail
@@ -26,6 +27,7 @@ else
   command -v valgrind >/dev/null || need+=(valgrind)
   command -v wrk >/dev/null || need+=(wrk)
   command -v openssl >/dev/null || need+=(openssl)
+  command -v tmux >/dev/null || need+=(tmux)
   command -v cc >/dev/null || need+=(build-essential)
 fi
 if [ ${#need[@]} -eq 0 ]; then

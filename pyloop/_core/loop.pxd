@@ -3,7 +3,7 @@ from libc.stdint cimport int64_t, uint32_t
 from cpython.object cimport PyObject
 
 from pyloop._core.includes.core cimport (pl_reactor_t, pl_event_t, pl_ready_queue_t,
-                                         pl_timer_heap_t, pl_wakeup_t)
+                                         pl_timer_heap_t, pl_wakeup_t, pl_metrics_t)
 from pyloop._core.handles cimport LoopCore, Handle, TimerHandle
 
 
@@ -59,6 +59,12 @@ cdef class BaseLoop(LoopCore):
     # parked in this iteration, and in the previous one.
     cdef list _sock_parked
     cdef list _sock_parked_prev
+    cdef object _run_frame   # the Python frame that called run_forever, while it runs
+    # Counters of the iteration for pyloop.monitor (csrc/pl_metrics.h), written
+    # in the steps of loop_iteration.pxi; read through pyloop/_core/metrics.py.
+    # A block of its own (pl_metrics_new), allocated first and freed last:
+    # readable for as long as the loop object lives, closed or not.
+    cdef pl_metrics_t *metrics
 
     cdef int _check_closed(self) except -1
     cdef int _check_not_forked(self) except -1

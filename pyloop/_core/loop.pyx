@@ -14,10 +14,12 @@ functions taking the loop, one concern per file, included below:
   and the primitives behind ``clock.py``, the one door to them from above;
 * ``loop_fds.pxi``: fd watches and their reactor registrations;
 * ``loop_embed.pxi``: driving the loop from a host's event loop
-  (``backend_fd``, ``backend_timeout``, ``run_nowait``: libuv's embedding API).
+  (``backend_fd``, ``backend_timeout``, ``run_nowait``: libuv's embedding API);
 * ``loop_sock.pxi``: the ``sock_*`` coroutines (``loop.sock_recv``...), which
   wait on the fd watches with handles of their own; ``loop_sock_io.pxi``: the
-  system calls they make on the fd.
+  system calls they make on the fd;
+* ``loop_metrics.pxi``: the counters the iteration keeps for ``pyloop.monitor``
+  (read through ``metrics.py``, the seam) and the stall watch's primitives.
 
 Ownership rules (the only tricky part of the loop core):
 
@@ -139,6 +141,7 @@ include "loop_fds.pxi"
 include "loop_embed.pxi"
 include "loop_sock_io.pxi"
 include "loop_sock.pxi"
+include "loop_metrics.pxi"
 
 
 def _own_run_until_complete_cb(fut):
@@ -175,6 +178,9 @@ cdef class BaseLoop(LoopCore):
         self.resources_ready = False
         self.slow_callback_duration = 0.1
         self._pid = getpid()
+        self.metrics = pl_metrics_new()
+        if self.metrics == NULL:
+            raise MemoryError()
         self._transports = _WeakValueDictionary()
         self._sock_parked = []
         self._sock_parked_prev = []
@@ -231,6 +237,8 @@ cdef class BaseLoop(LoopCore):
 
     def __dealloc__(self):
         self._release_resources()
+        pl_metrics_free(self.metrics)
+        self.metrics = NULL
 
     cdef int _release_resources(self) except -1:
         """Drop every handle and free the C state.  Runs no Python code
@@ -360,10 +368,12 @@ cdef class BaseLoop(LoopCore):
             Py_DECREF(timer)
             raise MemoryError()
         timer._scheduled = True
+        self.metrics.timers_scheduled += 1
         return timer
 
     cdef void _on_timer_cancelled(self, TimerHandle timer) noexcept:
         if timer._scheduled and self.resources_ready:
+            self.metrics.timers_cancelled += 1
             pl_timer_heap_note_cancelled(&self.timers)
             _bury(self)
 
@@ -443,7 +453,10 @@ cdef class BaseLoop(LoopCore):
         """Schedule a coroutine as a task; honours ``set_task_factory``."""
         self._check_closed()
         if self._task_factory is None:
-            return _Task(coro, loop=self, name=name, context=context)
+            task = _Task(coro, loop=self, name=name, context=context)
+            if _track_task_births:
+                _note_task_birth(task)
+            return task
         if context is None:
             task = self._task_factory(self, coro)
         else:
@@ -452,6 +465,8 @@ cdef class BaseLoop(LoopCore):
             set_name = getattr(task, "set_name", None)
             if set_name is not None:
                 set_name(name)
+        if _track_task_births:
+            _note_task_birth(task)
         return task
 
     def set_task_factory(self, factory):
@@ -492,6 +507,10 @@ cdef class BaseLoop(LoopCore):
                                    finalizer=self._asyncgen_finalizer_hook)
             _set_running_loop(self)
             self.last_poll_ns = -BUSY_POLL_INTERVAL_NS   # first iteration polls
+            # Where callbacks are called from, for a stall report's stack
+            # (this method has no Python frame of its own).
+            self._run_frame = sys._getframe(0)
+            pl_metrics_run_begin(self.metrics, pl_clock_now_ns())
             while True:
                 _run_once(self)
                 if self._stopping:
@@ -502,6 +521,9 @@ cdef class BaseLoop(LoopCore):
                 # the next run, so sock_* registrations parked for the next
                 # operation go now (loop_sock.pxi).
                 _sock_flush_parked(self, True)
+            if self.metrics.running:
+                pl_metrics_run_end(self.metrics, pl_clock_now_ns())
+            self._run_frame = None
             self._stopping = False
             self._thread_id = None
             _set_running_loop(None)

@@ -15,6 +15,10 @@
 #
 # These are module-level cdef functions taking the loop, called directly (no
 # vtable, no Python call): ``run_forever`` calls ``_run_once(self)``.
+#
+# The steps keep the counters of ``loop.metrics`` (loop_metrics.pxi says what
+# they mean): plain C stores, timed with the clock reads the steps make
+# anyway, plus one read before a poll that may block.
 
 # How many kernel events one wait returns at most.  More ready fds than this
 # are simply reported by the next (zero-timeout) wait: the reactor is
@@ -34,7 +38,7 @@ cdef int64_t BUSY_POLL_INTERVAL_NS = 50000
 
 cdef int _run_once(BaseLoop loop) except -1:
     cdef int64_t timeout = -1
-    cdef int64_t now
+    cdef int64_t now, busy_end
     cdef const pl_timer_t *first
     if loop._forked:
         # fork() was called from a callback of this very loop: the child
@@ -57,9 +61,23 @@ cdef int _run_once(BaseLoop loop) except -1:
             # overflow the subtraction into a very long wait.
             timeout = 0 if first.deadline_ns <= now else first.deadline_ns - now
     if timeout != -2:
+        if timeout != 0:
+            # The one clock read the metrics add: only a wait that may
+            # block can be idle time, and it costs a syscall anyway.
+            loop.metrics.poll_start_ns = pl_clock_now_ns()
         _poll(loop, timeout)
-        loop.last_poll_ns = pl_clock_now_ns()
+        now = pl_clock_now_ns()
+        loop.last_poll_ns = now
+        if timeout != 0:
+            busy_end = loop.metrics.poll_start_ns
+            loop.metrics.idle_ns += now - busy_end
+        else:
+            busy_end = now
+    else:
+        busy_end = now
     _expire_timers(loop)
+    # `now` is when this batch starts: the loop lag (csrc/pl_metrics.h).
+    pl_metrics_batch(loop.metrics, now, busy_end, loop.ready.len)
     if loop._debug:
         _run_ready_debug(loop)
     else:
@@ -74,6 +92,7 @@ cdef int _poll(BaseLoop loop, int64_t timeout_ns) except -1:
     cdef pl_event_t *ev
     cdef FdWatch *w
     cdef uint32_t bits
+    cdef uint64_t queued = 0
     if timeout_ns == 0:
         n = pl_reactor_wait(loop.reactor, loop.events, loop.max_events, 0)
     else:
@@ -115,9 +134,12 @@ cdef int _poll(BaseLoop loop, int64_t timeout_ns) except -1:
         if bits & PL_EV_READ and w.reader != NULL:
             if not (<Handle>w.reader)._cancelled:
                 loop._push_ready(<Handle>w.reader)
+                queued += 1
         if bits & PL_EV_WRITE and w.writer != NULL:
             if not (<Handle>w.writer)._cancelled:
                 loop._push_ready(<Handle>w.writer)
+                queued += 1
+    loop.metrics.fd_events += queued
     return 0
 
 
@@ -134,6 +156,7 @@ cdef int _run_ready(BaseLoop loop) except -1:
         Py_DECREF(handle)
         if handle._cancelled:
             continue
+        pl_metrics_callback(loop.metrics)
         handle.run_callback()
         if not handle._persistent:
             handle._forget()
@@ -155,6 +178,7 @@ cdef int _run_ready_debug(BaseLoop loop) except -1:
         if handle._cancelled:
             continue
         loop._current_handle = handle
+        pl_metrics_callback(loop.metrics)
         try:
             t0 = pl_clock_now_ns()
             handle.run_callback()

@@ -67,6 +67,7 @@ cdef int _expire_timers(BaseLoop loop) except -1:
                 break
             pl_timer_heap_pop(&loop.timers, &timer)
             (<TimerHandle>timer.token)._scheduled = False
+            loop.metrics.timers_fired += 1
             # The heap's reference moves to the ready queue.
             if pl_ready_queue_push(&loop.ready, timer.token) < 0:
                 Py_DECREF(<object>timer.token)

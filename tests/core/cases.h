@@ -61,3 +61,8 @@ PL_TEST(wakeup_from_thread)
 PL_TEST(wakeup_from_signal_handler)
 PL_TEST(wakeup_preserves_errno)
 PL_TEST(wakeup_close_twice)
+/* metrics */
+PL_TEST(metrics_lag_buckets)
+PL_TEST(metrics_batch_accounting)
+PL_TEST(metrics_wait_stall)
+PL_TEST(metrics_stall_start_is_dated_by_the_batch)

@@ -51,6 +51,7 @@ DRIVER_C = [
     "test_clock.c",
     "test_reactor.c",
     "test_wakeup.c",
+    "test_metrics.c",
 ]
 HEADERS = [HERE / "pltest.h", HERE / "cases.h", EMUL / "sys" / "event.h"] + sorted(
     CSRC.glob("*.h")

@@ -77,3 +77,46 @@ cdef extern from "wakeup.h" nogil:
     int pl_wakeup_signal(pl_wakeup_t *w)
     int pl_wakeup_drain(pl_wakeup_t *w)
     void pl_wakeup_close(pl_wakeup_t *w)
+
+
+cdef extern from "pl_metrics.h" nogil:
+    enum:
+        PL_LAG_BUCKETS
+
+    ctypedef struct pl_metrics_t:
+        uint64_t iterations
+        uint64_t callbacks
+        int64_t batch_start_ns
+        int64_t lag_sum_ns
+        int64_t lag_max_ns
+        uint64_t max_ready
+        uint64_t fd_events
+        int64_t poll_start_ns
+        int64_t idle_ns
+        uint64_t timers_scheduled
+        uint64_t timers_fired
+        uint64_t timers_cancelled
+        int64_t run_ns
+        int64_t run_start_ns
+        int running
+        uint64_t lag_buckets[PL_LAG_BUCKETS]
+
+    pl_metrics_t *pl_metrics_new()
+    void pl_metrics_free(pl_metrics_t *m)
+    unsigned pl_metrics_lag_bucket(int64_t lag_ns)
+    int64_t pl_metrics_lag_bound_ns(unsigned b)
+    void pl_metrics_run_begin(pl_metrics_t *m, int64_t now)
+    void pl_metrics_run_end(pl_metrics_t *m, int64_t now)
+    void pl_metrics_batch(pl_metrics_t *m, int64_t now, int64_t busy_end, uint64_t nready)
+    void pl_metrics_callback(pl_metrics_t *m)
+    uint64_t pl_metrics_step(const pl_metrics_t *m)
+    int pl_metrics_busy(const pl_metrics_t *m, const int *waiting)
+    ctypedef struct pl_stall_cursor_t:
+        pass
+
+    void pl_stall_cursor_init(pl_stall_cursor_t *c)
+    int pl_metrics_wait_stall(const pl_metrics_t *m, const int *waiting, pl_stall_cursor_t *c,
+                              int64_t threshold_ns, int64_t tick_ns, int64_t timeout_ns,
+                              uint64_t ignore, uint64_t *step, int64_t *since_ns)
+    int pl_metrics_wait_step_end(const pl_metrics_t *m, const int *waiting, uint64_t step,
+                                 int64_t tick_ns, int64_t timeout_ns, int64_t *end_ns)
