@@ -165,10 +165,13 @@ def test_custom_eager_factory_gets_name_and_context(loop):
     async def main():
         asyncio.get_running_loop().set_task_factory(asyncio.create_eager_task_factory(asyncio.Task))
         task = asyncio.get_running_loop().create_task(child(), name="eager-one", context=context)
+        # create_task names a factory's task once the factory returned: the eager first step
+        # (here the whole coroutine) ran under the default name, as in asyncio.
         assert task.done() and task.get_name() == "eager-one"
         return task.result()
 
-    assert run(loop, main()) == ("inner", "eager-one")
+    value, name_inside = run(loop, main())
+    assert value == "inner" and name_inside.startswith("Task-")
 
 
 @needs_eager
@@ -194,8 +197,17 @@ def test_eager_tasks_in_a_task_group_and_under_the_toolbox(loop):
 
 # ---- shutdown_default_executor(timeout) (3.12) ----------------------------------------------
 
+def _asyncio_waits_for_the_executor_first():
+    # 3.12.1's asyncio awaits the executor's shutdown in full and only then joins the thread with
+    # the timeout, so the timeout never shortens the wait; 3.13's bounds the wait as documented.
+    return "thread.join(timeout)" in inspect.getsource(asyncio.BaseEventLoop.shutdown_default_executor)
+
+
 @pytest.mark.skipif(not PY312, reason="asyncio's shutdown_default_executor takes a timeout from 3.12")
-def test_shutdown_default_executor_gives_up_after_the_timeout(loop):
+def test_shutdown_default_executor_gives_up_after_the_timeout(loop, loop_name):
+    if loop_name == "asyncio" and _asyncio_waits_for_the_executor_first():
+        pytest.skip("this asyncio applies the timeout only after the executor shut down; pyloop "
+                    "bounds the wait, as documented and as 3.13 does")
     release = threading.Event()
 
     async def main():
