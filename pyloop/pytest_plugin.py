@@ -10,11 +10,15 @@ group).  It changes nothing until it is switched on -- a project's tests run exa
     [pytest]                        # pytest.ini (or [tool.pytest.ini_options] in pyproject.toml)
     pyloop = true
 
+(With ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` set, load it by its entry point name: ``-p pyloop``;
+``-p no:pyloop`` keeps it out of a run.)
+
 Switched on, every asyncio loop a test gets without naming its loop class is a pyloop loop:
 
 * **pytest-asyncio** (1.x): through its ``pytest_asyncio_loop_factories`` hook where it has one
-  (a project's own implementation of that hook wins: it names its loops itself), and through
-  the event loop policy, which its runners use otherwise;
+  (a project's own implementation of that hook wins: it names its loops itself; before pytest
+  8.4 the hook's one factory shows in test ids as ``[pyloop]``), and through the event loop
+  policy, which its runners use otherwise;
 * **anyio**'s asyncio backend (``anyio_backend = "asyncio"``, or options without a
   ``loop_factory``/``use_uvloop`` of their own): anyio makes its loop through the policy;
 * **plain** ``asyncio.run()``, ``asyncio.Runner()`` and ``asyncio.new_event_loop()`` in tests.
