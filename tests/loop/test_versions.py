@@ -10,6 +10,8 @@ here checks the version it runs on against that version's asyncio, parametrized 
   to its first suspension inside ``create_task`` when the loop is running, not before it runs;
 * 3.12: ``shutdown_default_executor(timeout)`` gives up with a ``RuntimeWarning`` after ``timeout``;
   asyncio.Runner passes a 300 s timeout, which a paused virtual clock must not skip;
+* 3.12: a custom exception handler runs in the contextvars context of the failing task, future or
+  handle;
 * 3.12: child watchers are deprecated (the policy's ``get_child_watcher`` warns), and a watcher an
   older program still installs does not disturb a pyloop loop's subprocesses;
 * 3.13: ``Server.close_clients``/``abort_clients`` and ``create_server(keep_alive=)`` -- in
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import inspect
 import subprocess
 import sys
@@ -193,6 +196,39 @@ def test_eager_tasks_in_a_task_group_and_under_the_toolbox(loop):
         return [t.result() for t in tasks], await handle, joined
 
     assert run(loop, main()) == ([0, 1, 2, 3], "spawned", [1, 2])
+
+
+# ---- the exception handler's context (3.12) --------------------------------------------------
+
+@pytest.mark.parametrize("source", ["callback", "task"])
+def test_custom_exception_handler_runs_in_the_failing_code_s_context_from_312(loop, source):
+    name = contextvars.ContextVar("name", default="outside")
+    seen = []
+
+    def handler(lp, context):
+        seen.append(name.get())
+
+    def callback():
+        name.set("inside")
+        raise ZeroDivisionError
+
+    async def failing_task():
+        name.set("inside")
+        raise ZeroDivisionError
+
+    async def main():
+        loop.set_exception_handler(handler)
+        if source == "callback":
+            loop.call_soon(callback)
+        else:
+            task = loop.create_task(failing_task())
+            await asyncio.sleep(0)
+            del task                        # never retrieved: reported when collected
+            gc.collect()
+        await asyncio.sleep(0)
+
+    run(loop, main())
+    assert seen == ["inside" if PY312 else "outside"]
 
 
 # ---- shutdown_default_executor(timeout) (3.12) ----------------------------------------------
