@@ -116,15 +116,32 @@ def test_the_summary_line_is_read(line, summary):
     assert matrix.SUMMARY.match(line).group(1) == summary
 
 
-def test_conformance_counts_read_the_json_written_during_the_run(tmp_path, monkeypatch):
+def test_conformance_counts_read_the_json_written_during_the_run(tmp_path):
     path = tmp_path / "pytest-last.json"
-    monkeypatch.setattr(matrix, "CONFORMANCE_JSON", path)
-    assert matrix.conformance_counts(0) == "not run"
+    assert matrix.conformance_counts(path, 0) == "not run"
     path.write_text('{"python": "3.12.1", "selection": "milestone m3", "totals": {"passed": 410, '
                     '"failed": 1, "errored": 0, "skipped": 7, "hung": 0, "crashed": 0, "excluded": 30}}')
-    assert matrix.conformance_counts(0) == (
+    assert matrix.conformance_counts(path, 0) == (
         "410/418 passed (410 passed, 1 failed, 7 skipped; milestone m3; test.test_asyncio of 3.12.1)")
-    assert matrix.conformance_counts(path.stat().st_mtime + 10) == "not run"   # an older run's file
+    assert matrix.conformance_counts(path, path.stat().st_mtime + 10) == "not run"   # an older run's
+
+
+def test_two_lanes_on_two_cores_unless_told(monkeypatch):
+    monkeypatch.delenv("PYLOOP_MATRIX_JOBS", raising=False)
+    monkeypatch.setattr(matrix.os, "cpu_count", lambda: 2)
+    assert matrix.jobs() == 2
+    monkeypatch.setattr(matrix.os, "cpu_count", lambda: 1)
+    assert matrix.jobs() == 1
+    monkeypatch.setenv("PYLOOP_MATRIX_JOBS", "1")
+    monkeypatch.setattr(matrix.os, "cpu_count", lambda: 16)
+    assert matrix.jobs() == 1
+
+
+def test_each_version_has_its_own_conformance_results_and_cache():
+    # Two suites at once must not write the same files (tools/matrix.py runs two lanes).
+    assert "PYLOOP_CONFORMANCE_RESULTS" in (ROOT / "tests" / "conformance" / "test_conformance.py").read_text()
+    source = (ROOT / "tools" / "matrix.py").read_text()
+    assert "cache_dir=" in source and "PYLOOP_CONFORMANCE_RESULTS" in source
 
 
 def test_ci_runs_every_version():
