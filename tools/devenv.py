@@ -142,6 +142,14 @@ def make_venv(where: Path, python: str) -> Path:
     return venv_python
 
 
+def build_dir(venv_name: str) -> list[str]:
+    """pip options that keep scikit-build-core's build tree of a venv's pyloop in
+    ``build/venv-py3.X`` (one per venv and Python): re-running the test command after an
+    edit recompiles what changed instead of everything (its default is a fresh temporary
+    directory per install)."""
+    return ["--config-settings", f"build-dir={ROOT / 'build' / f'venv-{venv_name}'}"]
+
+
 def cmd_venv(args) -> int:
     python = args.python or sys.executable
     version = interpreter_version(python)
@@ -161,7 +169,7 @@ def cmd_venv(args) -> int:
         pip(venv_python, "install", "-q", "--upgrade", "pip")
         pip(venv_python, "install", "-q", "--upgrade", "--upgrade-strategy", "eager", *build_requirements())
         pip(venv_python, "install", "-q", "--upgrade", "--upgrade-strategy", "eager",
-            "--no-build-isolation", "-e", target)
+            "--no-build-isolation", *build_dir(name), "-e", target)
     else:
         pins = pins_file(version)
         if not pins.exists():
@@ -172,7 +180,7 @@ def cmd_venv(args) -> int:
         constraint = ["-c", str(pins)]
         pip(venv_python, "install", "-q", *constraint, "pip")
         pip(venv_python, "install", "-q", *constraint, *build_requirements())
-        pip(venv_python, "install", "-q", *constraint, "--no-build-isolation", "-e", target)
+        pip(venv_python, "install", "-q", *constraint, "--no-build-isolation", *build_dir(name), "-e", target)
     print(venv_python)
     return 0
 

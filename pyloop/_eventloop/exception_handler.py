@@ -8,9 +8,14 @@ test fixtures written for asyncio keep working.
 """
 
 import logging
+import sys
 import traceback
 
 logger = logging.getLogger("asyncio")
+
+# From 3.12 asyncio runs a custom handler in the contextvars context of the task, future or
+# handle the report is about (CPython gh-96704), so the handler sees what the failing code set.
+_HANDLER_IN_ITS_CONTEXT = sys.version_info >= (3, 12)
 
 # Context keys printed specially (or not at all) by the default handler.
 _SKIPPED_KEYS = frozenset({"message", "exception"})
@@ -86,7 +91,11 @@ class ExceptionHandlingMixin:
                              exc_info=True)
             return
         try:
-            handler(self, context)
+            run_in = _context_of(context) if _HANDLER_IN_ITS_CONTEXT else None
+            if run_in is not None:
+                run_in.run(handler, self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -102,3 +111,15 @@ class ExceptionHandlingMixin:
                 logger.error("Exception in default exception handler while "
                              "handling an unexpected error in a custom "
                              "exception handler", exc_info=True)
+
+
+def _context_of(context):
+    """The contextvars context of what ``context`` reports on: its task, else its future
+    (a Task is sometimes given as the future), else its handle; None if it has none."""
+    for key in ("task", "future", "handle"):
+        thing = context.get(key)
+        if thing is not None:
+            get_context = getattr(thing, "get_context", None)
+            ctx = get_context() if get_context is not None else None
+            return ctx if hasattr(ctx, "run") else None
+    return None

@@ -66,6 +66,9 @@ class ExecutorMixin:
         if executor is None:
             return
         done = self.create_future()
+        # The join is blocking work the loop waits for: a paused clock must not auto-advance
+        # over it (asyncio.Runner, 3.12+, joins with a 300 s timeout, which it would skip).
+        _clock.hold_until_done(self, done)
         thread = threading.Thread(target=self._shutdown_executor_in_thread,
                                   args=(executor, done))
         thread.start()

@@ -57,6 +57,8 @@ logger = logging.getLogger("asyncio")
 
 # Python 3.13 made sendto(b'') send an empty datagram; before, it was ignored.
 _SENDS_EMPTY_DATAGRAMS = sys.version_info >= (3, 13)
+# ... and says "datagram" where it said "UDP" when sock= is not SOCK_DGRAM (Unix ones count too).
+_NOT_DATAGRAM = "A datagram socket" if sys.version_info >= (3, 13) else "A UDP Socket"
 
 _IP_FAMILIES = (socket.AF_INET, getattr(socket, "AF_INET6", socket.AF_INET))
 _MAX_UDP_PAYLOAD = 65536     # an IPv4/IPv6 length field caps it below this
@@ -341,7 +343,7 @@ class DatagramMixin:
         """
         if sock is not None:
             if sock.type != socket.SOCK_DGRAM:
-                raise ValueError(f"A UDP Socket was expected, got {sock!r}")
+                raise ValueError(f"{_NOT_DATAGRAM} was expected, got {sock!r}")
             given = dict(local_addr=local_addr, remote_addr=remote_addr,
                          family=family, proto=proto, flags=flags,
                          reuse_port=reuse_port, allow_broadcast=allow_broadcast)

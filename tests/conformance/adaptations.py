@@ -12,6 +12,7 @@ that each adapted test still passes where the original did.
 import asyncio
 import io
 import socket
+import sys
 
 from test.support import socket_helper
 
@@ -82,16 +83,30 @@ def unix_socket_setup(cls, methods, ctx):
 
 
 def get_event_loop_no_watcher(cls, methods, ctx):
-    rewrite_method(cls, "setUp", [(
-        """        if sys.platform != 'win32':
+    if sys.version_info < (3, 12):
+        setup = """        if sys.platform != 'win32':
             watcher = asyncio.SafeChildWatcher()
             watcher.attach_loop(self.loop)
             asyncio.set_child_watcher(watcher)
-""", "")])
-    rewrite_method(cls, "tearDown", [(
-        """            if sys.platform != 'win32':
+"""
+        teardown = """            if sys.platform != 'win32':
                 asyncio.set_child_watcher(None)
-""", "")])
+"""
+    else:   # 3.12 deprecated the watchers: the same lines, under catch_warnings
+        setup = """        if sys.platform != 'win32':
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', DeprecationWarning)
+                watcher = asyncio.SafeChildWatcher()
+                watcher.attach_loop(self.loop)
+                asyncio.set_child_watcher(watcher)
+"""
+        teardown = """            if sys.platform != 'win32':
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore', DeprecationWarning)
+                    asyncio.set_child_watcher(None)
+"""
+    rewrite_method(cls, "setUp", [(setup, "")])
+    rewrite_method(cls, "tearDown", [(teardown, "")])
 
 
 def multiple_hosts_real_bind(cls, methods, ctx):

@@ -8,6 +8,7 @@ loop comes in later through :class:`LoopContext` (see generate.py).
 import fnmatch
 import importlib
 import os
+import sys
 import tomllib
 import unittest
 from dataclasses import dataclass, field
@@ -94,6 +95,12 @@ class RunClass:
     cls: type = None               # as built for discovery (no loop attached)
 
 
+def applies(rule):
+    """A rule with ``since = "3.X"`` names classes that CPython's tests have from 3.X on."""
+    since = rule.get("since")
+    return since is None or sys.version_info[:2] >= tuple(int(p) for p in since.split("."))
+
+
 class Catalog:
     def __init__(self, manifest=None, modules=None):
         self.manifest = manifest or load_manifest()
@@ -109,7 +116,7 @@ class Catalog:
 
     # ------------------------------------------------------------ building
     def _rules(self, kind, short):
-        return [r for r in self.manifest[kind] if r.get("module") == short]
+        return [r for r in self.manifest[kind] if r.get("module") == short and applies(r)]
 
     def _add_module(self, short):
         try:

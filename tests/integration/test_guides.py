@@ -153,3 +153,23 @@ def test_uvicorn_cli_with_workers_runs_as_the_guide_says(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(TIMEOUT)
+
+
+# ---- testing.md: its python blocks are test files, run by pytest with the guide's own ini block ----
+
+def test_testing_guide_runs_under_pytest_with_pyloop(tmp_path):
+    pytest.importorskip("pytest_asyncio", reason="testing.md is about pytest-asyncio")
+    text = (GUIDES / "testing.md").read_text(encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text(re.search(r"```ini\n(.*?)```", text, re.S).group(1), encoding="utf-8")
+    tests = [m.group(2) for m in BLOCK.finditer(text) if not m.group(1) and "def test_" in m.group(2)]
+    for n, code in enumerate(tests, 1):
+        (tmp_path / f"test_guide_{n}.py").write_text(code, encoding="utf-8")
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")   # the plugins named below, installed or not
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    for name in ("PYTEST_ADDOPTS", "PYTHONASYNCIODEBUG"):
+        env.pop(name, None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "pyloop.pytest_plugin", "-p", "pytest_asyncio.plugin",
+                           "-p", "no:cacheprovider", "-q", str(tmp_path)], cwd=tmp_path, env=env, text=True,
+                          capture_output=True, timeout=TIMEOUT)
+    count = sum(code.count("\nasync def test_") + code.count("\ndef test_") for code in tests)
+    assert proc.returncode == 0 and f"{count} passed" in proc.stdout, proc.stdout + proc.stderr

@@ -98,7 +98,9 @@ def test_slow_timer_and_task_steps_are_reported(loop, caplog):
     loop.slow_callback_duration = 0.01
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         loop.call_later(0.001, my_slow_timer)
-        run(loop, my_slow_coroutine())
+        # Not run(): from 3.12 wait_for awaits the coroutine in its own task, which would be
+        # the task reported instead of my_slow_coroutine's.
+        loop.run_until_complete(my_slow_coroutine())
         loop.call_later(0.01, loop.stop)
         run_forever(loop)
     msgs = [r.getMessage() for r in _asyncio_warnings(caplog)]

@@ -92,12 +92,14 @@ CLOSE_INSIDE = textwrap.dedent('''
     os.close(w)
     print(which, outcomes)
     assert set(outcomes) <= {'ok', 'Event loop is closed'}, outcomes
-    if which != 'run':
+    if which != 'run' and sys.version_info < (3, 12):
         # The close landed inside the call at least once.  (run_forever now
         # claims the loop before it allocates anything, so there every close
         # is refused as 'Cannot close a running event loop'; before the fix
         # the first collection closed it and the iteration polled a freed
-        # reactor.)
+        # reactor.)  From 3.12 a collection runs only at the interpreter's
+        # eval breaker, between bytecodes, never inside an allocation of a
+        # C call: it cannot land inside these calls there.
         assert 'Event loop is closed' in outcomes, outcomes
 ''')
 

@@ -11,6 +11,7 @@ for AF_UNIX datagrams, which the kernel queues on the receiver before
 import asyncio
 import errno
 import gc
+import inspect
 import os
 import socket
 import sys
@@ -23,6 +24,20 @@ pytestmark = pytest.mark.timeout(120)
 
 TIMEOUT = 30.0
 HAS_UNIX = hasattr(socket, 'AF_UNIX')
+
+
+def _asyncio_leaks_datagram_header_bytes():
+    """asyncio 3.13.0 counts 8 header bytes per queued datagram in get_write_buffer_size() and
+    takes only the payload off when it is sent: the size never returns to 0.  pyloop counts
+    payloads (as 3.11 and 3.12 do), so asyncio is no reference for the exact size there."""
+    cls = asyncio.selector_events._SelectorDatagramTransport
+    return ('len(data) + 8' in inspect.getsource(cls.sendto)
+            and 'len(data) + 8' not in inspect.getsource(cls._sendto_ready))
+
+
+def _skip_leaking_asyncio(loop_name):
+    if loop_name == 'asyncio' and _asyncio_leaks_datagram_header_bytes():
+        pytest.skip("this asyncio's datagram write-buffer size keeps 8 bytes per datagram sent")
 
 
 def run(loop, aw, timeout=TIMEOUT):
@@ -346,7 +361,8 @@ def test_bind_error_propagates_and_closes_nothing_leaks(loop):
 
 def test_sock_must_be_datagram(loop):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        with pytest.raises(ValueError, match='A UDP Socket was expected'):
+        expected = 'A datagram socket' if sys.version_info >= (3, 13) else 'A UDP Socket'
+        with pytest.raises(ValueError, match=f'{expected} was expected'):
             run(loop, loop.create_datagram_endpoint(Recorder, sock=s))
 
 
@@ -690,7 +706,9 @@ async def _drain(loop, receiver, count, timeout=TIMEOUT):
 
 
 @pytest.mark.skipif(not HAS_UNIX, reason='needs AF_UNIX')
-def test_sendto_queues_when_socket_is_full_and_flushes_in_order(loop, sock_dir):
+def test_sendto_queues_when_socket_is_full_and_flushes_in_order(loop, loop_name, sock_dir):
+    _skip_leaking_asyncio(loop_name)
+
     async def main():
         ct, client, receiver = await _stalled_unix_pair(loop, sock_dir)
         with receiver:
@@ -724,7 +742,9 @@ def test_queued_datagram_is_a_private_copy(loop, sock_dir):
 
 
 @pytest.mark.skipif(not HAS_UNIX, reason='needs AF_UNIX')
-def test_write_flow_control(loop, sock_dir):
+def test_write_flow_control(loop, loop_name, sock_dir):
+    _skip_leaking_asyncio(loop_name)
+
     async def main():
         ct, client, receiver = await _stalled_unix_pair(
             loop, sock_dir, high=4000, low=1000)

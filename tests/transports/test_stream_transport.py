@@ -19,6 +19,7 @@ import fcntl
 import random
 import socket
 import struct
+import sys
 import termios
 
 import pytest
@@ -276,9 +277,13 @@ def test_random_chunks_keep_order(loop, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bytearray_reused_after_write(loop, kind):
+def test_bytearray_reused_after_write(loop, loop_name, kind):
     """A caller may overwrite its bytearray as soon as write() returns, both
     when the write goes out at once and when part of it is queued."""
+    if loop_name == "asyncio" and sys.version_info >= (3, 12):
+        pytest.skip("asyncio 3.12/3.13 queue the caller's bytearray or memoryview itself, not a "
+                    "copy, so a later change to it changes what is sent; pyloop copies, as 3.11's "
+                    "asyncio did")
 
     async def main():
         proto = Rec(loop)
