@@ -1,6 +1,6 @@
 import asyncio
 import contextvars
-from typing import Any, Callable, Coroutine, Generator, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Callable, Coroutine, Generator, TypeVar, TypeVarTuple, Unpack, final
 
 from typing_extensions import disjoint_base
 
@@ -58,6 +58,10 @@ def _ready_len(loop: BaseLoop) -> int: ...
 
 # The sock_* operations (loop_sock.pxi): methods of pyloop.Loop through
 # pyloop._eventloop.sock.SockMixin, where asyncio.AbstractEventLoop documents them.
+@final
+class SockWait(Handle):
+    """One waiting ``sock_*`` operation, in its fd's reader or writer slot."""
+
 async def sock_recv(self: BaseLoop, sock: Any, n: int) -> bytes: ...
 async def sock_recv_into(self: BaseLoop, sock: Any, buf: Any) -> int: ...
 async def sock_recvfrom(self: BaseLoop, sock: Any, bufsize: int) -> tuple[bytes, Any]: ...
