@@ -10,8 +10,9 @@ group).  It changes nothing until it is switched on -- a project's tests run exa
     [pytest]                        # pytest.ini (or [tool.pytest.ini_options] in pyproject.toml)
     pyloop = true
 
-(With ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` set, load it by its entry point name: ``-p pyloop``;
-``-p no:pyloop`` keeps it out of a run.)
+``-p no:pyloop`` keeps it out of a run.  With ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` set, name it:
+``-p pyloop.pytest_plugin`` (only then: where pytest loads it by itself, a second ``-p`` of the
+module is refused as registered twice).
 
 Switched on, every asyncio loop a test gets without naming its loop class is a pyloop loop:
 

@@ -124,6 +124,10 @@ def test_conformance_counts_read_the_json_written_during_the_run(tmp_path):
     assert matrix.conformance_counts(path, 0) == (
         "410/418 passed (410 passed, 1 failed, 7 skipped; milestone m3; test.test_asyncio of 3.12.1)")
     assert matrix.conformance_counts(path, path.stat().st_mtime + 10) == "not run"   # an older run's
+    path.write_text('{"python": "3.13.0", "selection": {"module": [], "k": [], "milestone": "current"}, '
+                    '"totals": {"passed": 2, "failed": 0, "skipped": 0, "excluded": 1}}')
+    assert matrix.conformance_counts(path, 0) == (
+        "2/2 passed (2 passed; milestone current; test.test_asyncio of 3.13.0)")
 
 
 def test_two_lanes_on_two_cores_unless_told(monkeypatch):

@@ -159,7 +159,10 @@ def conformance_counts(path, since: float) -> str:
     totals = data["totals"]
     ran = sum(n for status, n in totals.items() if status != "excluded")
     shown = ", ".join(f"{n} {status}" for status, n in totals.items() if n and status != "excluded")
-    return f"{totals['passed']}/{ran} passed ({shown}; {data['selection']}; test.test_asyncio of {data['python']})"
+    selection = data["selection"]
+    if isinstance(selection, dict):         # the runner's {"milestone": ..., "module": [], "k": []}
+        selection = f"milestone {selection['milestone']}" if selection.get("milestone") else "a selection"
+    return f"{totals['passed']}/{ran} passed ({shown}; {selection}; test.test_asyncio of {data['python']})"
 
 
 def prepare(python: str, primary: bool, user_args: list[str], latest: bool) -> Outcome:
@@ -196,7 +199,7 @@ def run_tests(outcome: Outcome, latest: bool, stream: bool) -> None:
         + ("" if stream else f" (output: {(venv_dir / 'pytest.log').relative_to(ROOT)}, shown when done)"))
     started_at, clock = time.time(), time.monotonic()
     summary = "no summary (pytest did not finish)"
-    with open(venv_dir / "pytest.log", "w", encoding="utf-8") as keep, \
+    with open(venv_dir / "pytest.log", "w", encoding="utf-8", buffering=1) as keep, \
             subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, errors="replace") as proc:
         assert proc.stdout is not None
