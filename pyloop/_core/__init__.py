@@ -4,8 +4,9 @@
 * ``loop`` (Cython): ``BaseLoop`` and its thread rules, in ``loop.pyx``, built from
   parts included beside it: ``loop_iteration.pxi`` (the iteration as named steps:
   timeout, poll, expire timers, run ready), ``loop_timers.pxi``, ``loop_clock.pxi``
-  (virtual time), ``loop_fds.pxi`` (fd watches) and ``loop_metrics.pxi`` (the core
-  counters and the stall watch's primitives);
+  (virtual time), ``loop_fds.pxi`` (fd watches), ``loop_embed.pxi`` (driving the loop
+  from a host's event loop) and ``loop_metrics.pxi`` (the core counters and the stall
+  watch's primitives);
 * ``clock``: the virtual-clock seam, the one door to a loop's clock for the layers
   above (``pyloop.time``, the executor, ``pyloop.task.spawn_blocking``), and all the
   toolbox may import from here;

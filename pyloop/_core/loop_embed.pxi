@@ -66,7 +66,7 @@ cdef int64_t _embed_timeout_ns(BaseLoop loop) except? -2:
 
 
 cdef int _embed_step(BaseLoop loop) except -1:
-    cdef int64_t timeout
+    cdef int64_t timeout, now
     if loop._forked:
         loop._check_not_forked()
     # From here until the step returns the loop is not waiting: a thread's
@@ -79,8 +79,11 @@ cdef int _embed_step(BaseLoop loop) except -1:
         timeout = _paused_timeout(loop)      # may poll and move the clock itself: -2
     if timeout != -2:
         _poll(loop, 0)
-    loop.last_poll_ns = pl_clock_now_ns()
+    now = pl_clock_now_ns()
+    loop.last_poll_ns = now
     _expire_timers(loop)
+    # The iteration's counters (loop_metrics.pxi); a step never sleeps.
+    pl_metrics_batch(loop.metrics, now, now, loop.ready.len)
     if loop._debug:
         _run_ready_debug(loop)
     else:
@@ -106,8 +109,14 @@ cdef object _embed_run_nowait(BaseLoop loop):
         sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
                                finalizer=loop._asyncgen_finalizer_hook)
         _set_running_loop(loop)
+        # A step is a short run, for the counters and a stall report's stack.
+        loop._run_frame = sys._getframe(0)
+        pl_metrics_run_begin(loop.metrics, pl_clock_now_ns())
         _embed_step(loop)
     finally:
+        if loop.metrics.running:
+            pl_metrics_run_end(loop.metrics, pl_clock_now_ns())
+        loop._run_frame = None
         loop._stopping = False
         loop._thread_id = None
         _set_running_loop(None)

@@ -38,7 +38,7 @@ cdef int64_t BUSY_POLL_INTERVAL_NS = 50000
 
 cdef int _run_once(BaseLoop loop) except -1:
     cdef int64_t timeout = -1
-    cdef int64_t now, busy_end
+    cdef int64_t now, busy_end, poll_start = 0
     cdef const pl_timer_t *first
     if loop._forked:
         # fork() was called from a callback of this very loop: the child
@@ -64,13 +64,14 @@ cdef int _run_once(BaseLoop loop) except -1:
         if timeout != 0:
             # The one clock read the metrics add: only a wait that may
             # block can be idle time, and it costs a syscall anyway.
-            loop.metrics.poll_start_ns = pl_clock_now_ns()
+            poll_start = pl_clock_now_ns()
+            loop.metrics.poll_start_ns = poll_start    # for a snapshot meanwhile
         _poll(loop, timeout)
         now = pl_clock_now_ns()
         loop.last_poll_ns = now
         if timeout != 0:
-            busy_end = loop.metrics.poll_start_ns
-            loop.metrics.idle_ns += now - busy_end
+            busy_end = poll_start
+            loop.metrics.idle_ns += now - poll_start
         else:
             busy_end = now
     else:

@@ -196,3 +196,18 @@ def test_metrics_needs_a_pyloop_loop():
         monitor.metrics()           # no running loop
     with pytest.raises(TypeError):
         monitor.metrics("loop")
+
+
+def test_an_embedded_step_is_an_iteration(ploop):
+    # run_nowait() (a host's event loop drives the loop) counts as run_forever does.
+    ran = []
+    before = monitor.metrics(ploop)
+    for i in range(5):
+        ploop.call_soon(ran.append, i)
+    ploop.run_nowait()
+    after = monitor.metrics(ploop)
+    assert ran == [0, 1, 2, 3, 4]
+    assert after.iterations - before.iterations == 1
+    assert after.callbacks - before.callbacks == 5
+    assert after.lag_count - before.lag_count == 1
+    assert after.running_time > before.running_time and not after.running
