@@ -44,7 +44,8 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, 'docs', 'API.md')
 MODULES = ['pyloop', 'pyloop.task', 'pyloop.time', 'pyloop.sync', 'pyloop.fs', 'pyloop.net',
-           'pyloop.serving', 'pyloop.gunicorn', 'pyloop.monitor', 'pyloop.monitor.prometheus']
+           'pyloop.serving', 'pyloop.gunicorn', 'pyloop.monitor', 'pyloop.monitor.prometheus',
+           'pyloop.pytest_plugin']
 REGENERATE = 'python tools/gen_api_docs.py'
 
 _ADDRESS = re.compile(r' at 0x[0-9a-fA-F]+')
