@@ -194,6 +194,7 @@ cd "$pkg"
 # and ASan must really be in the process.
 SANITIZE_LIST="$sanitize" "$py" - <<'EOF'
 import glob, importlib, os, sys
+import pyloop
 here = os.getcwd()
 # Every compiled module of the package, found by its file, so a new one is never left out.
 names = sorted(os.path.relpath(so, here).split(".")[0].replace(os.sep, ".")
