@@ -2,8 +2,11 @@
 a timeout, and looking at our child processes in /proc."""
 
 import asyncio
+import dataclasses
 import os
 import sys
+
+import pytest
 
 TIMEOUT = 60.0
 PY = sys.executable
@@ -89,3 +92,22 @@ def assert_reaped(pid):
 
 def open_fds():
     return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(params=list(REAPER_ATTRS))
+def reaper(request):
+    """The name of one of pyloop's child reapers (REAPER_ATTRS)."""
+    return request.param
+
+
+@pytest.fixture
+def loop_impl(loop_impl, reaper):
+    """pyloop with the reaper chosen; the other loops once, with their default.  (A test module
+    opts in by importing ``reaper`` and ``loop_impl`` from here.)"""
+    if loop_impl.name != "pyloop":
+        if reaper != "pidfd":
+            pytest.skip("pyloop's reaper variants")
+        return loop_impl
+    if reaper == "pidfd" and not HAS_PIDFD:
+        pytest.skip("no pidfd_open here")
+    return dataclasses.replace(loop_impl, new_loop=pyloop_class(**REAPER_ATTRS[reaper]))

@@ -7,7 +7,6 @@ its default child watcher, as the reference.
 """
 
 import asyncio
-import dataclasses
 import gc
 import os
 import signal
@@ -19,35 +18,20 @@ import pytest
 
 from ._util import (
     CAT,
-    HAS_PIDFD,
     PY,
-    REAPER_ATTRS,
     SLEEPER,
     TIMEOUT,
     assert_reaped,
     children,
-    pyloop_class,
+    loop_impl,  # noqa: F401  (the fixture: one run per reaper)
+    reaper,  # noqa: F401
     run,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 
 
-@pytest.fixture(params=list(REAPER_ATTRS))
-def reaper(request):
-    return request.param
-
-
-@pytest.fixture
-def loop_impl(loop_impl, reaper):
-    """pyloop with the reaper chosen; asyncio once, with its default."""
-    if loop_impl.name != "pyloop":
-        if reaper != "pidfd":
-            pytest.skip("pyloop's reaper variants")
-        return loop_impl
-    if reaper == "pidfd" and not HAS_PIDFD:
-        pytest.skip("no pidfd_open here")
-    return dataclasses.replace(loop_impl, new_loop=pyloop_class(**REAPER_ATTRS[reaper]))
+# reaper and loop_impl: every test runs on pyloop once per child reaper (tests/process/_util.py).
 
 
 def watch_kind(loop, pid):
@@ -57,7 +41,7 @@ def watch_kind(loop, pid):
     return watch.how if watch is not None else None
 
 
-def test_reaper_in_use(loop, loop_name, reaper):
+def test_reaper_in_use(loop, loop_name, reaper):  # noqa: F811 (the fixture)
     async def main():
         proc = await asyncio.create_subprocess_exec(*SLEEPER)
         kind = watch_kind(loop, proc.pid)
@@ -204,7 +188,7 @@ def test_closing_loop_with_running_child_leaves_no_zombie(loop_factory):
 
 
 @pytest.mark.skip_loops("asyncio", reason="pyloop's SIGCHLD reaper and a user handler together")
-def test_user_sigchld_handler_with_sigchld_reaper(loop, reaper):
+def test_user_sigchld_handler_with_sigchld_reaper(loop, reaper):  # noqa: F811 (the fixture)
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers need the main thread")
     got = []

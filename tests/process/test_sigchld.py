@@ -8,14 +8,13 @@ when uvloop is among ``PYLOOP_TEST_LOOPS``.
 """
 
 import asyncio
-import dataclasses
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from ._util import BLOCKED, HAS_PIDFD, PY, REAPER_ATTRS, TIMEOUT, children, pyloop_class, run
+from ._util import BLOCKED, PY, TIMEOUT, children, loop_impl, reaper, run  # noqa: F401  (the fixtures: one run per reaper)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -29,21 +28,7 @@ def assert_no_new_children(before):
     assert {pid: state for pid, state in now.items() if pid not in before or state == "Z"} == {}
 
 
-@pytest.fixture(params=list(REAPER_ATTRS))
-def reaper(request):
-    return request.param
-
-
-@pytest.fixture
-def loop_impl(loop_impl, reaper):
-    """pyloop with the reaper chosen; the other loops once."""
-    if loop_impl.name != "pyloop":
-        if reaper != "pidfd":
-            pytest.skip("pyloop's reaper variants")
-        return loop_impl
-    if reaper == "pidfd" and not HAS_PIDFD:
-        pytest.skip("no pidfd_open here")
-    return dataclasses.replace(loop_impl, new_loop=pyloop_class(**REAPER_ATTRS[reaper]))
+# reaper and loop_impl: every test runs on pyloop once per child reaper (tests/process/_util.py).
 
 
 @pytest.fixture(autouse=True)
