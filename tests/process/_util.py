@@ -81,6 +81,14 @@ def children():
     return found
 
 
+def assert_no_new_children(before):
+    """No child started since ``before`` (a :func:`children` snapshot) is left, and none is a
+    zombie.  The states of children that were there already are not compared: another test's
+    helper that is still running may be R or S at either moment."""
+    now = children()
+    assert {pid: state for pid, state in now.items() if pid not in before or state == "Z"} == {}
+
+
 def assert_reaped(pid):
     """``pid`` must be gone: neither running nor a zombie of ours."""
     try:

@@ -14,18 +14,11 @@ import sys
 
 import pytest
 
-from ._util import BLOCKED, PY, TIMEOUT, children, loop_impl, reaper, run  # noqa: F401  (the fixtures: one run per reaper)
+from ._util import BLOCKED, PY, TIMEOUT, assert_no_new_children, children, loop_impl, reaper, run  # noqa: F401  (the fixtures: one run per reaper)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 NOT_UVLOOP = pytest.mark.skip_loops("uvloop", reason="uvloop refuses a SIGCHLD handler")
-
-
-def assert_no_new_children(before):
-    """No child started since ``before`` is left, and none is a zombie.  (The states of children
-    that were there already are not compared: a running one may be R or S at either moment.)"""
-    now = children()
-    assert {pid: state for pid, state in now.items() if pid not in before or state == "Z"} == {}
 
 
 # reaper and loop_impl: every test runs on pyloop once per child reaper (tests/process/_util.py).

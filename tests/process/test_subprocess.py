@@ -17,7 +17,19 @@ import warnings
 
 import pytest
 
-from ._util import BLOCKED, CAT, PY, SLEEPER, TIMEOUT, assert_reaped, children, open_fds, run, spin
+from ._util import (
+    BLOCKED,
+    CAT,
+    PY,
+    SLEEPER,
+    TIMEOUT,
+    assert_no_new_children,
+    assert_reaped,
+    children,
+    open_fds,
+    run,
+    spin,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
 
@@ -519,7 +531,7 @@ def test_exec_invalid_args(loop, kwargs):
             await loop.subprocess_exec(asyncio.SubprocessProtocol, PY, "-c", "pass", **kwargs)
 
     run(loop, main())
-    assert children() == before
+    assert_no_new_children(before)
 
 
 @pytest.mark.parametrize("cmd,kwargs", [
@@ -563,7 +575,7 @@ def test_cancel_creation_reaps_child(loop):
 
     run(loop, main())
     # The coroutine waits for the killed child to be reaped before it raises.
-    assert children() == before
+    assert_no_new_children(before)
 
 
 def test_cancel_wait_then_kill(loop):
