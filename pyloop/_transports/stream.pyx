@@ -4,18 +4,20 @@
 What ``create_connection``/``create_server`` hand to protocols.  The
 behaviour is asyncio's documented one; what differs is how it is done:
 
-* **Reading**: one ``recv`` per readiness event.  A transport remembers how
-  much its last read brought (``_read_hint``).  From 8 KiB up it reads
-  straight into the ``bytes`` that ``data_received`` gets: a ``bytes`` of
-  that size plus 16 bytes, shrunk in place to what came (a read that fills
-  it may have left more behind: the next one is twice as large); the size is
-  capped below glibc's mmap threshold, so a read never costs an mmap and a
-  munmap.  Below 8 KiB the read goes into a module-wide 256 KiB spare buffer
-  and is copied into an exact-size ``bytes``: such a copy costs less than
-  guessing the size.  One buffer per ``recv``: a ``readv`` into a ``bytes``
-  and the spare buffer behind it measured a quarter of a microsecond more
-  kernel time per read than ``recv`` (asking ``FIONREAD`` first, half a
-  microsecond), more than copying a few KiB costs.  The spare
+* **Reading**: one ``recv`` per readiness event, sized by what the
+  transport's last read brought (``_read_hint``).  Below 8 KiB the read goes
+  into a module-wide 256 KiB spare buffer and is copied into an exact-size
+  ``bytes``: such a copy costs less than guessing.  From 8 KiB up the kernel
+  writes straight into the ``bytes`` that ``data_received`` gets: up to
+  32 KiB a ``bytes`` of the expected size plus 16 bytes (shrunk in place to
+  what came; a read that fills it may have left more behind, so the next
+  one is twice as large); from 32 KiB -- large messages come in pieces of
+  varying size, and streams keep coming -- one of 128 KiB less a little,
+  below glibc's mmap threshold so that a read never costs an mmap and a
+  munmap, shrunk to what came.  One buffer per ``recv``: a ``readv`` into a
+  ``bytes`` and the spare buffer behind it measured a quarter of a
+  microsecond more kernel time per read than ``recv`` (asking ``FIONREAD``
+  first, half a microsecond), more than copying a few KiB costs.  The spare
   buffer is shared by every transport of every loop: it is only used while
   the GIL is held and between the ``recv`` and the copy no Python code runs.
   For a ``BufferedProtocol`` the kernel writes straight into the protocol's
@@ -125,15 +127,18 @@ cdef extern from *:
     #define MSG_NOSIGNAL 0   /* BSD/macOS: SO_NOSIGPIPE or the ignored SIGPIPE */
     #endif
 
-    /* Reads expected below PL_DIRECT_READ_MIN go through the spare buffer
-       and are copied; larger ones go straight into the bytes, of at most
-       PL_DIRECT_READ_MAX: below glibc's initial mmap threshold (128 KiB),
-       with room for the bytes header and malloc's own, so that a read never
-       costs an mmap and munmap.  PL_READ_SLACK: a direct read asks for that
-       much more than expected, so that a read of the expected size tells
-       "that was all" (it did not fill the bytes); it is below glibc's
-       smallest chunk, so giving it back shrinks the block where it is. */
+    /* How a read is sized (see the module docstring).  Below
+       PL_DIRECT_READ_MIN: into the spare buffer, then copied.  Up to
+       PL_READ_ALL_FROM: straight into a bytes of the expected size plus
+       PL_READ_SLACK, so that a read of the expected size tells "that was
+       all" (it did not fill the bytes); the slack is below glibc's smallest
+       chunk, so giving it back shrinks the block where it is.  From
+       PL_READ_ALL_FROM on (large messages come in pieces of varying size, a
+       stream keeps coming): a bytes of PL_DIRECT_READ_MAX, below glibc's
+       initial mmap threshold (128 KiB) with room for the bytes header and
+       malloc's own, so that a read never costs an mmap and a munmap. */
     #define PL_DIRECT_READ_MIN (8 * 1024)
+    #define PL_READ_ALL_FROM (32 * 1024)
     #define PL_DIRECT_READ_MAX (128 * 1024 - 256)
     #define PL_READ_SLACK 16
 
@@ -159,9 +164,7 @@ cdef extern from *:
             *hint = (int)n;
             return PyBytes_FromStringAndSize(spare, n);
         }
-        if (size > PL_DIRECT_READ_MAX)
-            size = PL_DIRECT_READ_MAX;
-        size += PL_READ_SLACK;
+        size = size < PL_READ_ALL_FROM ? size + PL_READ_SLACK : PL_DIRECT_READ_MAX;
         data = PyBytes_FromStringAndSize(NULL, size);
         if (data == NULL)
             return NULL;
