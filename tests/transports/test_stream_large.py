@@ -29,9 +29,10 @@ from .test_stream_transport import KINDS, MiB, Rec, inq, make_transport, payload
 
 pytestmark = pytest.mark.timeout(180)
 
-# Around the transport's read sizes (4 and 8 KiB, 128 KiB, the 256 KiB spare
+# Around the transport's read sizes (8 and 32 KiB, 128 KiB, the 256 KiB spare
 # buffer) and well beyond them; up, down and up again.
-SIZES = [1, 1000, 4095, 4096, 8191, 8192, 8193, 16 * 1024 + 1, 65536, 100 * 1024,
+SIZES = [1, 1000, 4095, 4096, 8191, 8192, 8193, 8208, 8209, 16 * 1024 + 1, 32767, 32 * 1024 + 16,
+         65536, 100 * 1024,
          128 * 1024 - 200, 128 * 1024 + 1, 256 * 1024, 300 * 1024, MiB, 4 * MiB,
          100, 20_000, 3 * MiB, 7, 256 * 1024 + 1]
 
