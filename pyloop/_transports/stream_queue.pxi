@@ -146,7 +146,10 @@ cdef _flush(SocketTransport tr):
         if tr._empty_waiter is not None:
             tr._empty_waiter.set_result(None)
         if tr._closing:
-            tr._call_connection_lost(None)
+            # Unless resume_writing() just called close() or abort(): that
+            # counted the loss and scheduled connection_lost itself.
+            if not tr._conn_lost:
+                tr._call_connection_lost(None)
         elif tr._eof:
             tr._sock.shutdown(socket.SHUT_WR)
 

@@ -281,3 +281,43 @@ def test_extra_info_answers_after_close(loop, kind):
         peer.close()
 
     run(loop, main())
+
+
+@pytest.mark.skip_loops("asyncio", reason="asyncio (3.11) runs the loss a second time and reports "
+                                          "AttributeError on the socket it already closed")
+@pytest.mark.parametrize("how", ["close", "abort"])
+def test_ending_from_resume_writing_loses_the_connection_once(loop, how):
+    """resume_writing() called as the queue drains may close (or abort) the
+    transport: connection_lost runs once and nothing reaches the exception
+    handler."""
+
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+
+        class EndOnResume(Rec):
+            def resume_writing(self):
+                super().resume_writing()
+                getattr(self.transport, how)()
+
+        proto = EndOnResume(loop)
+        tr, peer = await make_transport(loop, "unix", proto)
+        data = payload(4 * MiB, seed=12)
+        tr.write(data)
+        assert "pause_writing" in proto.events
+        got = bytearray()
+        while not proto.lost.done():
+            try:
+                got += peer.recv(MiB)
+            except BlockingIOError:
+                await asyncio.sleep(0)
+        assert await proto.lost is None
+        for _ in range(10):
+            await asyncio.sleep(0)      # a second loss would be scheduled by now
+        assert proto.lost_calls == 1
+        assert errors == []
+        if how == "close":
+            assert bytes(got) + await read_exactly(loop, peer, len(data) - len(got)) == data
+        peer.close()
+
+    run(loop, main())
