@@ -29,19 +29,27 @@
 #    exactly the method's.
 # 3. Only when that would block: a future, and the ``SockWait`` attached to the
 #    fd's watch (``_sock_start``).  When the fd is ready the loop runs the
-#    SockWait like any reader handle; its ``run_callback`` tries again and,
-#    when done, takes itself off the watch first and then settles the future.
+#    SockWait like any reader handle.  For a send, sendto or connect its
+#    ``run_callback`` makes the call again and, when done, takes itself off
+#    the watch first and then settles the future.  For a receive or accept
+#    it only wakes the coroutine (the future's result is ``_WOKEN``), which
+#    makes the call itself when it resumes (``_sock_ready``), again on a
+#    wake-up for nothing.  asyncio makes the call in the callback; making it
+#    in the coroutine consumes nothing for a task cancelled meanwhile, and a
+#    server's reply follows its own receive instead of waiting for the
+#    receives of every other ready socket of that iteration (an echo of
+#    100 KiB messages on 10 connections: a quarter more messages a second).
 # 4. The coroutine awaits the future in ``try/finally``: whatever ends the
 #    wait (the result, cancellation, ``coro.close()``), the finally takes the
 #    SockWait off the watch if it is still there.  So a cancelled operation
 #    leaves the socket unwatched, as asyncio's does, and a SockWait that finds
 #    its future already done (cancelled while the SockWait was queued) makes
 #    no system call: no data is consumed for a cancelled receive.
-# 5. A receive or accept that completed *parks* instead (``_sock_park``): its
+# 5. A receive or accept the loop woke *parks* instead (``_sock_park``): its
 #    READ interest stays registered with the kernel and the SockWait stays in
-#    the slot until the end of the next loop iteration.  The task it woke
-#    usually asks again within that iteration (``while True: await
-#    sock_recv(...)``), and the new operation takes the registration over
+#    the slot until the end of the next loop iteration.  Its coroutine makes
+#    the call in that iteration and usually asks again (``while True: await
+#    sock_recv(...)``); the new operation takes the registration over
 #    (``_sock_adopt``) -- two epoll_ctl calls fewer per message, a third of
 #    the system calls of an echo.  Not taken over in time, or when the loop
 #    stops, ``_sock_flush_parked`` (called at the end of every iteration)
@@ -111,6 +119,8 @@ cdef object _SocketType = _socket_mod.socket
 cdef tuple _INET_FAMILIES = tuple(
     getattr(_socket_mod, name) for name in ("AF_INET", "AF_INET6") if hasattr(_socket_mod, name))
 cdef dict _sys_modules = sys.modules
+# What the future of a receive or accept the loop woke is set to.
+cdef object _WOKEN = object()
 
 
 @cython.no_gc
@@ -165,6 +175,13 @@ cdef class SockWait(Handle):
                 # data consumed); the coroutine's finally would detach too.
                 _sock_detach(self)
                 return 0
+            if not self.writer and self.io_ref:
+                # A receive or accept: wake its coroutine, which makes the
+                # call itself (step 3 of the essay), the registration parked.
+                _sock_park(self)
+                self.fut = None
+                fut.set_result(_WOKEN)
+                return 0
             try:
                 result = _sock_attempt(self)
             except (SystemExit, KeyboardInterrupt):
@@ -174,10 +191,7 @@ cdef class SockWait(Handle):
             else:
                 if result is _NOT_YET:
                     return 0
-            if error is None and not self.writer and self.io_ref and not self.sock._closed:
-                _sock_park(self)
-            else:
-                _sock_detach(self)
+            _sock_detach(self)
             self.fut = None
             if error is not None:
                 fut.set_exception(error)
@@ -390,6 +404,10 @@ cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
     parked = <SockWait>slot
     if not parked.parked or parked.sock is not op.sock or parked.fd != fd:
         return False
+    if parked is op:
+        # Woken for nothing (another reader was quicker): wait again.
+        op.parked = False
+        return True
     Py_INCREF(op)
     w.reader = <PyObject *>op
     op.fd = fd
@@ -406,12 +424,12 @@ cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
 
 
 cdef int _sock_park(SockWait op) except -1:
-    """A receive or accept completed: leave its READ interest registered
+    """The loop woke a receive or accept: leave its READ interest registered
     and the op in its slot, holding the socket (and its io reference), until
-    the end of the next iteration.  The task it wakes usually asks again in
-    that iteration (sock_recv in a loop), and then takes the registration
-    over (_sock_adopt) instead of an epoll_ctl to remove it now and another
-    to add it back.  Not taken over in time, it is removed by
+    the end of the next iteration.  Its task makes the call in that
+    iteration and usually asks again (sock_recv in a loop), and then takes
+    the registration over (_sock_adopt) instead of an epoll_ctl to remove it
+    now and another to add it back.  Not taken over in time, it is removed by
     _sock_flush_parked; a close() meanwhile waits until then (at most the
     rest of the iteration that called it).  The reactor is level-triggered: a
     parked fd that becomes readable is reported with nobody to run, and the
@@ -419,7 +437,6 @@ cdef int _sock_park(SockWait op) except -1:
     task) wait, so this costs at most a wake-up, never a spin."""
     cdef BaseLoop loop = <BaseLoop>op._loop
     op.parked = True
-    op.arg = op.arg2 = None
     loop._sock_parked.append(op)
     return 0
 
@@ -464,6 +481,29 @@ cdef bint _sock_parked_reader(BaseLoop loop, int fd) except -1:
     (<SockWait>slot).parked = False
     _sock_detach(<SockWait>slot)
     return True
+
+
+cdef object _sock_ready(SockWait op):
+    """The coroutine of a receive or accept the loop woke: make the call,
+    the fd still held (its io reference is the parked registration's).  A
+    close() of the socket meanwhile is carried out once the call is made, as
+    uvloop does; otherwise the registration stays parked for the next one."""
+    try:
+        result = _sock_attempt(op)
+    except BaseException:
+        _sock_close_deferred(op)
+        raise
+    if result is not _NOT_YET:
+        op.arg = op.arg2 = None         # the caller's buffer, not the op's any more
+        _sock_close_deferred(op)
+    return result
+
+
+cdef int _sock_close_deferred(SockWait op) except -1:
+    if op.parked and op.sock._closed:
+        op.parked = False
+        _sock_detach(op)
+    return 0
 
 
 cdef int _sock_detach(SockWait op) except -1:
@@ -545,11 +585,17 @@ async def sock_recv(BaseLoop self, sock, n):
     op.arg = n
     if fast:
         op.nbytes = n
-    fut = _sock_start(self, op, fd)
-    try:
-        return await fut
-    finally:
-        _sock_detach(op)
+    while True:
+        fut = _sock_start(self, op, fd)
+        try:
+            result = await fut
+        finally:
+            _sock_detach(op)
+        if result is not _WOKEN:
+            return result
+        result = _sock_ready(op)
+        if result is not _NOT_YET:
+            return result
 
 
 async def sock_recv_into(BaseLoop self, sock, buf):
@@ -569,11 +615,17 @@ async def sock_recv_into(BaseLoop self, sock, buf):
             pass
     op = _sock_op(self, sock, OP_RECV_INTO, False, fast)
     op.arg = buf
-    fut = _sock_start(self, op, fd)
-    try:
-        return await fut
-    finally:
-        _sock_detach(op)
+    while True:
+        fut = _sock_start(self, op, fd)
+        try:
+            result = await fut
+        finally:
+            _sock_detach(op)
+        if result is not _WOKEN:
+            return result
+        result = _sock_ready(op)
+        if result is not _NOT_YET:
+            return result
 
 
 async def sock_recvfrom(BaseLoop self, sock, bufsize):
@@ -586,11 +638,17 @@ async def sock_recvfrom(BaseLoop self, sock, bufsize):
         pass
     op = _sock_op(self, sock, OP_RECVFROM, False, False)
     op.arg = bufsize
-    fut = _sock_start(self, op)
-    try:
-        return await fut
-    finally:
-        _sock_detach(op)
+    while True:
+        fut = _sock_start(self, op)
+        try:
+            result = await fut
+        finally:
+            _sock_detach(op)
+        if result is not _WOKEN:
+            return result
+        result = _sock_ready(op)
+        if result is not _NOT_YET:
+            return result
 
 
 async def sock_recvfrom_into(BaseLoop self, sock, buf, nbytes=0):
@@ -606,11 +664,17 @@ async def sock_recvfrom_into(BaseLoop self, sock, buf, nbytes=0):
     op = _sock_op(self, sock, OP_RECVFROM_INTO, False, False)
     op.arg = buf
     op.arg2 = nbytes
-    fut = _sock_start(self, op)
-    try:
-        return await fut
-    finally:
-        _sock_detach(op)
+    while True:
+        fut = _sock_start(self, op)
+        try:
+            result = await fut
+        finally:
+            _sock_detach(op)
+        if result is not _WOKEN:
+            return result
+        result = _sock_ready(op)
+        if result is not _NOT_YET:
+            return result
 
 
 async def sock_sendall(BaseLoop self, sock, data):
@@ -710,8 +774,14 @@ async def sock_accept(BaseLoop self, sock):
     except (BlockingIOError, InterruptedError):
         pass
     op = _sock_op(self, sock, OP_ACCEPT, False, False)
-    fut = _sock_start(self, op)
-    try:
-        return await fut
-    finally:
-        _sock_detach(op)
+    while True:
+        fut = _sock_start(self, op)
+        try:
+            result = await fut
+        finally:
+            _sock_detach(op)
+        if result is not _WOKEN:
+            return result
+        result = _sock_ready(op)
+        if result is not _NOT_YET:
+            return result
