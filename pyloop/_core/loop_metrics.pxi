@@ -74,6 +74,8 @@ def _metrics_snapshot(BaseLoop loop):
         running_ns += now - m.run_start_ns
         if loop.waiting:
             idle_ns += now - m.poll_start_ns
+    # Bucket 0 is counted by difference (csrc/pl_metrics.h).
+    buckets = tuple([pl_metrics_lag_bucket0(m)] + [m.lag_buckets[i] for i in range(1, PL_LAG_BUCKETS)])
     return {
         "now_ns": now,
         "running": bool(m.running),
@@ -90,7 +92,7 @@ def _metrics_snapshot(BaseLoop loop):
         "idle_ns": idle_ns,
         "lag_sum_ns": m.lag_sum_ns,
         "lag_max_ns": m.lag_max_ns,
-        "lag_buckets": tuple([m.lag_buckets[i] for i in range(PL_LAG_BUCKETS)]),
+        "lag_buckets": buckets,
     }
 
 

@@ -35,16 +35,24 @@ void test_metrics_batch_accounting(void)
     pl_metrics_batch(&m, 1100, 1100, 1);
     CHECK_EQ(m.iterations, 1);
     CHECK_EQ(m.lag_buckets[1], 1);
+    CHECK_EQ(pl_metrics_lag_bucket0(&m), 0);
     /* A poll began at 2100 and slept until 5000: the sleep is not lag, and
      * an iteration with nothing to run takes no sample. */
     pl_metrics_batch(&m, 5000, 2100, 0);
     CHECK_EQ(m.iterations, 2);
     CHECK_EQ(m.batch_start_ns, 5000);
+    CHECK_EQ(m.empty_iterations, 1);
     pl_metrics_batch(&m, 9000, 7000, 3);
     CHECK_EQ(m.lag_buckets[2], 1);     /* 2000 ns */
     CHECK_EQ(m.lag_sum_ns, 3000);
     CHECK_EQ(m.lag_max_ns, 2000);
     CHECK_EQ(m.max_ready, 3);
+    /* Lags under 1 us are counted by difference. */
+    pl_metrics_batch(&m, 9500, 9500, 1);
+    pl_metrics_batch(&m, 9600, 9600, 1);
+    CHECK_EQ(m.lag_buckets[0], 0);
+    CHECK_EQ(pl_metrics_lag_bucket0(&m), 2);
+    CHECK_EQ(m.lag_sum_ns, 3600);
     pl_metrics_callback(&m);
     CHECK_EQ(m.callbacks, 1);
     pl_metrics_run_end(&m, 10100);

@@ -91,6 +91,7 @@ cdef extern from "pl_metrics.h" nogil:
         int64_t lag_max_ns
         uint64_t max_ready
         uint64_t fd_events
+        uint64_t empty_iterations
         int64_t poll_start_ns
         int64_t idle_ns
         uint64_t timers_scheduled
@@ -109,6 +110,7 @@ cdef extern from "pl_metrics.h" nogil:
     void pl_metrics_run_end(pl_metrics_t *m, int64_t now)
     void pl_metrics_batch(pl_metrics_t *m, int64_t now, int64_t busy_end, uint64_t nready)
     void pl_metrics_callback(pl_metrics_t *m)
+    uint64_t pl_metrics_lag_bucket0(const pl_metrics_t *m)
     uint64_t pl_metrics_step(const pl_metrics_t *m)
     int pl_metrics_busy(const pl_metrics_t *m, const int *waiting)
     ctypedef struct pl_stall_cursor_t:
