@@ -83,10 +83,12 @@ cdef _on_shutdown_complete(SSLProtocol proto, shutdown_exc):
     if shutdown_exc is not None:
         _fatal_error(proto, shutdown_exc, "Error occurred during shutdown")
     elif proto._transport is not None:
-        # From a callback of the loop, as asyncio: this can run inside the
-        # stream's own resume_writing call, in the middle of its write path,
-        # where a close() it does not expect would end the connection twice.
-        proto._loop.call_soon(proto._transport.close, context=proto._context)
+        # At once, as asyncio: the stream schedules connection_lost, which
+        # schedules the application's.  A later close would keep the
+        # connection (and its SSLContext) alive for iterations after the
+        # application let go of it; the stream copes with a close() from
+        # inside its own resume_writing call.
+        proto._transport.close()
 
 
 cdef _abort(SSLProtocol proto, exc):
