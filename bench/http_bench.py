@@ -37,10 +37,11 @@ QUICK = (1, 1)
 WARMUP_S = 1
 
 
-def run_wrk(wrk: str, server: netlib.Server, duration: int, cpu: int | None) -> dict:
-    """One measured wrk run against a running server, with the server's CPU over it."""
+def run_wrk(wrk: str, server: netlib.Server, duration: int, cpu: int | None, scheme: str = "http") -> dict:
+    """One measured wrk run against a running server, with the server's CPU over it
+    (``scheme="https"``: wrk's own OpenSSL is the TLS client)."""
     argv = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "--timeout", "5s",
-            f"http://127.0.0.1:{server.port}/"]
+            f"{scheme}://127.0.0.1:{server.port}/"]
     u0, s0 = server.cpu_times()
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,

@@ -75,6 +75,6 @@ cdef class BaseLoop(LoopCore):
                               object context)
     cdef int _push_ready(self, Handle handle) except -1
     cdef _add_watcher(self, object fileobj, object callback, object args,
-                      bint writer, str method)
+                      bint writer, str method, object context=*)
     cdef _remove_watcher(self, object fileobj, bint writer)
     cdef int _release_resources(self) except -1

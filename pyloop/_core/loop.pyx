@@ -651,7 +651,10 @@ cdef class BaseLoop(LoopCore):
     # ---- file descriptors -----------------------------------------------
 
     cdef _add_watcher(self, object fileobj, object callback, object args,
-                      bint writer, str method):
+                      bint writer, str method, object context=None):
+        # ``context``: the one every event's callback runs in.  add_reader and
+        # add_writer give a copy of the caller's (asyncio); a transport gives
+        # its protocol's, so each event enters it at no extra cost.
         cdef int fd
         cdef FdWatch *w
         cdef Handle handle
@@ -661,7 +664,9 @@ cdef class BaseLoop(LoopCore):
         self._check_not_forked()
         fd = _fileobj_to_fd(fileobj)
         self._check_callback(callback, method)
-        handle = new_handle(self, callback, args, PyContext_CopyCurrent())
+        if context is None:
+            context = PyContext_CopyCurrent()
+        handle = new_handle(self, callback, args, context)
         handle._persistent = True
         if self._debug:
             handle._source_traceback = _extract_stack(sys._getframe(0))

@@ -48,7 +48,7 @@ variable set before ``create_connection`` is seen by every callback, one set
 by a callback is seen by the later ones, and whoever calls ``close()``,
 ``abort()`` or ``resume_reading()`` does not lend its own context to the
 callbacks that follow.  The fd watches' handles run in ``_context``
-themselves (``_watch_in_context``), so a read or write event enters it once,
+themselves (``_add_watcher``'s ``context``), so a read or write event enters it once,
 as every handle enters its context anyway: the callbacks cost nothing more.
 ``pause_writing``/``resume_writing`` run in a copy of ``_context`` (see
 ``flow``): ``write()`` triggers them from inside the protocol's own
@@ -224,20 +224,6 @@ cdef inline object _errno_error(int err):
 def _set_result_unless_cancelled(fut, result):
     if not fut.cancelled():
         fut.set_result(result)
-
-
-cdef inline void _watch_in_context(BaseLoop loop, int fd, bint writer, object context):
-    # ``_add_watcher`` gives the watch's handle a copy of the current context
-    # (what add_reader does for everybody); the transport's watches run in
-    # the protocol's own context instead, which the handle then enters for
-    # every event at no extra cost.  (A ``context`` argument of
-    # ``_add_watcher`` would be the tidier home for this.)
-    cdef PyObject *handle
-    if fd < 0 or fd >= loop.watches_len:
-        return
-    handle = loop.watches[fd].writer if writer else loop.watches[fd].reader
-    if handle != NULL:
-        (<Handle>handle)._context = context
 
 
 cdef bint _is_buffered(object protocol) except -1:
@@ -479,11 +465,10 @@ cdef class SocketTransport:
             return
         # The watch's handle holds the bound method for as long as it watches.
         self._loop._add_watcher(self._fd, self._read_ready, (), False,
-                                "_read_ready")
-        _watch_in_context(self._loop, self._fd, False, self._context)
+                                "_read_ready", self._context)
 
     def _read_ready(self):
-        # Runs in the protocol's context (_watch_in_context).
+        # Runs in the protocol's context (the watch's handle enters it).
         if self._conn_lost:
             return
         if self._buffered:
@@ -639,8 +624,7 @@ cdef class SocketTransport:
             # A bound method made now, held by the watch's handle until the
             # queue drained: nothing per connection while nothing waits.
             self._loop._add_watcher(self._fd, self._write_ready, (), True,
-                                    "_write_ready")
-            _watch_in_context(self._loop, self._fd, True, self._context)
+                                    "_write_ready", self._context)
 
     cdef _stop_writing(self):
         if self._writing:
