@@ -216,10 +216,15 @@ def exec_error(data, filename, cwd):
     if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
         exc_type = subprocess.SubprocessError
     if issubclass(exc_type, OSError) and hex_errno:
-        if message == "noexec":
-            # The child failed before its exec: the only such step that reports so is chdir.
+        if message == "noexec:chdir":
+            # 3.13+: the child says which step before its exec failed.
             message = ""
             filename = cwd
+        elif message == "noexec":
+            # Up to 3.12 chdir is the only step before the exec that reports so; 3.13
+            # reports chdir as above and names no file for the others.
+            message = ""
+            filename = cwd if sys.version_info < (3, 13) else None
         if err:
             message = os.strerror(err)
         return exc_type(err, message, filename)
