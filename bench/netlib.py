@@ -49,20 +49,25 @@ class ServerError(Exception):
 
 # ---------------------------------------------------------------------------------------------- building
 
-def build_tool(name: str) -> str:
-    """Path of bench/loadgen/<name>.c compiled for this machine; Unavailable without a C compiler."""
+def build_tool(name: str, libs: tuple[str, ...] = (), needs: str = "") -> str:
+    """Path of bench/loadgen/<name>.c compiled for this machine, linked with ``libs`` (e.g. ``("ssl",
+    "crypto")``); rebuilt when the source or a header beside it is newer than the binary.  Unavailable
+    without a C compiler, or when the build fails (``needs`` names what it takes, for the message)."""
     src = os.path.join(LOADGEN, name + ".c")
     exe = os.path.join(BIN_DIR, name)
-    if os.path.exists(exe) and os.path.getmtime(exe) >= os.path.getmtime(src):
+    sources = [src] + [os.path.join(LOADGEN, f) for f in os.listdir(LOADGEN) if f.endswith(".h")]
+    if os.path.exists(exe) and os.path.getmtime(exe) >= max(map(os.path.getmtime, sources)):
         return exe
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
-        raise Unavailable("no C compiler (cc) to build the load generator")
+        raise Unavailable(f"no C compiler (cc) to build the load generator {name}")
     os.makedirs(BIN_DIR, exist_ok=True)
     tmp = exe + f".tmp{os.getpid()}"
-    proc = subprocess.run([cc, "-O2", "-Wall", "-o", tmp, src], capture_output=True, text=True)
+    proc = subprocess.run([cc, "-O2", "-Wall", "-o", tmp, src, *(f"-l{lib}" for lib in libs)],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
-        raise Unavailable(f"building {name} failed: {proc.stderr.strip()[-500:]}")
+        raise Unavailable(f"building {name} failed{f' ({needs})' if needs else ''}: "
+                          f"{proc.stderr.strip()[-500:]}")
     os.replace(tmp, exe)  # atomic, so a concurrent run never executes a half-written binary
     return exe
 

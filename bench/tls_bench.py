@@ -75,23 +75,8 @@ TARGETS = [
 # ------------------------------------------------------------------------------------------- set-up
 
 def build_client() -> str:
-    """bench/loadgen/tls_echo_client.c compiled against OpenSSL (netlib.build_tool links nothing)."""
-    src = os.path.join(netlib.LOADGEN, CLIENT + ".c")
-    exe = os.path.join(netlib.BIN_DIR, CLIENT)
-    if os.path.exists(exe) and os.path.getmtime(exe) >= os.path.getmtime(src):
-        return exe
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        raise netlib.Unavailable("no C compiler (cc) to build the TLS load generator")
-    os.makedirs(netlib.BIN_DIR, exist_ok=True)
-    tmp = exe + f".tmp{os.getpid()}"
-    proc = subprocess.run([cc, "-O2", "-Wall", "-o", tmp, src, "-lssl", "-lcrypto"], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        raise netlib.Unavailable(f"building {CLIENT} failed (OpenSSL headers: libssl-dev): "
-                                 f"{proc.stderr.strip()[-300:]}")
-    os.replace(tmp, exe)
-    return exe
+    """bench/loadgen/tls_echo_client.c compiled against OpenSSL."""
+    return netlib.build_tool(CLIENT, libs=("ssl", "crypto"), needs="OpenSSL headers: libssl-dev")
 
 
 def make_certificate() -> tuple[str, str]:
