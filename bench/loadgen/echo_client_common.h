@@ -111,18 +111,26 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* utime and stime of a process, all threads, in seconds; -1 if it cannot be read. */
-static int proc_cpu(pid_t pid, double *user, double *sys) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+/* /proc/PID/<name> into buf (NUL-terminated, at most size - 1 bytes); -1 if it cannot be read. */
+static int read_proc(pid_t pid, const char *name, char *buf, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = read(fd, buf, size - 1);
     close(fd);
     if (n <= 0)
         return -1;
     buf[n] = '\0';
+    return 0;
+}
+
+/* utime and stime of a process, all threads, in seconds; -1 if it cannot be read. */
+static int proc_cpu(pid_t pid, double *user, double *sys) {
+    char buf[1024];
+    if (read_proc(pid, "stat", buf, sizeof buf) < 0)
+        return -1;
     /* The command name (field 2) is in parentheses and may contain spaces: fields 3.. follow the last ')'. */
     char *p = strrchr(buf, ')');
     if (!p)
@@ -153,16 +161,9 @@ static int proc_cpu(pid_t pid, double *user, double *sys) {
  * it went to sleep in its poller, so messages / voluntary switches is how many messages one wake-up
  * handled -- the batching that makes a loop's per-message cost smaller on a busy machine. */
 static int proc_switches(pid_t pid, unsigned long long *vol, unsigned long long *invol) {
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[4096];
+    if (read_proc(pid, "status", buf, sizeof buf) < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *v = strstr(buf, "\nvoluntary_ctxt_switches:");
     char *i = strstr(buf, "\nnonvoluntary_ctxt_switches:");
     if (!v || !i)
