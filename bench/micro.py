@@ -20,6 +20,7 @@ Usable on its own::
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 try:  # imported as bench.micro (namespace package) or as micro (bench/ on sys.path)
@@ -163,6 +164,22 @@ def call_soon_threadsafe(loop, n: int) -> float:
     This is a throughput figure: it includes the wake-up of a loop blocked in its poller and, since both
     threads want the GIL, the GIL hand-offs between them, so it is noisier than the others.
     """
+    return _threadsafe(loop, n, None)
+
+
+def call_soon_threadsafe_context(loop, n: int) -> float:
+    """call_soon_threadsafe with ``context=`` given: the same work on every loop.
+
+    Without it, asyncio, uvloop and pyloop copy the calling thread's context for every call (the callback
+    sees the caller's context variables); rloop 0.5 copies nothing and runs the callbacks in one context
+    they share (a variable the thread set is not seen, one a callback set is seen by the next: see
+    tests/loop/test_threadsafe.py), so the plain figure compares different work.  With one context handed
+    in, no loop copies.
+    """
+    return _threadsafe(loop, n, contextvars.copy_context())
+
+
+def _threadsafe(loop, n: int, context) -> float:
     go = threading.Event()
 
     async def driver():
@@ -178,8 +195,12 @@ def call_soon_threadsafe(loop, n: int) -> float:
         def producer():
             threadsafe = loop.call_soon_threadsafe
             go.wait()
-            for _ in range(n):
-                threadsafe(cb)
+            if context is None:
+                for _ in range(n):
+                    threadsafe(cb)
+            else:
+                for _ in range(n):
+                    threadsafe(cb, context=context)
 
         thread = threading.Thread(target=producer, daemon=True)
         thread.start()                   # started, and parked on `go`, before the clock starts
@@ -215,4 +236,6 @@ BENCHMARKS = [
               "a task awaits a future that a call_soon callback resolves (per round trip)"),
     Benchmark("call_soon_threadsafe", call_soon_threadsafe, 50_000,
               "another thread calls call_soon_threadsafe as fast as it can (per call, throughput)"),
+    Benchmark("call_soon_threadsafe_context", call_soon_threadsafe_context, 50_000,
+              "the same with context= given, so no loop copies the thread's context (per call)"),
 ]

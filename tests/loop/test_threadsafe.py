@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 import time
 
@@ -177,6 +178,35 @@ def test_threadsafe_passes_args(loop):
     run_forever(loop)
     assert done.wait(TIMEOUT)
     assert got == [(1, "x", None)]
+
+
+def test_threadsafe_callback_runs_in_a_copy_of_the_callers_context(loop):
+    """Each callback sees the calling thread's context variables as they were
+    at the call (later changes in the thread are not seen), and what one
+    callback sets is seen neither by the next callback nor by the thread."""
+    var = contextvars.ContextVar("var", default="unset")
+    seen = []
+    in_thread = []
+
+    def callback():
+        seen.append(var.get())
+        var.set("set by a callback")
+
+    def worker():
+        var.set("thread")
+        loop.call_soon_threadsafe(callback)
+        loop.call_soon_threadsafe(callback)
+        var.set("changed later")
+        loop.call_soon_threadsafe(loop.stop)
+        in_thread.append(var.get())
+
+    thread = threading.Thread(target=worker)
+    loop.call_soon(thread.start)
+    run_forever(loop)
+    _join_all([thread])
+    assert seen == ["thread", "thread"]
+    assert in_thread == ["changed later"]
+    assert var.get() == "unset"
 
 
 def test_run_coroutine_threadsafe(loop):
