@@ -85,11 +85,9 @@ from cpython.bytes cimport (PyBytes_FromStringAndSize, PyBytes_FromObject, PyByt
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.memoryview cimport PyMemoryView_Check, PyMemoryView_FromObject, PyMemoryView_GET_BUFFER
-from cpython.object cimport PyObject
 from libc.errno cimport errno, EAGAIN, EINTR
 from libc.string cimport strerror
 
-from pyloop._core.handles cimport Handle
 from pyloop._core.loop cimport BaseLoop
 
 import logging
