@@ -52,8 +52,9 @@ async def start_aiohttp(loop, host, port):
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = listening_socket(host, port)
+    bound = sock.getsockname()[1]   # asked first: rloop's create_server takes the socket object's fd
     await web.SockSite(runner, sock).start()
-    return sock.getsockname()[1]
+    return bound
 
 
 async def start_starlette(loop, host, port):
@@ -69,11 +70,12 @@ async def start_starlette(loop, host, port):
     config = uvicorn.Config(app, http="httptools", access_log=False, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     sock = listening_socket(host, port)
+    bound = sock.getsockname()[1]   # asked first, as in start_aiohttp
     # serve() installs its own signal handlers; SIGTERM from the runner then stops it gracefully.
     loop.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
-    return sock.getsockname()[1]
+    return bound
 
 
 async def start_streams(loop, host, port):
