@@ -350,7 +350,16 @@ def evaluate(targets: list[Target], cells: dict) -> list[list[str]]:
         if other is None or _status_text(other):
             out.append([t.label, f"{netlib.fmt_num(value)} {unit}; {t.vs} not measured", "n/a"])
             continue
-        ratio = netlib.paired_ratio(mine.values(t.metric), other.values(t.metric))  # pyloop / other
+        if t.metric in ("user_us", "sys_us"):
+            # One round's user/sys split is tick-sampled (netlib.split_total): compare the pooled figures
+            # the tables show, not per-round ratios of samples that may be zero.
+            theirs = other.median(t.metric)
+            ratio = value / theirs if value is not None and theirs else None
+        else:
+            ratio = netlib.paired_ratio(mine.values(t.metric), other.values(t.metric))  # pyloop / other
+        if ratio is None:
+            out.append([t.label, f"{netlib.fmt_num(value)} {unit}; too few CPU samples to compare", "n/a"])
+            continue
         met = ratio <= t.factor if lower else ratio >= t.factor
         out.append([t.label, f"{netlib.fmt_num(value)} vs {netlib.fmt_num(other.median(t.metric))} {unit} "
                              f"({ratio:.2f}x)", "met" if met else "MISSED"])

@@ -241,6 +241,8 @@ def _target(bench: Benchmark, cells: dict[str, Cell], base: str | None, group: W
     if base is None:
         return [label, "no other loop measured", "n/a"]
     ratio = netlib.paired_ratio(subject.values("req_per_s"), cells[base].values("req_per_s"))
+    if ratio is None:
+        return [label, f"{base} served no request", "n/a"]
     return [label, f"{netlib.fmt_num(subject.median('req_per_s'))} vs {base} "
                    f"{netlib.fmt_num(cells[base].median('req_per_s'))} ({ratio:.2f}x)",
             "met" if ratio >= group.target_factor else "MISSED"]
