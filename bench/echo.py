@@ -358,7 +358,7 @@ def evaluate(targets: list[Target], cells: dict) -> list[list[str]]:
         else:
             ratio = netlib.paired_ratio(mine.values(t.metric), other.values(t.metric))  # pyloop / other
         if ratio is None:
-            out.append([t.label, f"{netlib.fmt_num(value)} {unit}; too few CPU samples to compare", "n/a"])
+            out.append([t.label, f"{netlib.fmt_num(value)} {unit}; {t.vs} has no figure to compare with", "n/a"])
             continue
         met = ratio <= t.factor if lower else ratio >= t.factor
         out.append([t.label, f"{netlib.fmt_num(value)} vs {netlib.fmt_num(other.median(t.metric))} {unit} "

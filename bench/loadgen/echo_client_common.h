@@ -23,7 +23,7 @@
 #endif
 
 #define _GNU_SOURCE
-#include <arpa/inet.h>
+#include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -286,21 +286,17 @@ static void setup(int argc, char **argv) {
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
 
-    if (strchr(opt.host, ':')) {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&server_addr;
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)opt.port);
-        if (inet_pton(AF_INET6, opt.host, &a6->sin6_addr) != 1)
-            fail("--host must be a numeric address");
-        server_addrlen = sizeof *a6;
-    } else {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&server_addr;
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)opt.port);
-        if (inet_pton(AF_INET, opt.host, &a4->sin_addr) != 1)
-            fail("--host must be a numeric address");
-        server_addrlen = sizeof *a4;
-    }
+    /* A numeric address only (no name lookup): IPv4 or IPv6, whichever --host is. */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *found;
+    char port[8];
+    snprintf(port, sizeof port, "%d", opt.port);
+    if (getaddrinfo(opt.host, port, &hints, &found) != 0)
+        fail("--host must be a numeric address");
+    memcpy(&server_addr, found->ai_addr, found->ai_addrlen);
+    server_addrlen = found->ai_addrlen;
+    freeaddrinfo(found);
 
     /* A pattern with no short period, so a chunk echoed at the wrong offset does not compare equal. */
     pattern = malloc(opt.size);
