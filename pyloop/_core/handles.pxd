@@ -13,7 +13,7 @@ cdef class LoopCore:
 cdef class Handle:
     cdef object _callback
     cdef object _args          # tuple
-    cdef object _context       # contextvars.Context
+    cdef object _context       # contextvars.Context; None: an empty one, made when run
     cdef object _loop
     cdef bint _cancelled
     # Run many times (fd watchers): keeps its callback after running.
@@ -34,6 +34,7 @@ cdef class TimerHandle(Handle):
     cdef bint _scheduled
 
 
+cdef object copy_current_context()
 cdef Handle new_handle(object loop, object callback, object args, object context)
 cdef TimerHandle new_timer_handle(object loop, double when, object callback,
                                   object args, object context)

@@ -85,8 +85,8 @@ from posix.unistd cimport getpid
 
 from pyloop._core.includes.core cimport *
 from pyloop._core.includes.python cimport PyContext_CopyCurrent, PyErr_CheckSignals
-from pyloop._core.handles cimport (LoopCore, Handle, TimerHandle, new_handle,
-                                   new_timer_handle)
+from pyloop._core.handles cimport (LoopCore, Handle, TimerHandle, copy_current_context,
+                                   new_handle, new_timer_handle)
 
 import os
 import sys
@@ -344,7 +344,7 @@ cdef class BaseLoop(LoopCore):
     cdef Handle _call_soon(self, object callback, object args, object context):
         cdef Handle handle
         if context is None:
-            context = PyContext_CopyCurrent()
+            context = copy_current_context()     # None: empty (see handles.pyx)
         handle = new_handle(self, callback, args, context)
         if self._debug:
             handle._source_traceback = _extract_stack(sys._getframe(0))
@@ -355,7 +355,7 @@ cdef class BaseLoop(LoopCore):
                               object context):
         cdef TimerHandle timer
         if context is None:
-            context = PyContext_CopyCurrent()
+            context = copy_current_context()
         timer = new_timer_handle(self, when, callback, args, context)
         if self._debug:
             timer._source_traceback = _extract_stack(sys._getframe(0))

@@ -3,6 +3,7 @@
 import asyncio
 import contextvars
 import functools
+import threading
 
 import pytest
 
@@ -217,6 +218,82 @@ def test_callback_default_context_is_a_copy_of_the_current_one(loop):
     # change leaks neither into other callbacks nor into the caller.
     assert seen == [("first", "outer"), ("second", "outer-changed-after-scheduling")]
     assert var.get() == "default"
+
+
+def _from_an_empty_context(schedule):
+    """Run ``schedule`` in a context holding no variable (where asyncio's copy is empty)."""
+    contextvars.Context().run(schedule)
+
+
+def test_callbacks_scheduled_from_an_empty_context_do_not_share_what_they_set(loop):
+    seen = []
+    tokens = []
+
+    def writer(keep_token):
+        seen.append(var.get())
+        token = var.set("written")
+        if keep_token:
+            tokens.append(token)
+
+    def schedule():
+        loop.call_soon(writer, False)
+        loop.call_soon(writer, True)
+        loop.call_soon(writer, False)
+        loop.call_later(0, writer, False)
+        loop.call_soon(loop.call_soon, writer, False)
+
+    _from_an_empty_context(schedule)
+    loop.call_later(0.01, loop.stop)
+    run_forever(loop)
+    assert seen == ["default"] * 5
+    assert var.get() == "default"
+
+
+def test_get_context_of_a_callback_scheduled_from_an_empty_context(loop):
+    def writer():
+        var.set("written")
+
+    handles = []
+    _from_an_empty_context(lambda: handles.extend([loop.call_soon(writer), loop.call_soon(lambda: None),
+                                                   loop.call_soon(var.get)]))
+    if not hasattr(handles[0], "get_context"):
+        for handle in handles:
+            handle.cancel()
+        pytest.skip("asyncio's Handle.get_context is 3.12+")
+    before = handles[2].get_context()
+    assert len(before) == 0
+    assert handles[2].get_context() is before
+    before.run(var.set, "set before the run")
+    seen = []
+    loop.call_soon(lambda: seen.append(handles[2].get_context()[var]))
+    loop.call_soon(loop.stop)
+    run_forever(loop)
+    # The callback's context is the one it ran in, its own change included...
+    assert handles[0].get_context()[var] == "written"
+    # ...one left empty is still an empty context, and what was set in a
+    # context fetched before the run was seen by the callback.
+    assert len(handles[1].get_context()) == 0
+    assert handles[2].get_context() is before
+    assert seen == ["set before the run"]
+
+
+def test_threadsafe_callbacks_from_a_fresh_thread_get_separate_contexts(loop):
+    seen = []
+
+    def callback():
+        seen.append(var.get())
+        var.set("set by a callback")
+
+    def worker():                    # a new thread: no context of its own yet
+        for _ in range(3):
+            loop.call_soon_threadsafe(callback)
+        loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=worker)
+    loop.call_soon(thread.start)
+    run_forever(loop)
+    thread.join(60)
+    assert seen == ["default"] * 3
 
 
 def test_same_context_shared_by_several_callbacks(loop):

@@ -1,6 +1,14 @@
 # CPython C-API pieces Cython's own cpython/ declarations lack.
+from cpython.ref cimport PyObject
+
 cdef extern from "Python.h":
     int PyContext_Enter(object ctx) except -1
     int PyContext_Exit(object ctx) except -1
     object PyContext_CopyCurrent()
+    object PyContext_New()
+    # Only the field read by current_context_is_empty(); the struct is
+    # CPython's own (cpython/pystate.h), unchanged in this respect 3.7-3.14.
+    ctypedef struct PyThreadState:
+        PyObject *context
+    PyThreadState *PyThreadState_Get()
     int PyErr_CheckSignals() except -1
