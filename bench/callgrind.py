@@ -19,6 +19,10 @@ One operation is, on the loop under test:
 * ``echo_protocol_10k``, ``echo_protocol_100k``: the same with 10 KiB and 100 KiB messages (``--bench``
   names them; not run by default).  A large message may arrive in several reads and leave in several
   sends, so these count the read sizing, the write queue and the copies a large message costs.
+* ``echo_streams_1k``, ``echo_streams_10k``: the same round trip with asyncio's streams at both ends (echo.py's
+  "streams" flavour): ``asyncio.start_server`` whose handler loops ``read(256 KiB)`` / ``write`` /
+  ``drain``, a client from ``asyncio.open_connection`` that writes, drains and ``readexactly``s the message.
+  Most of it is asyncio's own Python (StreamReader, StreamWriter, tasks), the same on every loop.
 
 Method: each (loop, benchmark) runs in two fresh interpreters under ``valgrind --tool=callgrind``, both doing
 the same set-up and warm-up (WARMUP operations), then N operations: ``--n-small`` in one, ``--n-large`` in the
@@ -53,7 +57,8 @@ LOOPS = {"pyloop": "pyloop", "asyncio": "asyncio", "uvloop": "uvloop", "rloop": 
 # name -> (n_small, n_large) defaults; chosen so one callgrind run takes a few seconds here.
 BENCHES = {"call_soon_chain": (2_000, 22_000), "echo_protocol_1k": (500, 5_500),
            "echo_protocol_10k": (300, 2_300), "echo_protocol_100k": (100, 600),
-           "echo_sock_1k": (500, 5_500), "echo_sock_10k": (300, 3_300), "echo_sock_100k": (100, 1_100)}
+           "echo_sock_1k": (500, 5_500), "echo_sock_10k": (300, 3_300), "echo_sock_100k": (100, 1_100),
+           "echo_streams_1k": (500, 5_500), "echo_streams_10k": (300, 3_300)}
 DEFAULT_BENCHES = "call_soon_chain,echo_protocol_1k"    # the others on request (--bench)
 WARMUP = 1_000          # operations before the N measured ones, in both runs
 ECHO_SIZES = {"echo_protocol_1k": 1024, "echo_protocol_10k": 10 * 1024, "echo_protocol_100k": 100 * 1024}
@@ -183,11 +188,42 @@ def _echo_sock(loop, n, size):
     loop.run_until_complete(main())
 
 
+def _echo_streams(loop, n, size):
+    import asyncio
+
+    async def server(reader, writer):
+        while True:
+            data = await reader.read(256 * 1024)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def client(reader, writer, count):
+        payload = b"x" * size
+        for _ in range(count):
+            writer.write(payload)
+            await writer.drain()
+            await reader.readexactly(size)
+
+    async def main():
+        srv = await asyncio.start_server(server, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(*srv.sockets[0].getsockname()[:2])
+        await client(reader, writer, WARMUP)
+        await client(reader, writer, n)
+        return srv, writer
+
+    loop.run_until_complete(main())
+
+
 WORKLOADS = {"call_soon_chain": _call_soon_chain,
              **{name: (lambda loop, n, size=size: _echo_protocol(loop, n, size)) for name, size in ECHO_SIZES.items()},
              "echo_sock_1k": lambda loop, n: _echo_sock(loop, n, 1024),
              "echo_sock_10k": lambda loop, n: _echo_sock(loop, n, 10 * 1024),
-             "echo_sock_100k": lambda loop, n: _echo_sock(loop, n, 100 * 1024)}
+             "echo_sock_100k": lambda loop, n: _echo_sock(loop, n, 100 * 1024),
+             "echo_streams_1k": lambda loop, n: _echo_streams(loop, n, 1024),
+             "echo_streams_10k": lambda loop, n: _echo_streams(loop, n, 10 * 1024)}
 
 
 def child(loop_name, bench, n):
