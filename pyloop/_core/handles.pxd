@@ -10,12 +10,14 @@ cdef class LoopCore:
     cdef void _on_timer_cancelled(self, TimerHandle timer) noexcept
 
 
+# readonly: the attributes of asyncio's handles that code in the wild reads
+# (aiohttp's tests read a TimerHandle's _when, debuggers _callback).
 cdef class Handle:
-    cdef object _callback
-    cdef object _args          # tuple
+    cdef readonly object _callback
+    cdef readonly object _args          # tuple
     cdef object _context       # contextvars.Context; None: an empty one, made when run
-    cdef object _loop
-    cdef bint _cancelled
+    cdef readonly object _loop
+    cdef readonly bint _cancelled
     # Run many times (fd watchers): keeps its callback after running.
     cdef bint _persistent
     cdef object _repr
@@ -29,9 +31,9 @@ cdef class Handle:
 
 
 cdef class TimerHandle(Handle):
-    cdef double _when
+    cdef readonly double _when
     # True while the timer heap holds a reference to this handle.
-    cdef bint _scheduled
+    cdef readonly bint _scheduled
 
 
 cdef object copy_current_context()

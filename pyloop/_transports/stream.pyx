@@ -273,6 +273,10 @@ cdef class SocketTransport:
     # Python so that a layer stacked on the transport (TLS) can use it too.
     cdef readonly object _context
     cdef object __weakref__
+    # Instance attributes, as asyncio's transports (Python objects) take:
+    # tests patch a transport's write() with unittest.mock.patch.object.
+    # NULL until first used.
+    cdef dict __dict__
     cdef Py_ssize_t _buffer_offset   # bytes of _buffer[0] already sent
     cdef Py_ssize_t _buffer_size      # bytes queued and not yet sent
     cdef Py_ssize_t _high_water

@@ -123,7 +123,11 @@ class TLSMixin:
             app_transport.abort()
             transport.close()
             raise
-        return app_transport
+        # A connection lost before this point (a transport closed just before
+        # the call: its connection_lost reached the TLS layer) wakes the
+        # waiter with no error; asyncio then returns None, and callers
+        # (aiohttp) test for it.
+        return tls._get_app_transport()
 
 
 def _transport_context(transport):

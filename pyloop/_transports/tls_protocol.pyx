@@ -239,7 +239,8 @@ cdef class SSLProtocol:
     cdef object _context
     cdef object _app_protocol
     cdef bint _app_buffered
-    cdef object _sslcontext
+    # Read by code written for asyncio's SSLProtocol (aiohttp checks which context a connection uses).
+    cdef readonly object _sslcontext
     cdef bint _server_side
     cdef object _server_hostname
     cdef dict _extra

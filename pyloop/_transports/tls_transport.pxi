@@ -25,6 +25,7 @@ cdef class SSLTransport:
     cdef readonly SSLProtocol _ssl_protocol
     cdef bint _closed
     cdef object __weakref__
+    cdef dict __dict__      # instance attributes, as SocketTransport's
 
     _start_tls_compatible = True
     _sendfile_compatible = _aio_constants._SendfileMode.FALLBACK

@@ -335,3 +335,18 @@ def test_tasks_see_context_of_creator(loop):
 
     assert run(loop, main()) == "parent"
     assert var.get() == "default"
+
+
+def test_handles_show_asyncios_attributes(loop):
+    """The attributes of asyncio's handles that code in the wild reads (aiohttp's tests read _when)."""
+    def cb(*args):
+        pass
+
+    soon = loop.call_soon(cb, 1, 2)
+    later = loop.call_later(3600, cb)
+    assert soon._callback is cb and soon._args == (1, 2) and soon._loop is loop and not soon._cancelled
+    assert later._when == later.when() and later._scheduled and later._args == ()
+    later.cancel()
+    soon.cancel()
+    assert later._cancelled and soon._cancelled
+    assert later._callback is None and soon._args is None
