@@ -259,7 +259,7 @@ cdef class SocketTransport:
     cdef object _protocol
     cdef object _public
     cdef object _server
-    cdef object _data_received     # bound protocol.data_received
+    cdef object _data_received     # bound protocol.data_received, from the first read
     # get_extra_info: the caller's ``extra`` less peername (None: nothing
     # else); peername as given or read at creation; sockname and the socket
     # wrapper made when first asked for (see the module docstring).
@@ -414,9 +414,11 @@ cdef class SocketTransport:
         object that cannot be a stream protocol."""
         self._buffered = _is_buffered(protocol)
         self._protocol = protocol
-        # Looked up once per protocol, not per read (uvloop does the same);
-        # a protocol that swaps its own data_received later is not seen.
-        self._data_received = None if self._buffered else protocol.data_received
+        # Looked up once per protocol, at its first read, not per read (uvloop
+        # looks it up once too); a protocol that swaps its own data_received
+        # after that is not seen.  Not here: an idle connection would hold
+        # the bound method (64 bytes) for nothing.
+        self._data_received = None
         self._protocol_connected = True
 
     def get_protocol(self):
@@ -483,6 +485,8 @@ cdef class SocketTransport:
         data = pl_read_bytes(self._fd, &self._read_hint, read_buffer, READ_BUFFER_SIZE, &n)
         if n > 0:
             try:
+                if self._data_received is None:
+                    self._data_received = self._protocol.data_received
                 self._data_received(data)
             except (SystemExit, KeyboardInterrupt):
                 raise
