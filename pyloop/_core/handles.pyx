@@ -26,7 +26,7 @@ walk 100,000 pending contexts (contexts are GC-tracked, handles are not).
 cimport cython
 from cpython.ref cimport PyObject, Py_REFCNT
 from pyloop._core.includes.python cimport (PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit,
-                                           PyContext_New, PyThreadState_Get)
+                                           PyContext_New, PyContext_Type, PyThreadState_Get, lenfunc)
 
 import sys
 from asyncio import format_helpers as _format_helpers
@@ -41,10 +41,15 @@ _extract_stack = _format_helpers.extract_stack
 cdef object _spare_context = None
 
 
+# len() of a Context, called through its type's slot: PyObject_Size's
+# dispatch cost as much again as the count it returns, twice per callback.
+cdef lenfunc _context_len = PyContext_Type.tp_as_mapping.mp_length
+
+
 cdef object copy_current_context():
     """A copy of the current context, or None where it holds no variable."""
     cdef PyObject *current = PyThreadState_Get().context
-    if current == NULL or len(<object>current) == 0:
+    if current == NULL or _context_len(current) == 0:
         return None
     return PyContext_CopyCurrent()
 
@@ -191,7 +196,7 @@ cdef class Handle:
         if fresh:
             # Only this frame refers to it and it is still empty: it is as
             # good as new.  Otherwise the handle keeps it for get_context().
-            if Py_REFCNT(context) == 1 and len(context) == 0:
+            if Py_REFCNT(context) == 1 and _context_len(<PyObject *>context) == 0:
                 if _spare_context is None:
                     _spare_context = context
             else:

@@ -11,4 +11,11 @@ cdef extern from "Python.h":
     ctypedef struct PyThreadState:
         PyObject *context
     PyThreadState *PyThreadState_Get()
+    # contextvars.Context's type, for its len() slot (see handles.pyx).
+    ctypedef Py_ssize_t (*lenfunc)(PyObject *) except -1
+    ctypedef struct PyMappingMethods:
+        lenfunc mp_length
+    ctypedef struct PyTypeObject:
+        PyMappingMethods *tp_as_mapping
+    PyTypeObject PyContext_Type
     int PyErr_CheckSignals() except -1
