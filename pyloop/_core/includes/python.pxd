@@ -6,7 +6,7 @@ cdef extern from "Python.h":
     int PyContext_Exit(object ctx) except -1
     object PyContext_CopyCurrent()
     object PyContext_New()
-    # Only the field read by current_context_is_empty(); the struct is
+    # Only the field copy_current_context() reads (handles.pyx); the struct is
     # CPython's own (cpython/pystate.h), unchanged in this respect 3.7-3.14.
     ctypedef struct PyThreadState:
         PyObject *context
