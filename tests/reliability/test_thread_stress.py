@@ -6,8 +6,10 @@ instead of killing the run:
 * deterministic: a loop is closed from inside a garbage collection that
   starts *during* a loop method (``call_soon_threadsafe``, ``call_later``,
   ``add_reader``, ``run_forever``).  The collector runs at every other
-  allocation (threshold 1), the contexts' freelist is emptied first so that
-  the context copy in the method allocates, and a ``gc.callbacks`` hook
+  allocation (threshold 1), a context variable is set and the contexts'
+  freelist emptied first so that the context copy in the method allocates
+  (a method called from an empty context copies nothing: see
+  pyloop/_core/handles.pyx), and a ``gc.callbacks`` hook
   closes the loop at the n-th collection after the call began, for every n
   up to a few: one of them falls between the method's ``_check_closed()`` and
   its touch of the C state.  Before the fix every one of these but
@@ -41,6 +43,9 @@ CLOSE_INSIDE = textwrap.dedent('''
 
     which = sys.argv[1]
     r, w = os.pipe()
+    # A variable in the current context: the loop copies a non-empty context
+    # when it schedules (an empty one it leaves to the run, allocating nothing).
+    contextvars.ContextVar('v').set(1)
 
     def cb(*args):
         pass
