@@ -1,12 +1,13 @@
 /* The reactor: readiness notification for file descriptors.
  *
  * One small interface, one backend file per kernel API (reactor_epoll.c,
- * reactor_kqueue.c), chosen by CMake.  The interface is level-triggered and
- * fd-based: the caller says which events it wants for an fd, and wait()
- * reports fds that are ready for (a subset of) them.  Each interest carries a
- * 32-bit user token that comes back with its events; the loop uses it as a
- * generation number so that events for an fd that was closed and reused
- * during one dispatch batch can be told apart.
+ * reactor_kqueue.c), chosen by CMake.  The interface is fd-based and
+ * level-triggered unless an interest asks for changes only (PL_EV_EDGE): the
+ * caller says which events it wants for an fd, and wait() reports fds that
+ * are ready for (a subset of) them.  Each interest carries a 32-bit user
+ * token that comes back with its events; the loop uses it as a generation
+ * number so that events for an fd that was closed and reused during one
+ * dispatch batch can be told apart.
  *
  * All functions return 0 (or a count) on success and a negative errno on
  * failure.  None of them touch Python. */
@@ -19,6 +20,16 @@
 #define PL_EV_WRITE  0x2u  /* writable */
 #define PL_EV_ERROR  0x4u  /* reported only in events; wakes reader and writer */
 #define PL_EV_HUP    0x8u  /* reported only in events; wakes reader and writer */
+/* Requested with READ/WRITE, never reported: report an fd when it *becomes*
+ * ready (new data, buffer space, a hang-up), not for as long as it stays
+ * ready.  For callers that always try the system call first and wait only
+ * after EAGAIN, which need nothing more.  What it buys: a registration that
+ * outlives its fd -- closed while the kernel still holds it because a dup()
+ * or a forked child keeps the file open, so that it can never be removed
+ * again -- wakes the loop once per change of that file instead of on every
+ * wait for as long as it is readable.  epoll: EPOLLET.  kqueue ignores it:
+ * close() there removes the fd's filters, so no registration outlives it. */
+#define PL_EV_EDGE   0x10u
 
 typedef struct pl_reactor_s pl_reactor_t;
 
@@ -39,14 +50,15 @@ void pl_reactor_close(pl_reactor_t *r);
  * watch it in place of calling pl_reactor_wait (BaseLoop.backend_fd). */
 int pl_reactor_fd(const pl_reactor_t *r);
 
-/* Start watching fd for events (PL_EV_READ | PL_EV_WRITE, non-zero).
+/* Start watching fd for events (PL_EV_READ | PL_EV_WRITE, non-zero, plus
+ * PL_EV_EDGE if wanted).
  * If the kernel already knows the fd (it was registered, closed behind our
  * back and the number reused with a dup of the old description), falls back
  * to modify. */
 int pl_reactor_add(pl_reactor_t *r, int fd, uint32_t events, uint32_t token);
 
-/* Change the interest set of a watched fd (events non-zero).  If the kernel
- * forgot the fd (it was closed and the number reused), falls back to add. */
+/* Change the interest set of a watched fd (READ/WRITE non-zero, plus
+ * EDGE if wanted).  If the kernel forgot the fd (it was closed and the number reused), falls back to add. */
 int pl_reactor_modify(pl_reactor_t *r, int fd, uint32_t events, uint32_t token);
 
 /* Stop watching fd.  Returns -ENOENT / -EBADF if the kernel had already

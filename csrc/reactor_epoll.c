@@ -16,7 +16,14 @@
  *     * modify() may fail with ENOENT if the kernel already dropped the fd
  *       (closed and the number reused): we ADD instead.
  *   The loop additionally tags every registration with a 32-bit token (a
- *   generation number) so stale events can be recognised.
+ *   generation number) so stale events can be recognised.  A registration
+ *   whose fd was closed while a dup or a forked child keeps the file open
+ *   can never be removed (its number no longer names that file): level-
+ *   triggered and readable, it would end every wait at once.  Interests that
+ *   may be left registered past a close (the sock_* operations', see
+ *   loop_sock.pxi) are therefore edge-triggered (PL_EV_EDGE, EPOLLET): such a
+ *   leftover wakes the loop once per change of its file, and the stale token
+ *   has the loop ignore it.
  *
  * - The event's 64-bit user data carries both: token in the high half, fd in
  *   the low half, so no lookup table is needed to route an event.
@@ -90,6 +97,8 @@ static uint32_t to_epoll(uint32_t events)
         e |= EPOLLIN;
     if (events & PL_EV_WRITE)
         e |= EPOLLOUT;
+    if (events & PL_EV_EDGE)
+        e |= EPOLLET;
     return e;
 }
 
@@ -166,7 +175,8 @@ int pl_reactor_add(pl_reactor_t *r, int fd, uint32_t events, uint32_t token)
 
     assert(r != NULL);
     assert(fd >= 0);
-    assert(events != 0 && (events & ~(PL_EV_READ | PL_EV_WRITE)) == 0);
+    assert((events & (PL_EV_READ | PL_EV_WRITE)) != 0);
+    assert((events & ~(PL_EV_READ | PL_EV_WRITE | PL_EV_EDGE)) == 0);
     rc = ctl(r, EPOLL_CTL_ADD, fd, events, token);
     if (rc == -EEXIST)
         rc = ctl(r, EPOLL_CTL_MOD, fd, events, token);
@@ -180,7 +190,8 @@ int pl_reactor_modify(pl_reactor_t *r, int fd, uint32_t events,
 
     assert(r != NULL);
     assert(fd >= 0);
-    assert(events != 0 && (events & ~(PL_EV_READ | PL_EV_WRITE)) == 0);
+    assert((events & (PL_EV_READ | PL_EV_WRITE)) != 0);
+    assert((events & ~(PL_EV_READ | PL_EV_WRITE | PL_EV_EDGE)) == 0);
     rc = ctl(r, EPOLL_CTL_MOD, fd, events, token);
     if (rc == -ENOENT)
         rc = ctl(r, EPOLL_CTL_ADD, fd, events, token);

@@ -197,7 +197,8 @@ int pl_reactor_add(pl_reactor_t *r, int fd, uint32_t events, uint32_t token)
 {
     assert(r != NULL);
     assert(fd >= 0);
-    assert(events != 0 && (events & ~(PL_EV_READ | PL_EV_WRITE)) == 0);
+    assert((events & (PL_EV_READ | PL_EV_WRITE)) != 0);
+    assert((events & ~(PL_EV_READ | PL_EV_WRITE | PL_EV_EDGE)) == 0);
     /* Drop the other filter too: if the number was reused while a knote
      * survived, the new interest set must be exactly what was asked. */
     return set_interest(r, fd, events, token, 1);
@@ -208,7 +209,8 @@ int pl_reactor_modify(pl_reactor_t *r, int fd, uint32_t events,
 {
     assert(r != NULL);
     assert(fd >= 0);
-    assert(events != 0 && (events & ~(PL_EV_READ | PL_EV_WRITE)) == 0);
+    assert((events & (PL_EV_READ | PL_EV_WRITE)) != 0);
+    assert((events & ~(PL_EV_READ | PL_EV_WRITE | PL_EV_EDGE)) == 0);
     return set_interest(r, fd, events, token, 1);
 }
 

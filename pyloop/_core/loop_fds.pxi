@@ -61,6 +61,8 @@ cdef int _set_interest(BaseLoop loop, int fd, FdWatch *w, uint32_t events,
     our records say it already knows: the fd may have been closed and
     its number reused since, which the kernel forgot and we cannot see."""
     cdef int rc
+    if not (events & (PL_EV_READ | PL_EV_WRITE)):
+        events = 0          # PL_EV_EDGE alone asks for nothing
     if events == w.events and not force:
         return 0
     if loop._forked:

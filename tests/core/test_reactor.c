@@ -542,6 +542,41 @@ void test_reactor_fd_reused_by_dup(void)
     pl_reactor_close(r);
 }
 
+/* A registration left behind by a close while a dup keeps the file open: no
+ * number names that file any more, so it can never be removed.  With
+ * PL_EV_EDGE it reports each change of the file at most once (epoll: EPOLLET;
+ * kqueue drops it at the close) instead of on every wait for as long as the
+ * file stays readable, which would make every wait of the loop return at
+ * once.  The ready fd itself is reported once per write too. */
+void test_reactor_edge_leftover_is_quiet(void)
+{
+    pl_reactor_t *r = open_reactor();
+    int p[2], num, d;
+    merged_t m;
+
+    pltest_pipe(p);
+    num = p[0];
+    CHECK_OK(pl_reactor_add(r, num, PL_EV_READ | PL_EV_EDGE, 1));
+    put_byte(p[1]);
+    m = wait_fd(r, num, LONG_NS);
+    CHECK_EQ(m.count, 1);
+    CHECK_EQ(m.events, PL_EV_READ);     /* EDGE is asked for, never reported */
+    CHECK_EQ(m.token, 1);
+    d = dup(num);
+    CHECK_SYS(d);
+    pltest_close(num);
+    put_byte(p[1]);
+    CHECK(wait_fd(r, num, 0).count <= 1);
+    CHECK_EQ(wait_fd(r, num, 0).count, 0);
+    CHECK_EQ(wait_fd(r, num, 0).count, 0);
+    put_byte(p[1]);
+    CHECK(wait_fd(r, num, 0).count <= 1);
+    CHECK_EQ(wait_fd(r, num, 0).count, 0);
+    pltest_close(d);
+    pltest_close(p[1]);
+    pl_reactor_close(r);
+}
+
 /* fds far above 1024 (FD_SETSIZE) and up to the soft limit: the fd must
  * survive the trip through the 32-bit half of the event data. */
 void test_reactor_high_fds(void)

@@ -12,6 +12,7 @@ cdef extern from "reactor.h" nogil:
     unsigned int PL_EV_WRITE
     unsigned int PL_EV_ERROR
     unsigned int PL_EV_HUP
+    unsigned int PL_EV_EDGE
 
     ctypedef struct pl_reactor_t:
         pass
