@@ -677,7 +677,10 @@ cdef class BaseLoop(LoopCore):
         w = _watch_for(self, fd)
         if w.internal:
             raise ValueError(f"file descriptor {fd} is used by the event loop itself")
-        _set_interest(self, fd, w, w.events | (PL_EV_WRITE if writer else PL_EV_READ),
+        # Level-triggered: a callback may leave data unread and expects to
+        # be called again (only the sock_* operations ask for PL_EV_EDGE).
+        _set_interest(self, fd, w,
+                      (w.events | (PL_EV_WRITE if writer else PL_EV_READ)) & ~PL_EV_EDGE,
                       True, True)
         Py_INCREF(handle)
         if writer:

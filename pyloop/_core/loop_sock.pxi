@@ -77,13 +77,22 @@
 # operation's future: a closed loop runs no callbacks, so nothing can resume
 # the coroutine.  stock asyncio closes the fd under the operation, which then
 # never completes (the epoll registration went with the fd).  A parked
-# operation (step 5) keeps its io reference too, which is what makes parking
-# safe: the fd cannot be closed while its registration is left in the kernel
-# (a registration outliving its fd number -- the file kept open by a dup() or
-# a forked child -- could never be removed again and would wake the loop for
-# ever).  So ``sock.close()`` right after a completed receive takes effect at
-# the end of that loop iteration (or when the loop stops), not inside the
-# call; ``sock._closed`` is set at once, ``fileno()`` changes then.
+# operation (step 5) gives its io reference back before its coroutine
+# returns the result, so ``sock.close()`` right after a completed receive
+# closes at once, as on asyncio and uvloop (``fileno()`` is -1 when close()
+# returns; the peer sees the end of the connection).  Its registration may
+# then outlive the fd number until the flush: harmless when the file went
+# with the fd (the kernel drops the registration), but a dup() or a forked
+# child can keep the file open, and such a registration can never be removed
+# again (no number names the file any more).  That is why the operations'
+# registrations are edge-triggered (``PL_EV_EDGE``; level-triggered again as
+# soon as an add_reader/add_writer callback shares the fd): a leftover wakes
+# the loop once per change of its file and its stale token has the wake-up
+# ignored, where a level-triggered one would end every wait at once for as
+# long as the file stays readable.  Edges are all the operations need: they
+# try the call first and wait only after the kernel said "would block"
+# (loop_sock_io.pxi's FIONREAD shortcut makes a real receive when it reads 0,
+# which may be an end of file that no new edge announces).
 #
 # Ownership: the watch slot owns one reference to the SockWait; the
 # coroutine holds another until it ends, the loop's parked lists one while it
@@ -356,6 +365,8 @@ cdef int _sock_attach(BaseLoop loop, SockWait op, int fd) except -1:
     cdef FdWatch *w
     cdef PyObject *old
     cdef PyObject *old_obj
+    cdef PyObject *other
+    cdef uint32_t events
     # The checks above ran Python code: the watches may be gone (see
     # "Threads" in loop.pyx); from here on nothing runs Python code until
     # the reference to a replaced handle is dropped.
@@ -364,8 +375,17 @@ cdef int _sock_attach(BaseLoop loop, SockWait op, int fd) except -1:
     w = _watch_for(loop, fd)
     if w.internal:
         raise ValueError(f"file descriptor {fd} is used by the event loop itself")
-    _set_interest(loop, fd, w, w.events | (PL_EV_WRITE if op.writer else PL_EV_READ),
-                  True, True)
+    # Edge-triggered while only operations use the fd (they try the call
+    # before they wait: a change is all they need), so that a registration
+    # left behind by a close stays quiet (module essay); level-triggered as
+    # soon as a callback of add_reader/add_writer shares it.
+    other = w.reader if op.writer else w.writer
+    events = w.events | (PL_EV_WRITE if op.writer else PL_EV_READ)
+    if other == NULL or type(<object>other) is SockWait:
+        events |= PL_EV_EDGE
+    else:
+        events &= ~PL_EV_EDGE
+    _set_interest(loop, fd, w, events, True, True)
     Py_INCREF(op)
     op.fd = fd
     if op.writer:
@@ -389,7 +409,7 @@ cdef int _sock_attach(BaseLoop loop, SockWait op, int fd) except -1:
 
 cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
     """Take over the fd's watch from a parked operation on the same socket:
-    its slot, its READ interest (no system call) and its io reference."""
+    its slot and its READ interest (no system call)."""
     cdef FdWatch *w
     cdef PyObject *slot
     cdef SockWait parked
@@ -411,8 +431,14 @@ cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
     Py_INCREF(op)
     w.reader = <PyObject *>op
     op.fd = fd
-    op.io_ref = parked.io_ref
-    parked.io_ref = False
+    # The parked op let go of its io reference when its coroutine got the
+    # result; this one waits, so it holds one (a parked op is always on a
+    # socket.socket: only those hold io references, and only those park).
+    if parked.io_ref:
+        parked.io_ref = False
+    else:
+        op.sock._io_refs += 1
+    op.io_ref = True
     parked.parked = False
     parked.fd = -1
     if loop._debug and op._source_traceback is None:
@@ -425,16 +451,14 @@ cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
 
 cdef int _sock_park(SockWait op) except -1:
     """The loop woke a receive or accept: leave its READ interest registered
-    and the op in its slot, holding the socket (and its io reference), until
-    the end of the next iteration.  Its task makes the call in that
-    iteration and usually asks again (sock_recv in a loop), and then takes
-    the registration over (_sock_adopt) instead of an epoll_ctl to remove it
-    now and another to add it back.  Not taken over in time, it is removed by
-    _sock_flush_parked; a close() meanwhile waits until then (at most the
-    rest of the iteration that called it).  The reactor is level-triggered: a
-    parked fd that becomes readable is reported with nobody to run, and the
-    loop only ever polls without blocking while ready callbacks (the woken
-    task) wait, so this costs at most a wake-up, never a spin."""
+    and the op in its slot, holding the socket, until the end of the next
+    iteration.  Its task makes the call in that iteration (the io reference
+    goes once the call is made: _sock_finish_woken) and usually asks again
+    (sock_recv in a loop), and then takes the registration over
+    (_sock_adopt) instead of an epoll_ctl to remove it now and another to add
+    it back.  Not taken over in time, it is removed by _sock_flush_parked.  A
+    parked fd that becomes readable is reported with nobody to run: the next
+    operation tries its call first and finds what came."""
     cdef BaseLoop loop = <BaseLoop>op._loop
     op.parked = True
     loop._sock_parked.append(op)
@@ -485,24 +509,32 @@ cdef bint _sock_parked_reader(BaseLoop loop, int fd) except -1:
 
 cdef object _sock_ready(SockWait op):
     """The coroutine of a receive or accept the loop woke: make the call,
-    the fd still held (its io reference is the parked registration's).  A
+    the fd still held (the op keeps its io reference while parked).  A
     close() of the socket meanwhile is carried out once the call is made, as
-    uvloop does; otherwise the registration stays parked for the next one."""
+    uvloop does.  Otherwise the registration stays parked for the next
+    operation, but the io reference goes before the caller's code runs: a
+    close() there closes at once, as on asyncio (module essay)."""
     try:
         result = _sock_attempt(op)
     except BaseException:
-        _sock_close_deferred(op)
+        _sock_finish_woken(op)
         raise
     if result is not _NOT_YET:
         op.arg = op.arg2 = None         # the caller's buffer, not the op's any more
-        _sock_close_deferred(op)
+        _sock_finish_woken(op)
     return result
 
 
-cdef int _sock_close_deferred(SockWait op) except -1:
-    if op.parked and op.sock._closed:
+cdef int _sock_finish_woken(SockWait op) except -1:
+    if not op.parked:
+        return 0
+    if op.sock._closed:
+        # close() was called while the op waited: off the watch while the
+        # fd is still open, then the deferred close.
         op.parked = False
         _sock_detach(op)
+    else:
+        _sock_drop_io_ref(op)
     return 0
 
 
@@ -542,6 +574,12 @@ cdef int _sock_let_go(SockWait op) except -1:
         op.has_view = False
         PyBuffer_Release(&op.view)
     op.arg = op.arg2 = op.fut = None
+    _sock_drop_io_ref(op)
+    return 0
+
+
+cdef int _sock_drop_io_ref(SockWait op) except -1:
+    """Give the socket's io reference back: a close() it deferred happens now."""
     if op.io_ref:
         op.io_ref = False
         sock = op.sock

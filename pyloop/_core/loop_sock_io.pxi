@@ -22,8 +22,9 @@
 # first try of a receive uses it when the fd's receives are 32 KiB and more
 # (a busy peer's large messages are there before the loop is asked to wait,
 # and one more system call costs less than copying them); nothing there, it
-# says "would block" without reading, and the loop's wake-up then reads
-# whatever made the fd readable (an end of file included).  What "the fd's
+# makes a plain receive, which tells "would block" from an end of file (the
+# wait is edge-triggered: an end of file already there would not wake it).
+# What "the fd's
 # receives" were is ``FdWatch.recv_hint``, the size of the last one, kept in
 # the watch array by ``_set_recv_hint``: a guess only, harmless when the
 # number is reused by another socket.  The module buffer is used only with
@@ -185,7 +186,11 @@ cdef object _recv_sized(int fd, Py_ssize_t n):
     if ioctl(fd, FIONREAD, &avail) < 0:
         return _recv_now(fd, n)          # whatever the socket says, as recv says it
     if avail <= 0:
-        return _NOT_YET                  # or an end of file: the wake-up reads it
+        # Nothing, or an end of file (FIONREAD says 0 for both): recv tells
+        # them apart.  Waiting on a 0 is not safe: the wait is edge-triggered
+        # (loop_sock.pxi), and an end of file that came with the data the
+        # last receive read makes no new edge.
+        return _recv_now(fd, n)
     if avail > n:
         avail = <int>n
     result = PyBytes_FromStringAndSize(NULL, avail)

@@ -592,22 +592,82 @@ def test_no_reader_left_after_a_completed_recv(loop, pair):
     assert run(loop, main()) == b"z"
 
 
-def test_close_after_a_completed_recv(loop, pair):
+@pytest.mark.parametrize("woken", [True, False], ids=["woken", "at-once"])
+def test_close_after_a_completed_recv(loop, pair, woken):
+    # close() right after a receive closes at once, as on asyncio and uvloop:
+    # pyloop keeps a woken receive's registration for the next one ("parks"
+    # it, loop_sock.pxi) but no longer holds the socket open for it.
     a, b = pair
 
     async def main():
-        task = asyncio.ensure_future(loop.sock_recv(a, 10))
-        await asyncio.sleep(0)
-        b.send(b"x")
-        assert await task == b"x"
+        if woken:
+            # The data comes while the receive waits: the loop wakes it, and
+            # this coroutine closes in the same step (before pyloop would
+            # drop the registration at the end of the iteration).
+            loop.call_soon(b.send, b"x")
+        else:
+            b.send(b"x")
+        assert await loop.sock_recv(a, 10) == b"x"
         a.close()
-        # Closed by the end of this loop iteration at the latest.
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
         assert a.fileno() == -1
+        assert a._io_refs == 0
         return await asyncio.wait_for(loop.sock_recv(b, 10), TIMEOUT)
 
     assert run(loop, main()) == b""
+
+
+def test_close_after_a_completed_accept(loop):
+    srv = tcp_listener()
+    srv.setblocking(False)
+    client = socket.socket()
+
+    async def main():
+        loop.call_soon(client.connect, srv.getsockname())
+        conn, _ = await loop.sock_accept(srv)
+        conn.close()
+        srv.close()
+        assert srv.fileno() == -1 and srv._io_refs == 0
+        client.settimeout(TIMEOUT)
+        return client.recv(1)
+
+    try:
+        assert run(loop, main()) == b""
+    finally:
+        client.close()
+        srv.close()
+
+
+@pytest.mark.skip_loops("asyncio", "uvloop", reason="counts pyloop's iterations (pyloop.monitor)")
+def test_recv_registration_left_by_a_close_does_not_spin(loop, pair):
+    # The receiving socket is closed right after a receive while a dup()
+    # keeps its file open: the registration pyloop kept for the next receive
+    # can no longer be removed from epoll (no fd number names that file).  It
+    # is edge-triggered, so the peer's data and FIN wake the loop once each;
+    # level-triggered it would end every wait at once, for as long as the
+    # file stays readable: a loop spinning at 100% CPU while idle.
+    from pyloop import monitor
+
+    a, b = pair
+
+    async def main():
+        loop.call_soon(b.send, b"x")
+        assert await loop.sock_recv(a, 10) == b"x"     # woken, its registration kept
+        d = a.dup()
+        a.close()
+        try:
+            b.send(b"unread")
+            b.shutdown(socket.SHUT_WR)
+            await asyncio.sleep(0)
+            before = monitor.metrics(loop).iterations
+            await asyncio.sleep(0.2)
+            return monitor.metrics(loop).iterations - before, d.recv(100)
+        finally:
+            d.close()
+
+    iterations, unread = run(loop, main())
+    assert unread == b"unread"
+    # Idle: the timer and a stale event or two.  A spin makes tens of thousands.
+    assert iterations < 50
 
 
 def test_close_after_the_loop_stopped(loop, pair):
