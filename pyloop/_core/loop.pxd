@@ -45,7 +45,9 @@ cdef class BaseLoop(LoopCore):
     cdef int64_t clock_virtual_ns
     cdef int clock_holds     # blocking calls in flight: no auto-advance
 
-    cdef bint _closed
+    # readonly: asyncio's BaseEventLoop has a _closed that code in the wild
+    # reads (uvloop's test_base.py); the same flag as is_closed().
+    cdef readonly bint _closed
     cdef bint _stopping
     cdef object _thread_id
     cdef object _task_factory

@@ -12,6 +12,8 @@ _FileDescriptorLike = Any
 
 class BaseLoop:
     slow_callback_duration: float
+    @property
+    def _closed(self) -> bool: ...
     def call_soon(self, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts],
                   context: contextvars.Context | None = ...) -> Handle: ...
     def call_soon_threadsafe(self, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts],

@@ -322,6 +322,14 @@ def test_close_running_loop_raises(loop):
     assert not loop.is_closed()
 
 
+def test_closed_attribute_follows_close(loop):
+    """asyncio's loops have a ``_closed`` that code in the wild reads (uvloop's test_base.py)."""
+    assert loop._closed is False
+    loop.close()
+    assert loop._closed is True
+    assert loop.is_closed()
+
+
 def test_close_is_idempotent(loop):
     loop.close()
     loop.close()
