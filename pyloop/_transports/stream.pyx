@@ -291,7 +291,7 @@ cdef class SocketTransport:
     cdef flag _closing
     cdef flag _eof
     cdef flag _read_eof_seen      # eof_received ran; nothing more to read
-    cdef flag _paused
+    cdef flag _reading_paused     # pause_reading(); Python sees it as _paused
     cdef flag _protocol_connected
     cdef flag _protocol_paused
     cdef flag _writing            # writer registered with the loop
@@ -442,22 +442,29 @@ cdef class SocketTransport:
 
     def is_reading(self):
         """Return True if the transport is receiving."""
-        return not self._paused and not self._closing
+        return not self._reading_paused and not self._closing
+
+    # asyncio's socket transport keeps its pause in a ``_paused`` attribute,
+    # which code in the wild reads (uvloop's tests).  A property over the
+    # one-byte flag: the object stays the size it was.
+    @property
+    def _paused(self):
+        return bool(self._reading_paused)
 
     def pause_reading(self):
         """Stop calling ``data_received`` until ``resume_reading()``."""
-        if self._closing or self._paused:
+        if self._closing or self._reading_paused:
             return
-        self._paused = True
+        self._reading_paused = True
         self._loop._remove_watcher(self._fd, False)
         if self._loop._debug:
             logger.debug("%r pauses reading", self)
 
     def resume_reading(self):
         """Resume receiving after ``pause_reading()``."""
-        if self._closing or not self._paused:
+        if self._closing or not self._reading_paused:
             return
-        self._paused = False
+        self._reading_paused = False
         self._start_reading()
         if self._loop._debug:
             logger.debug("%r resumes reading", self)

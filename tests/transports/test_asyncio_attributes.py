@@ -2,8 +2,9 @@
 
 Each case comes from a real suite (aiohttp's own tests run on pyloop): instance attributes on a transport
 (``unittest.mock.patch.object(transport, "write", ...)``), the TLS layer's ``_ssl_protocol._sslcontext``,
-and ``start_tls`` on a transport closed just before the call, which asyncio answers with None.  Every test
-runs on stock asyncio (the reference) and on pyloop.
+and ``start_tls`` on a transport closed just before the call, which asyncio answers with None; from
+uvloop's tests, a stream transport's ``_paused``.  Every test runs on stock asyncio (the reference) and on
+pyloop.
 """
 
 import asyncio
@@ -65,6 +66,21 @@ def test_tls_transport_shows_its_ssl_context(loop, tls):
         server, _, transport, client = await _connected_pair(loop, tls.server_context(), client_ctx)
         assert transport._ssl_protocol._sslcontext is client_ctx
         assert transport.get_extra_info("sslcontext") is client_ctx
+        await _close(server, transport, client)
+
+    run(loop, main())
+
+
+def test_stream_transport_shows_whether_reading_is_paused(loop):
+    async def main():
+        server, _, transport, client = await _connected_pair(loop)
+        assert transport._paused is False
+        transport.pause_reading()
+        assert transport._paused is True
+        assert not transport.is_reading()
+        transport.resume_reading()
+        assert transport._paused is False
+        assert transport.is_reading()
         await _close(server, transport, client)
 
     run(loop, main())
