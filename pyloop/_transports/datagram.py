@@ -13,7 +13,11 @@ How the transport behaves (asyncio's documented semantics):
 * ``sendto`` takes IP addresses, not host names: resolving one is a DNS
   lookup, which the socket module would make right there, blocking the loop.
   A host name is refused with ``ValueError`` (as uvloop does; asyncio blocks),
-  the transport staying open; resolve it first with ``loop.getaddrinfo``.
+  the transport staying open; resolve it first with ``loop.getaddrinfo``.  So
+  is an IP literal of the wrong family for the socket (``"::1"`` on an
+  ``AF_INET`` endpoint, ``"127.0.0.1"`` on an ``AF_INET6`` one): "socket family
+  mismatch", as uvloop; asyncio hands ``error_received`` the ``socket.gaierror``
+  the socket module raises.
 * An ``OSError`` while sending or receiving (say ``ECONNREFUSED`` after an ICMP
   port-unreachable on a connected socket) is news for the protocol, not the end
   of the endpoint: it goes to ``protocol.error_received`` and the transport
@@ -202,12 +206,8 @@ class DatagramTransport(ReadingControl, WriteFlowControl, FdTransport,
             self._writes_after_loss += 1
             return
         if (addr is not None and not self._connected
-                and self._sock.family in _IP_FAMILIES and _host_needs_dns(addr)):
-            raise ValueError(
-                f"sendto(): {addr!r} names a host, whose address would take a "
-                f"DNS lookup inside the event loop: resolve it first (await "
-                f"loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)) and send "
-                f"to the address it gives")
+                and self._sock.family in _IP_FAMILIES):
+            _check_destination(addr, self._sock.family)
 
         if not self._buffer:
             if self._send_now(data, addr, queued=False) is not False:
@@ -462,31 +462,52 @@ class DatagramMixin:
             errors = None
 
 
-def _host_needs_dns(addr):
-    """Whether ``socket.sendto(data, addr)`` would resolve ``addr``'s host by name
-    (a blocking lookup).  IP literals, and the two names the socket module
-    translates itself ("" for any address, "<broadcast>"), do not; an IPv6
-    literal may carry a ``%scope`` (an interface name, looked up locally).
-    A malformed address is not for us to judge: sendto reports it as before."""
+def _check_destination(addr, family):
+    """Refuse, with ValueError, an ``addr`` that ``socket.sendto`` on an
+    unconnected IP socket of ``family`` would have to resolve (a blocking DNS
+    lookup inside the loop), or could never send to (an IP literal of the other
+    family: uvloop refuses it; the socket module fails with gaierror)."""
+    host_family = _host_family(addr)
+    if host_family is None:
+        raise ValueError(
+            f"sendto(): {addr!r} names a host, whose address would take a "
+            f"DNS lookup inside the event loop: resolve it first (await "
+            f"loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)) and send "
+            f"to the address it gives")
+    if host_family and host_family != family:
+        given = "IPv4" if host_family == socket.AF_INET else "IPv6"
+        raise ValueError(
+            f"sendto(): socket family mismatch: {addr!r} is an {given} address "
+            f"and the socket is {socket.AddressFamily(family).name}")
+
+
+def _host_family(addr):
+    """The family of ``addr``'s host as ``socket.sendto(data, addr)`` takes it:
+    AF_INET or AF_INET6 for an IP literal (an IPv6 one may carry a ``%scope``,
+    an interface name looked up locally); 0 for what has no family to check:
+    the two names the socket module translates itself ("" for any address,
+    "<broadcast>"), and a malformed address, which is not for us to judge
+    (sendto reports it as before).  None for a host name, which sendto would
+    resolve by name (a blocking lookup)."""
     if type(addr) is not tuple or len(addr) < 2:
-        return False
+        return 0
     host = addr[0]
     if isinstance(host, (bytes, bytearray)):
         try:
             host = host.decode("ascii")
         except UnicodeDecodeError:
-            return True     # an internationalised name
+            return None     # an internationalised name
     elif not isinstance(host, str):
-        return False
+        return 0
     if host == "" or host == "<broadcast>":
-        return False
+        return 0
     try:
         socket.inet_pton(socket.AF_INET, host)
-        return False
+        return socket.AF_INET
     except (OSError, ValueError):
         pass
     try:
         socket.inet_pton(_IP_FAMILIES[1], host.partition("%")[0])
-        return False
+        return _IP_FAMILIES[1]
     except (OSError, ValueError):
-        return True
+        return None

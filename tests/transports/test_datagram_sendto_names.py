@@ -6,6 +6,10 @@ such an address with ValueError; pyloop does as uvloop (the reference here, run 
 ``PYLOOP_TEST_LOOPS=asyncio,pyloop,uvloop``).  IP literals keep working, and so do the two names
 the socket module translates without a lookup, ``""`` and ``"<broadcast>"`` (asyncio accepts
 them; uvloop refuses ``""``, pyloop keeps asyncio's behaviour there).
+
+An IP literal of the wrong family for the endpoint (``"::1"`` on an ``AF_INET`` one) can
+never be sent to: uvloop and pyloop refuse it with ValueError ("socket family mismatch"), asyncio
+hands the ``socket.gaierror`` from ``socket.sendto`` to ``error_received``.
 """
 
 import asyncio
@@ -128,13 +132,52 @@ def test_connected_endpoint_ignores_the_check(loop):
     run(loop, main())
 
 
-def test_host_needs_dns_rules():
-    pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
-    from pyloop._transports.datagram import _host_needs_dns
+@pytest.mark.parametrize("family, host, other", [
+    pytest.param(socket.AF_INET, "127.0.0.1", "::1", id="ipv4-endpoint-ipv6-literal"),
+    pytest.param(socket.AF_INET, "127.0.0.1", "fe80::1%lo", id="ipv4-endpoint-scoped-ipv6-literal"),
+    pytest.param(socket.AF_INET6, "::1", "127.0.0.1", id="ipv6-endpoint-ipv4-literal",
+                 marks=needs_ipv6),
+])
+def test_sendto_an_ip_literal_of_the_other_family(loop, loop_name, family, host, other):
+    async def main():
+        rx_tr, rx, tx_tr, tx = await _pair(loop, family, host)
+        try:
+            port = rx_tr.get_extra_info("sockname")[1]
+            if loop_name == "asyncio":
+                # The reference differs: socket.sendto's gaierror goes to error_received.
+                tx_tr.sendto(b"mismatch", (other, port))
+                assert len(tx.errors) == 1 and isinstance(tx.errors[0], socket.gaierror)
+            else:
+                with pytest.raises(ValueError, match="socket family mismatch") as caught:
+                    tx_tr.sendto(b"mismatch", (other, port))
+                assert tx.errors == []
+                if loop_name == "pyloop":
+                    # Says what was given and what the socket is.
+                    assert repr((other, port)) in str(caught.value)
+                    assert socket.AddressFamily(family).name in str(caught.value)
+            # Either way the endpoint stays open and usable.
+            assert not tx_tr.is_closing()
+            tx_tr.sendto(b"right family", (host, port))
+            assert await asyncio.wait_for(rx.received, TIMEOUT) == b"right family"
+        finally:
+            rx_tr.close()
+            tx_tr.close()
 
-    for addr in [("127.0.0.1", 1), ("::1", 1, 0, 0), ("fe80::1%lo", 1, 0, 0), ("", 1),
-                 ("<broadcast>", 1), (b"10.0.0.1", 1), "not a tuple", (42, 1), ("x",)]:
-        assert not _host_needs_dns(addr), addr
+    run(loop, main())
+
+
+def test_host_family_rules():
+    pytest.importorskip("pyloop._core.loop", reason="pyloop is not built")
+    from pyloop._transports.datagram import _host_family
+
+    for addr in [("127.0.0.1", 1), (b"10.0.0.1", 1), ("10.0.0.1", 1, 0, 0)]:
+        assert _host_family(addr) == socket.AF_INET, addr
+    for addr in [("::1", 1, 0, 0), ("fe80::1%lo", 1, 0, 0), (b"::1", 1), ("::ffff:1.2.3.4", 1)]:
+        assert _host_family(addr) == socket.AF_INET6, addr
+    # Nothing to judge: translated by the socket module, or malformed (sendto reports it).
+    for addr in [("", 1), ("<broadcast>", 1), "not a tuple", (42, 1), ("x",)]:
+        assert _host_family(addr) == 0, addr
+    # Names: sendto would look them up.
     for addr in [("localhost", 1), ("a.example", 1, 0, 0), (b"localhost", 1),
                  ("b\u00fccher.example", 1), ("1.2.3.4%eth0", 1), ("bad\0host", 1)]:
-        assert _host_needs_dns(addr), addr
+        assert _host_family(addr) is None, addr
