@@ -288,7 +288,7 @@ cdef class SocketTransport:
     # connection, which puts the object in a smaller allocator class.  They
     # are tested as truth values; a method returning one says bool(...).
     cdef flag _buffered
-    cdef flag _closing
+    cdef flag _closing_started      # close() or abort(); Python sees it as _closing
     cdef flag _eof
     cdef flag _read_eof_seen      # eof_received ran; nothing more to read
     cdef flag _reading_paused     # pause_reading(); Python sees it as _paused
@@ -359,7 +359,7 @@ cdef class SocketTransport:
         info = [type(self).__name__]
         if self._sock is None:
             info.append("closed")
-        elif self._closing:
+        elif self._closing_started:
             info.append("closing")
         info.append(f"fd={self._fd}")
         if self._sock is not None and self._loop is not None and not self._loop._closed:
@@ -407,7 +407,7 @@ cdef class SocketTransport:
     def is_closing(self):
         """Return True once ``close()`` or ``abort()`` was called (or the
         connection was lost)."""
-        return bool(self._closing)
+        return bool(self._closing_started)
 
     def set_protocol(self, protocol):
         """Switch to a new protocol; later data goes to it.  TypeError for an
@@ -428,9 +428,9 @@ cdef class SocketTransport:
     def close(self):
         """Close after the write queue is flushed; ``connection_lost(None)``
         follows.  Reading stops at once."""
-        if self._closing:
+        if self._closing_started:
             return
-        self._closing = True
+        self._closing_started = True
         self._loop._remove_watcher(self._fd, False)
         if not self._buffer:
             self._conn_lost += 1
@@ -442,7 +442,7 @@ cdef class SocketTransport:
 
     def is_reading(self):
         """Return True if the transport is receiving."""
-        return not self._reading_paused and not self._closing
+        return not self._reading_paused and not self._closing_started
 
     # asyncio's socket transport keeps its pause in a ``_paused`` attribute,
     # which code in the wild reads (uvloop's tests).  A property over the
@@ -451,9 +451,14 @@ cdef class SocketTransport:
     def _paused(self):
         return bool(self._reading_paused)
 
+    # The same for asyncio's ``_closing`` (set by close() and abort()).
+    @property
+    def _closing(self):
+        return bool(self._closing_started)
+
     def pause_reading(self):
         """Stop calling ``data_received`` until ``resume_reading()``."""
-        if self._closing or self._reading_paused:
+        if self._closing_started or self._reading_paused:
             return
         self._reading_paused = True
         self._loop._remove_watcher(self._fd, False)
@@ -462,7 +467,7 @@ cdef class SocketTransport:
 
     def resume_reading(self):
         """Resume receiving after ``pause_reading()``."""
-        if self._closing or not self._reading_paused:
+        if self._closing_started or not self._reading_paused:
             return
         self._reading_paused = False
         self._start_reading()
@@ -650,7 +655,7 @@ cdef class SocketTransport:
 
     def write_eof(self):
         """Close the write side once the queue is flushed (half-close)."""
-        if self._closing or self._eof:
+        if self._closing_started or self._eof:
             return
         self._eof = True
         if not self._buffer:
@@ -740,8 +745,8 @@ cdef class SocketTransport:
         if self._buffer:
             _drop_queue(self)
         self._stop_writing()
-        if not self._closing:
-            self._closing = True
+        if not self._closing_started:
+            self._closing_started = True
             self._loop._remove_watcher(self._fd, False)
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc,

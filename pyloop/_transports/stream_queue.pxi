@@ -145,7 +145,7 @@ cdef _flush(SocketTransport tr):
         tr._stop_writing()
         if tr._empty_waiter is not None:
             tr._empty_waiter.set_result(None)
-        if tr._closing:
+        if tr._closing_started:
             # Unless resume_writing() just called close() or abort(): that
             # counted the loss and scheduled connection_lost itself.
             if not tr._conn_lost:

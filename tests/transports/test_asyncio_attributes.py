@@ -86,6 +86,23 @@ def test_stream_transport_shows_whether_reading_is_paused(loop):
     run(loop, main())
 
 
+@pytest.mark.parametrize("how", ["close", "abort"])
+def test_stream_transport_shows_whether_it_is_closing(loop, how):
+    # asyncio's socket transport keeps it in ``_closing`` (uvloop's tests read it too).
+    async def main():
+        server, _, transport, client = await _connected_pair(loop)
+        assert transport._closing is False
+        getattr(transport, how)()
+        assert transport._closing is True
+        assert transport.is_closing()
+        await client.lost
+        assert transport._closing is True
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
 def test_start_tls_on_a_transport_closed_just_before_returns_none(loop, tls):
     async def main():
         with socket.socket() as listener:
