@@ -110,6 +110,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
 import socket as _socket_mod
 
+
 cdef enum SockOpKind:
     OP_RECV
     OP_RECV_INTO
@@ -351,7 +352,8 @@ cdef object _sock_start(BaseLoop loop, SockWait op, int fd=-1):
         # fd: the number cannot be reused under it (module essay).  By the
         # real type: a Mock(spec=socket) passes isinstance() and has no
         # counter to add to.
-        op.sock._io_refs += 1
+        if not op.exact or pl_sock_io_refs_add(op.sock, 1):
+            op.sock._io_refs += 1
         op.io_ref = True
     try:
         _sock_attach(loop, op, fd)
@@ -436,7 +438,7 @@ cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
     # socket.socket: only those hold io references, and only those park).
     if parked.io_ref:
         parked.io_ref = False
-    else:
+    elif not op.exact or pl_sock_io_refs_add(op.sock, 1):
         op.sock._io_refs += 1
     op.io_ref = True
     parked.parked = False
@@ -587,10 +589,12 @@ cdef int _sock_drop_io_ref(SockWait op) except -1:
             # socket.socket._decref_socketios, without a Python-level call:
             # one reference less, and the real close if sock.close() was
             # called meanwhile.
-            refs = sock._io_refs
-            if refs > 0:
-                sock._io_refs = refs - 1
-            if sock._closed:
+            if pl_sock_io_refs_add(sock, -1):
+                refs = sock._io_refs
+                if refs > 0:
+                    sock._io_refs = refs - 1
+            closed = pl_sock_closed(sock)
+            if closed == 1 or (closed < 0 and sock._closed):
                 sock.close()
         else:
             sock._decref_socketios()

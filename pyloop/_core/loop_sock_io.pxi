@@ -30,11 +30,16 @@
 # number is reused by another socket.  The module buffer is used only with
 # the GIL held and with no Python code between the call that fills it and
 # the copy that empties it, so it serves every loop.
+#
+# At the end: the socket's io references (``_io_refs``, and ``_closed``), read
+# and written in the object's slots rather than as attributes, see there.
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE
 from libc.errno cimport errno, EAGAIN
 from libc.string cimport memcpy
+
+from socket import socket as _sock_io_socket_type
 
 cdef extern from "sys/uio.h" nogil:
     struct iovec:
@@ -275,3 +280,80 @@ cdef bint _writable_buffer(object buf):
         return False
     PyBuffer_Release(&view)
     return True
+
+
+# ---- socket.socket's io references (loop_sock.pxi holds one while an operation waits)
+
+cdef extern from *:
+    """
+    #include "structmember.h"
+
+    /* socket.socket keeps _io_refs and _closed in __slots__: on an object of
+       exactly that class they sit at fixed offsets, found once from the
+       slots' member descriptors.  Reading and writing them there costs a
+       few instructions where an attribute lookup costs a few hundred, and
+       a woken receive gives its io reference back and the next one takes
+       one (module essay) for every message.  -1: not found, use getattr. */
+    static Py_ssize_t pl_member_offset(PyObject *descr)
+    {
+        PyMemberDef *m;
+        if (descr == NULL || !PyObject_TypeCheck(descr, &PyMemberDescr_Type))
+            return -1;
+        m = ((PyMemberDescrObject *)descr)->d_member;
+        return m->type == T_OBJECT_EX ? m->offset : -1;
+    }
+
+    static Py_ssize_t pl_io_refs_at = -1;
+    static Py_ssize_t pl_closed_at = -1;
+
+    /* sock._io_refs += delta (never below 0) on an exact socket.socket:
+       0 done, 1 not done here (the caller uses the attribute), -1 error. */
+    static int pl_sock_io_refs_add(PyObject *sock, long delta)
+    {
+        PyObject **slot, *old, *now;
+        long n;
+        if (pl_io_refs_at < 0)
+            return 1;
+        slot = (PyObject **)((char *)sock + pl_io_refs_at);
+        old = *slot;
+        if (old == NULL || !PyLong_CheckExact(old))
+            return 1;
+        n = PyLong_AsLong(old);
+        if (n == -1 && PyErr_Occurred())
+            return -1;
+        n += delta;
+        now = PyLong_FromLong(n < 0 ? 0 : n);
+        if (now == NULL)
+            return -1;
+        *slot = now;
+        Py_DECREF(old);
+        return 0;
+    }
+
+    /* sock._closed on an exact socket.socket: 1 or 0, -1 unknown here. */
+    static int pl_sock_closed(PyObject *sock)
+    {
+        PyObject *v;
+        if (pl_closed_at < 0)
+            return -1;
+        v = *(PyObject **)((char *)sock + pl_closed_at);
+        if (v == Py_True)
+            return 1;
+        return v == Py_False ? 0 : -1;
+    }
+    """
+    Py_ssize_t pl_member_offset(object descr)
+    Py_ssize_t pl_io_refs_at
+    Py_ssize_t pl_closed_at
+    int pl_sock_io_refs_add(object sock, long delta) except -1
+    int pl_sock_closed(object sock)
+
+
+cdef _init_socket_slots():
+    global pl_io_refs_at, pl_closed_at
+    slots = _sock_io_socket_type.__dict__
+    pl_io_refs_at = pl_member_offset(slots.get("_io_refs"))
+    pl_closed_at = pl_member_offset(slots.get("_closed"))
+
+
+_init_socket_slots()
