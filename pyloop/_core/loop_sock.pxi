@@ -90,9 +90,9 @@
 # the loop once per change of its file and its stale token has the wake-up
 # ignored, where a level-triggered one would end every wait at once for as
 # long as the file stays readable.  Edges are all the operations need: they
-# try the call first and wait only after the kernel said "would block"
-# (loop_sock_io.pxi's FIONREAD shortcut makes a real receive when it reads 0,
-# which may be an end of file that no new edge announces).
+# try the call first and wait only after the kernel said "would block" (a
+# real system call, never a guess: an end of file already there makes no new
+# edge).
 #
 # Ownership: the watch slot owns one reference to the SockWait; the
 # coroutine holds another until it ends, the loop's parked lists one while it
@@ -352,9 +352,7 @@ cdef object _sock_start(BaseLoop loop, SockWait op, int fd=-1):
         # fd: the number cannot be reused under it (module essay).  By the
         # real type: a Mock(spec=socket) passes isinstance() and has no
         # counter to add to.
-        if not op.exact or pl_sock_io_refs_add(op.sock, 1):
-            op.sock._io_refs += 1
-        op.io_ref = True
+        _sock_take_io_ref(op)
     try:
         _sock_attach(loop, op, fd)
     except BaseException:
@@ -438,9 +436,9 @@ cdef bint _sock_adopt(BaseLoop loop, SockWait op, int fd) except -1:
     # socket.socket: only those hold io references, and only those park).
     if parked.io_ref:
         parked.io_ref = False
-    elif not op.exact or pl_sock_io_refs_add(op.sock, 1):
-        op.sock._io_refs += 1
-    op.io_ref = True
+        op.io_ref = True
+    else:
+        _sock_take_io_ref(op)
     parked.parked = False
     parked.fd = -1
     if loop._debug and op._source_traceback is None:
@@ -530,7 +528,7 @@ cdef object _sock_ready(SockWait op):
 cdef int _sock_finish_woken(SockWait op) except -1:
     if not op.parked:
         return 0
-    if op.sock._closed:
+    if _sock_closed(op):
         # close() was called while the op waited: off the watch while the
         # fd is still open, then the deferred close.
         op.parked = False
@@ -580,6 +578,22 @@ cdef int _sock_let_go(SockWait op) except -1:
     return 0
 
 
+cdef bint _sock_closed(SockWait op) except -1:
+    """sock._closed: close() was called (and waits for the io references)."""
+    cdef int closed = pl_sock_closed(op.sock) if op.exact else -1
+    if closed < 0:
+        return bool(op.sock._closed)
+    return closed
+
+
+cdef int _sock_take_io_ref(SockWait op) except -1:
+    """Hold one of the socket's io references: a close() waits for it."""
+    if not op.exact or pl_sock_io_refs_add(op.sock, 1):
+        op.sock._io_refs += 1
+    op.io_ref = True
+    return 0
+
+
 cdef int _sock_drop_io_ref(SockWait op) except -1:
     """Give the socket's io reference back: a close() it deferred happens now."""
     if op.io_ref:
@@ -593,8 +607,7 @@ cdef int _sock_drop_io_ref(SockWait op) except -1:
                 refs = sock._io_refs
                 if refs > 0:
                     sock._io_refs = refs - 1
-            closed = pl_sock_closed(sock)
-            if closed == 1 or (closed < 0 and sock._closed):
+            if _sock_closed(op):
                 sock.close()
         else:
             sock._decref_socketios()
@@ -607,11 +620,13 @@ async def sock_recv(BaseLoop self, sock, n):
     """Receive up to ``n`` bytes from ``sock``."""
     cdef SockWait op
     cdef int fd = -1
+    cdef Py_ssize_t hint
     cdef bint fast = _sock_checks(self, sock)
     if fast and type(n) is int and 0 <= n <= SOCK_BUFFER_SIZE:
         fd = sock.fileno()
-        if _recv_hint(self, fd) >= SIZED_RECV_MIN:
-            result = _recv_sized(fd, n)
+        hint = _recv_hint(self, fd)
+        if hint >= DIRECT_FIRST_TRY_MIN:
+            result = _recv_direct(fd, n, hint)
         else:
             result = _recv_now(fd, n)
         if result is not _NOT_YET:

@@ -17,17 +17,14 @@
 # the socket's previous receive and shrunk to what came, with the module
 # buffer as overflow: loop_sock.pxi uses it when the loop woke the receive
 # (data is there) and the fd's receives are 4 KiB and more, where the copy
-# costs more than the shrink.  ``_recv_sized`` asks the kernel how much is
-# there (FIONREAD) and reads exactly that into a ``bytes`` of that size: the
-# first try of a receive uses it when the fd's receives are 32 KiB and more
-# (a busy peer's large messages are there before the loop is asked to wait,
-# and one more system call costs less than copying them); nothing there, it
-# makes a plain receive, which tells "would block" from an end of file (the
-# wait is edge-triggered: an end of file already there would not wake it).
-# What "the fd's
-# receives" were is ``FdWatch.recv_hint``, the size of the last one, kept in
-# the watch array by ``_set_recv_hint``: a guess only, harmless when the
-# number is reused by another socket.  The module buffer is used only with
+# costs more than the shrink, and for the first try of a receive when they
+# are 32 KiB and more (a busy peer's large messages are there before the
+# loop is asked to wait; nothing there, the block is freed: cheaper than
+# asking the size with FIONREAD first, which would still need the recv to
+# tell "would block" from an end of file, and the wait is edge-triggered).
+# What "the fd's receives" were is ``FdWatch.recv_hint``, the size of the
+# last one, kept in the watch array by ``_set_recv_hint``: a guess only,
+# harmless when the number is reused by another socket.  The module buffer is used only with
 # the GIL held and with no Python code between the call that fills it and
 # the copy that empties it, so it serves every loop.
 #
@@ -67,10 +64,6 @@ cdef extern from "sys/socket.h" nogil:
 cdef extern from "errno.h":
     int EWOULDBLOCK
 
-cdef extern from "sys/ioctl.h" nogil:
-    int ioctl(int fd, unsigned long request, ...)
-    unsigned long FIONREAD
-
 cdef extern from *:
     """
     #ifndef MSG_NOSIGNAL
@@ -90,8 +83,9 @@ cdef enum:
     # the module's buffer costs more than allocating a little too much.
     DIRECT_RECV_MIN = 4 * 1024
     # A first try on a socket whose previous receive brought at least this
-    # much asks for the size first (_recv_sized).
-    SIZED_RECV_MIN = 32 * 1024
+    # much goes straight into a bytes too (below, a woken receive is likelier
+    # to find data than a first try, which usually finds nothing).
+    DIRECT_FIRST_TRY_MIN = 32 * 1024
 
 # The module buffer (see above).
 cdef char _sock_buffer[SOCK_BUFFER_SIZE]
@@ -179,48 +173,6 @@ cdef inline void _set_recv_hint(BaseLoop loop, int fd, Py_ssize_t size) noexcept
     # it (and a receive that had to wait made the entry).
     if loop.resources_ready and 0 <= fd < loop.watches_len:
         loop.watches[fd].recv_hint = <uint32_t>size
-
-
-cdef object _recv_sized(int fd, Py_ssize_t n):
-    """Read what is there, up to n bytes, into a bytes object of that size
-    (FIONREAD, then recv(2)): the bytes, or _NOT_YET when nothing is there."""
-    cdef int avail = 0
-    cdef PyObject *obj
-    cdef ssize_t got
-    cdef int err
-    if ioctl(fd, FIONREAD, &avail) < 0:
-        return _recv_now(fd, n)          # whatever the socket says, as recv says it
-    if avail <= 0:
-        # Nothing, or an end of file (FIONREAD says 0 for both): recv tells
-        # them apart.  Waiting on a 0 is not safe: the wait is edge-triggered
-        # (loop_sock.pxi), and an end of file that came with the data the
-        # last receive read makes no new edge.
-        return _recv_now(fd, n)
-    if avail > n:
-        avail = <int>n
-    result = PyBytes_FromStringAndSize(NULL, avail)
-    obj = <PyObject *>result
-    while True:
-        got = recv(fd, PyBytes_AS_STRING(obj), <size_t>avail, MSG_DONTWAIT)
-        if got >= 0:
-            break
-        err = errno
-        if err == EINTR:
-            PyErr_CheckSignals()
-        elif err == EAGAIN or err == EWOULDBLOCK:
-            return _NOT_YET
-        else:
-            raise _oserror(err)
-    if got == avail:
-        return result
-    # Less than announced (another reader was quicker): shrink, as in
-    # _recv_direct.
-    Py_INCREF(result)
-    result = None
-    _PyBytes_Resize(&obj, got)
-    result = <object>obj
-    Py_DECREF(result)
-    return result
 
 
 cdef object _recv_into_now(int fd, object buf):
