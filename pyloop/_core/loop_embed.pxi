@@ -81,7 +81,7 @@ cdef int _embed_step(BaseLoop loop) except -1:
         _poll(loop, 0)
     now = pl_clock_now_ns()
     loop.last_poll_ns = now
-    _expire_timers(loop)
+    _expire_timers(loop, now)
     # The iteration's counters (loop_metrics.pxi); a step never sleeps.
     pl_metrics_batch(loop.metrics, now, now, loop.ready.len)
     if loop._debug:
