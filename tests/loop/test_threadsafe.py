@@ -159,6 +159,37 @@ def test_threadsafe_returns_cancellable_handle(loop):
     assert out == ["kept"]
 
 
+def test_handles_made_after_a_burst_carry_nothing_over(loop):
+    # A thread queues a burst bigger than any handle cache, cancels every
+    # other handle, the loop runs the rest and the handles are dropped; the
+    # handles made next (pyloop takes them from its freelist) start as new:
+    # not cancelled, their own callback, arguments and context.
+    n = 20_000
+    ran = []
+    var = contextvars.ContextVar("var")
+
+    def burst():
+        handles = [loop.call_soon_threadsafe(ran.append, i) for i in range(n)]
+        for handle in handles[::2]:
+            handle.cancel()
+
+    thread = threading.Thread(target=burst)
+    thread.start()
+    _join_all([thread])
+    loop.call_soon(loop.stop)
+    run_forever(loop)
+    assert ran == list(range(1, n, 2))
+
+    seen = []
+    var.set("fresh")
+    fresh = [loop.call_soon(lambda i=i: seen.append((i, var.get()))) for i in range(n)]
+    assert not any(handle.cancelled() for handle in fresh)
+    assert "cancelled" not in repr(fresh[0])
+    loop.call_soon(loop.stop)
+    run_forever(loop)
+    assert seen == [(i, "fresh") for i in range(n)]
+
+
 def test_threadsafe_on_closed_loop_raises(loop):
     loop.close()
     with pytest.raises(RuntimeError):
