@@ -6,7 +6,10 @@ would hide the standard library's http package.)
 For each loop, each round: start the server in its own process, warm it up with a one-second wrk run, then
 run ``wrk -t2 -c50 -d<duration> --latency`` and read requests/s, latency percentiles and the request count
 from wrk's report; the server's CPU (utime and stime from /proc/PID/stat, all threads) is read just before
-and just after the measured wrk run and divided by the requests wrk counted.  Rounds rotate the loop order;
+and just after the measured wrk run and divided by the requests wrk counted, and wrk's own CPU (its rusage
+as a waited child) likewise: on a machine whose cores the server and wrk share, wrk's CPU per request can
+exceed the server's, and then req/s says more about how the scheduler placed the three threads than about
+the server.  Rounds rotate the loop order;
 tables show medians over rounds.  The group is skipped, with a message, when wrk (``apt-get install wrk``)
 or httptools (``pip install httptools``, in the ``bench`` extra) is missing.
 """
@@ -16,6 +19,7 @@ import dataclasses
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,12 +47,16 @@ def run_wrk(wrk: str, server: netlib.Server, duration: int, cpu: int | None, sch
     argv = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "--timeout", "5s",
             f"{scheme}://127.0.0.1:{server.port}/"]
     u0, s0 = server.cpu_times()
+    # wrk is the only child waited for in between (the servers still run), so the
+    # children's rusage grows by wrk's CPU alone.
+    w0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
                               preexec_fn=netlib.pinned(cpu))
     except subprocess.TimeoutExpired:
         raise RuntimeError("wrk hung") from None
     u1, s1 = server.cpu_times() if server.alive() else (u0, s0)
+    w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0 or not server.alive():
         why = proc.stderr.strip()[-300:] or f"wrk exit status {proc.returncode}"
         if not server.alive():
@@ -62,6 +70,7 @@ def run_wrk(wrk: str, server: netlib.Server, duration: int, cpu: int | None, sch
     out["server_cpu_s"] = {"user": u1 - u0, "sys": s1 - s0}
     out.update(user_us=(u1 - u0) * 1e6 / n, sys_us=(s1 - s0) * 1e6 / n)
     out["total_us"] = out["user_us"] + out["sys_us"]
+    out["client_us"] = (w1.ru_utime - w0.ru_utime + w1.ru_stime - w0.ru_stime) * 1e6 / n
     return out
 
 
@@ -200,7 +209,7 @@ def run_wrk_group(args, loops: list[str], benches: list[Benchmark], versions: di
     return _report(args, loops, benches, table, versions, missing, settings, group)
 
 
-HEAD = ["loop", "req/s", "vs {}", "user us/req", "sys us/req", "total us/req", "p50 us", "p99 us"]
+HEAD = ["loop", "req/s", "vs {}", "user us/req", "sys us/req", "total us/req", "wrk us/req", "p50 us", "p99 us"]
 
 
 def _baseline(loops: list[str], cells: dict[str, Cell], group: WrkGroup) -> str | None:
@@ -217,13 +226,14 @@ def _rows(loops, cells, base):
     for name in loops:
         c = cells[name]
         if c.unsupported or c.error:
-            rows.append([name, "not supported" if c.unsupported else "error"] + [""] * 6)
+            rows.append([name, "not supported" if c.unsupported else "error"] + [""] * (len(HEAD) - 2))
             continue
         ratio = (netlib.paired_ratio(c.values("req_per_s"), cells[base].values("req_per_s"))
                  if base and name != base else None)
         rows.append([name, netlib.fmt_num(c.median("req_per_s")), f"{ratio:.2f}x" if ratio else "-",
                      netlib.fmt_num(c.median("user_us")), netlib.fmt_num(c.median("sys_us")),
-                     netlib.fmt_num(c.median("total_us")), netlib.fmt_num(c.median("p50")),
+                     netlib.fmt_num(c.median("total_us")), netlib.fmt_num(c.median("client_us")),
+                     netlib.fmt_num(c.median("p50")),
                      netlib.fmt_num(c.median("p99"))])
     return rows
 
@@ -318,4 +328,6 @@ def _report(args, loops, benches, table, versions, missing, settings, group: Wrk
 NOTE = ("Medians over rounds.  req/s: wrk's Requests/sec; 'vs <loop>': this loop's req/s over the baseline's "
         "(the named loop,\nor the fastest other loop with pyloop excluded), median of per-round ratios.  us/req: "
         "server CPU per request from\n/proc/PID/stat around the measured wrk run; user and sys split the median "
-        "total by the user share pooled over\nrounds (tick-sampled).  p50/p99: wrk's latency distribution.")
+        "total by the user share pooled over\nrounds (tick-sampled).  wrk us/req: the load generator's own CPU "
+        "per request (both threads); when it\nexceeds the server's on a machine whose cores they share, wrk "
+        "sets the pace.  p50/p99: wrk's latency distribution.")
