@@ -20,7 +20,7 @@
 # they mean): plain C stores, timed with the clock reads the steps make
 # anyway, plus one read before a poll that may block.
 #
-# Clock reads (clock_gettime, ~30 ns here: a tenth of a call_soon chain's
+# Clock reads (clock_gettime, ~30 ns here: an eighth of a call_soon chain's
 # iteration): one per iteration, ``now``, taken after the poll or, when a busy
 # loop skips the poll, to decide so.  Timer expiry, the busy-poll throttle and
 # the lag metric all use it; only a poll that may block adds one before it.

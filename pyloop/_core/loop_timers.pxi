@@ -57,8 +57,8 @@ cdef int _expire_timers(BaseLoop loop, int64_t clock_ns) except -1:
     # clock_ns: pl_clock_now_ns() as the iteration read it just now (after
     # its poll, or to decide to skip one).  The loop's time is derived from
     # it as _loop_now() would derive it from a read of its own: one clock
-    # read fewer per iteration with timers pending (~30 ns here, as much as
-    # a third of a short iteration's own cost).
+    # read fewer per iteration with timers pending (~30 ns here; a call_soon
+    # chain with a timer pending went from ~240 to ~225 ns per iteration).
     cdef const pl_timer_t *first
     cdef pl_timer_t timer
     cdef int64_t now

@@ -160,10 +160,10 @@ def test_threadsafe_returns_cancellable_handle(loop):
 
 
 def test_handles_made_after_a_burst_carry_nothing_over(loop):
-    # A thread queues a burst bigger than any handle cache, cancels every
-    # other handle, the loop runs the rest and the handles are dropped; the
-    # handles made next (pyloop takes them from its freelist) start as new:
-    # not cancelled, their own callback, arguments and context.
+    # A thread queues a burst of handles and cancels every other one, the
+    # loop runs the rest and the handles are dropped; the handles made next
+    # (pyloop takes them from its freelist) start as new: not cancelled,
+    # their own callback, arguments and context.
     n = 20_000
     ran = []
     var = contextvars.ContextVar("var")
