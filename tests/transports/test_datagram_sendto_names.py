@@ -13,6 +13,7 @@ hands the ``socket.gaierror`` from ``socket.sendto`` to ``error_received``.
 """
 
 import asyncio
+import contextlib
 import socket
 
 import pytest
@@ -38,28 +39,32 @@ class Receiver(asyncio.DatagramProtocol):
         self.errors.append(exc)
 
 
+@contextlib.asynccontextmanager
 async def _pair(loop, family, host):
+    """A receiving and a sending endpoint on ``host``, closed on the way out:
+    (rx_tr, rx, tx_tr, tx, the receiver's port)."""
     rx_tr, rx = await loop.create_datagram_endpoint(Receiver, local_addr=(host, 0), family=family)
-    tx_tr, tx = await loop.create_datagram_endpoint(Receiver, local_addr=(host, 0), family=family)
-    return rx_tr, rx, tx_tr, tx
+    try:
+        tx_tr, tx = await loop.create_datagram_endpoint(Receiver, local_addr=(host, 0), family=family)
+        try:
+            yield rx_tr, rx, tx_tr, tx, rx_tr.get_extra_info("sockname")[1]
+        finally:
+            tx_tr.close()
+    finally:
+        rx_tr.close()
 
 
 @NOT_ASYNCIO
 @pytest.mark.parametrize("name", ["localhost", "pyloop-no-such-host.invalid", b"localhost", "example.com"])
 def test_sendto_a_host_name_is_refused_and_the_transport_stays_usable(loop, name):
     async def main():
-        rx_tr, rx, tx_tr, tx = await _pair(loop, socket.AF_INET, "127.0.0.1")
-        try:
-            port = rx_tr.get_extra_info("sockname")[1]
+        async with _pair(loop, socket.AF_INET, "127.0.0.1") as (rx_tr, rx, tx_tr, tx, port):
             with pytest.raises(ValueError, match="DNS lookup"):
                 tx_tr.sendto(b"by name", (name, port))
             assert not tx_tr.is_closing()
             tx_tr.sendto(b"by address", ("127.0.0.1", port))
             assert await asyncio.wait_for(rx.received, TIMEOUT) == b"by address"
             assert tx.errors == []
-        finally:
-            rx_tr.close()
-            tx_tr.close()
 
     run(loop, main())
 
@@ -68,16 +73,11 @@ def test_sendto_a_host_name_is_refused_and_the_transport_stays_usable(loop, name
 @needs_ipv6
 def test_sendto_a_host_name_on_ipv6_is_refused(loop):
     async def main():
-        rx_tr, rx, tx_tr, tx = await _pair(loop, socket.AF_INET6, "::1")
-        try:
-            port = rx_tr.get_extra_info("sockname")[1]
+        async with _pair(loop, socket.AF_INET6, "::1") as (rx_tr, rx, tx_tr, tx, port):
             with pytest.raises(ValueError, match="DNS lookup"):
                 tx_tr.sendto(b"x", ("localhost", port, 0, 0))
             tx_tr.sendto(b"v6", ("::1", port, 0, 0))
             assert await asyncio.wait_for(rx.received, TIMEOUT) == b"v6"
-        finally:
-            rx_tr.close()
-            tx_tr.close()
 
     run(loop, main())
 
@@ -85,14 +85,9 @@ def test_sendto_a_host_name_on_ipv6_is_refused(loop):
 @pytest.mark.parametrize("host", ["127.0.0.1", b"127.0.0.1"])
 def test_sendto_ip_literals_still_work(loop, host):
     async def main():
-        rx_tr, rx, tx_tr, tx = await _pair(loop, socket.AF_INET, "127.0.0.1")
-        try:
-            port = rx_tr.get_extra_info("sockname")[1]
+        async with _pair(loop, socket.AF_INET, "127.0.0.1") as (rx_tr, rx, tx_tr, tx, port):
             tx_tr.sendto(b"literal", (host, port))
             assert await asyncio.wait_for(rx.received, TIMEOUT) == b"literal"
-        finally:
-            rx_tr.close()
-            tx_tr.close()
 
     run(loop, main())
 
@@ -101,14 +96,9 @@ def test_sendto_ip_literals_still_work(loop, host):
 def test_sendto_the_any_address_names_are_not_lookups(loop):
     """"" (INADDR_ANY: on Linux, to this host) is translated by the socket module itself."""
     async def main():
-        rx_tr, rx, tx_tr, tx = await _pair(loop, socket.AF_INET, "127.0.0.1")
-        try:
-            port = rx_tr.get_extra_info("sockname")[1]
+        async with _pair(loop, socket.AF_INET, "127.0.0.1") as (rx_tr, rx, tx_tr, tx, port):
             tx_tr.sendto(b"any", ("", port))
             assert await asyncio.wait_for(rx.received, TIMEOUT) == b"any"
-        finally:
-            rx_tr.close()
-            tx_tr.close()
 
     run(loop, main())
 
@@ -140,9 +130,7 @@ def test_connected_endpoint_ignores_the_check(loop):
 ])
 def test_sendto_an_ip_literal_of_the_other_family(loop, loop_name, family, host, other):
     async def main():
-        rx_tr, rx, tx_tr, tx = await _pair(loop, family, host)
-        try:
-            port = rx_tr.get_extra_info("sockname")[1]
+        async with _pair(loop, family, host) as (rx_tr, rx, tx_tr, tx, port):
             if loop_name == "asyncio":
                 # The reference differs: socket.sendto's gaierror goes to error_received.
                 tx_tr.sendto(b"mismatch", (other, port))
@@ -159,9 +147,6 @@ def test_sendto_an_ip_literal_of_the_other_family(loop, loop_name, family, host,
             assert not tx_tr.is_closing()
             tx_tr.sendto(b"right family", (host, port))
             assert await asyncio.wait_for(rx.received, TIMEOUT) == b"right family"
-        finally:
-            rx_tr.close()
-            tx_tr.close()
 
     run(loop, main())
 
