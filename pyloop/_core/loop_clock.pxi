@@ -21,6 +21,14 @@ cdef inline int64_t _loop_now(BaseLoop loop) noexcept:
     return pl_clock_now_ns() + loop.clock_offset_ns
 
 
+cdef inline int64_t _loop_time_at(BaseLoop loop, int64_t clock_ns) noexcept:
+    # _loop_now() for a pl_clock_now_ns() reading the caller already made
+    # (the iteration's: one clock read per iteration, loop_iteration.pxi).
+    if loop.clock_paused:
+        return loop.clock_virtual_ns
+    return clock_ns + loop.clock_offset_ns
+
+
 cdef int64_t _paused_timeout(BaseLoop loop) except? -3:
     """The poll timeout of an idle iteration (nothing ready, not
     stopping) while the clock is paused: 0 if a timer is due, -1 to wait

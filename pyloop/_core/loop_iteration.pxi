@@ -63,10 +63,9 @@ cdef int _run_once(BaseLoop loop) except -1:
     elif loop.timers.len:
         first = _first_live_timer(loop)
         if first != NULL:
-            # _loop_now() unpaused (the branch above took the paused
-            # clock); the read doubles as the poll's start.
+            # The read doubles as the poll's start.
             poll_start = pl_clock_now_ns()
-            now = poll_start + loop.clock_offset_ns
+            now = _loop_time_at(loop, poll_start)
             # Compare first: a deadline clamped near INT64_MIN would
             # overflow the subtraction into a very long wait.
             timeout = 0 if first.deadline_ns <= now else first.deadline_ns - now

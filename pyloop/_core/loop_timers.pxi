@@ -55,16 +55,16 @@ cdef inline const pl_timer_t *_first_live_timer(BaseLoop loop) noexcept:
 
 cdef int _expire_timers(BaseLoop loop, int64_t clock_ns) except -1:
     # clock_ns: pl_clock_now_ns() as the iteration read it just now (after
-    # its poll, or to decide to skip one).  The loop's time is derived from
-    # it as _loop_now() would derive it from a read of its own: one clock
-    # read fewer per iteration with timers pending (~30 ns here; a call_soon
-    # chain with a timer pending went from ~240 to ~225 ns per iteration).
+    # its poll, or to decide to skip one), turned into the loop's time by
+    # _loop_time_at: one clock read fewer per iteration with timers pending
+    # (~30 ns here; a call_soon chain with a timer pending went from ~240 to
+    # ~225 ns per iteration).
     cdef const pl_timer_t *first
     cdef pl_timer_t timer
     cdef int64_t now
     if loop.timers.len == 0:
         return 0
-    now = loop.clock_virtual_ns if loop.clock_paused else clock_ns + loop.clock_offset_ns
+    now = _loop_time_at(loop, clock_ns)
     try:
         while True:
             first = pl_timer_heap_peek(&loop.timers)
